@@ -1,0 +1,32 @@
+# Thin wrapper around Meson so the README's commands stay short.
+#   make        build everything into build/
+#   make check  install what is missing, build, run every test
+#   make demo   install what is missing, build, run examples/hello.yaml
+#   make fuzz   build the libFuzzer targets with clang into build-fuzz/
+#   make bench  run the benchmarks in bench/
+BUILD ?= build
+
+.PHONY: all deps check demo fuzz bench clean
+
+all: deps
+	@test -f $(BUILD)/build.ninja || meson setup $(BUILD)
+	ninja -C $(BUILD)
+
+deps:
+	@./scripts/install-deps
+
+check: deps
+	/usr/bin/python3 tests/run
+
+demo: all
+	./scripts/demo
+
+fuzz: deps
+	@test -f build-fuzz/build.ninja || CC=clang meson setup build-fuzz -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false
+	ninja -C build-fuzz
+
+bench: all
+	./bench/run
+
+clean:
+	rm -rf build build-asan build-fuzz
