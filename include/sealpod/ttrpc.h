@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* ttRPC (containerd/ttrpc wire protocol v1.1): unary calls over a byte
+ * stream. A server dispatches requests by service and method to handlers
+ * registered in a table; a client issues calls with deadlines. Payloads
+ * are opaque serialized protobuf messages: callers pack and unpack them
+ * with their protobuf-c types. */
+#ifndef SEALPOD_TTRPC_H
+#define SEALPOD_TTRPC_H
+
+#include <sys/types.h>
+
+#include "sealpod/common.h"
+#include "sealpod/err.h"
+
+#define SP_TTRPC_MAX_MESSAGE (4u << 20)
+
+/* google.rpc.Code values carried in Response.status. */
+enum sp_rpc_code {
+	SP_RPC_OK = 0,
+	SP_RPC_CANCELLED = 1,
+	SP_RPC_UNKNOWN = 2,
+	SP_RPC_INVALID_ARGUMENT = 3,
+	SP_RPC_DEADLINE_EXCEEDED = 4,
+	SP_RPC_NOT_FOUND = 5,
+	SP_RPC_ALREADY_EXISTS = 6,
+	SP_RPC_PERMISSION_DENIED = 7,
+	SP_RPC_RESOURCE_EXHAUSTED = 8,
+	SP_RPC_FAILED_PRECONDITION = 9,
+	SP_RPC_ABORTED = 10,
+	SP_RPC_OUT_OF_RANGE = 11,
+	SP_RPC_UNIMPLEMENTED = 12,
+	SP_RPC_INTERNAL = 13,
+	SP_RPC_UNAVAILABLE = 14,
+	SP_RPC_DATA_LOSS = 15,
+	SP_RPC_UNAUTHENTICATED = 16,
+};
+
+/* Maps an sp_err code to the status a peer should see (denied →
+ * PERMISSION_DENIED, not-found → NOT_FOUND, ...). */
+SP_PUBLIC int sp_rpc_code_from_err(int sp_err_code);
+SP_PUBLIC const char *sp_rpc_code_name(int rpc_code);
+
+typedef struct sp_ttrpc_kv {
+	const char *key;
+	const char *value;
+} sp_ttrpc_kv;
+
+/* What a handler sees of one request. Valid only during the call. */
+typedef struct sp_ttrpc_call {
+	const char *service;
+	const char *method;
+	const uint8_t *payload;
+	size_t payload_len;
+	uint64_t deadline_ns;          /* CLOCK_MONOTONIC; 0 = none */
+	const sp_ttrpc_kv *metadata;
+	size_t n_metadata;
+	/* Peer credentials on unix sockets; pid -1 when unknown. */
+	pid_t peer_pid;
+	uid_t peer_uid;
+	gid_t peer_gid;
+	void *conn_data;               /* per-connection pointer, see below */
+} sp_ttrpc_call;
+
+/* Returns the first value of a metadata key, or NULL. */
+SP_PUBLIC const char *sp_ttrpc_call_meta(const sp_ttrpc_call *c, const char *key);
+
+/* A handler writes a serialized response payload into *out (malloc'ed,
+ * freed by the server) and returns SP_RPC_OK, or returns another status
+ * code with a message in *status_msg (malloc'ed; may stay NULL). */
+typedef int (*sp_ttrpc_handler)(void *user, const sp_ttrpc_call *call,
+				uint8_t **out, size_t *out_len,
+				char **status_msg);
+
+typedef struct sp_ttrpc_method {
+	const char *service;   /* full proto name, e.g. "containerd.task.v2.Task" */
+	const char *method;    /* e.g. "Create" */
+	sp_ttrpc_handler fn;
+} sp_ttrpc_method;
+
+typedef struct sp_ttrpc_server sp_ttrpc_server;
+
+typedef struct sp_ttrpc_server_opts {
+	unsigned version;        /* 1 */
+	unsigned workers;        /* handler threads; 0 = 4 */
+	/* Called when a connection opens/closes; the return value of
+	 * on_connect becomes call->conn_data. Both optional. */
+	void *(*on_connect)(void *user, int fd);
+	void (*on_disconnect)(void *user, void *conn_data);
+} sp_ttrpc_server_opts;
+
+SP_PUBLIC sp_ttrpc_server *sp_ttrpc_server_new(const sp_ttrpc_method *methods,
+					       size_t n_methods, void *user,
+					       const sp_ttrpc_server_opts *opts);
+/* Listening sockets: the server accepts connections on them. */
+SP_PUBLIC int sp_ttrpc_server_add_listener(sp_ttrpc_server *s, int listen_fd,
+					   sp_err **err);
+/* A single already-connected byte stream (a socket or a virtio-serial
+ * character device). With reopen_path set, when the stream ends (the host
+ * side closed the port) the server reopens the path and keeps serving. */
+SP_PUBLIC int sp_ttrpc_server_add_stream(sp_ttrpc_server *s, int fd,
+					 const char *reopen_path, sp_err **err);
+/* Serves until sp_ttrpc_server_shutdown() is called (from any thread or a
+ * handler). Returns 0 after a shutdown. */
+SP_PUBLIC int sp_ttrpc_server_run(sp_ttrpc_server *s, sp_err **err);
+SP_PUBLIC void sp_ttrpc_server_shutdown(sp_ttrpc_server *s);
+SP_PUBLIC void sp_ttrpc_server_free(sp_ttrpc_server *s);
+
+/* Addresses: "unix:PATH" (or a bare absolute path), "vsock:CID:PORT",
+ * "serial:PATH" (a character device or a unix socket of a QEMU chardev;
+ * one byte stream). Listening is for unix and vsock. */
+SP_PUBLIC int sp_ttrpc_listen(int *out_fd, const char *address, sp_err **err);
+SP_PUBLIC int sp_ttrpc_dial(int *out_fd, const char *address,
+			    uint64_t timeout_ns, sp_err **err);
+
+typedef struct sp_ttrpc_client sp_ttrpc_client;
+
+/* Takes ownership of a connected fd. Safe for concurrent calls from
+ * several threads; responses are matched by stream id. */
+SP_PUBLIC sp_ttrpc_client *sp_ttrpc_client_new(int fd);
+/* Dials address, and on a broken connection redials it on the next call. */
+SP_PUBLIC int sp_ttrpc_client_connect(sp_ttrpc_client **out, const char *address,
+				      uint64_t timeout_ns, sp_err **err);
+/* One unary call. timeout_ns 0 = none (sent as timeout_nano). On a non-OK
+ * status returns SP_ERR_PROTOCOL-family errors: *rpc_code (optional) gets
+ * the status code and err the status message, prefixed with
+ * "service/method: ". Transport failures give rpc_code UNAVAILABLE. */
+SP_PUBLIC int sp_ttrpc_client_call(sp_ttrpc_client *c, const char *service,
+				   const char *method, const uint8_t *req,
+				   size_t req_len, const sp_ttrpc_kv *metadata,
+				   size_t n_metadata, uint64_t timeout_ns,
+				   uint8_t **resp, size_t *resp_len,
+				   int *rpc_code, sp_err **err);
+SP_PUBLIC void sp_ttrpc_client_free(sp_ttrpc_client *c);
+
+#endif
