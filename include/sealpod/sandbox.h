@@ -31,6 +31,8 @@ typedef struct sp_runtime_config {
 	char *state_dir;      /* per-sandbox runtime state; default /run/sealpod */
 	char *default_policy; /* policy file used when a pod carries none, or NULL */
 	char *agent;          /* native backend: the sealpod-agent binary */
+	char *rootfs_dir;     /* native backend: rootfs for containers without an image store */
+	char *kernel_cmdline; /* extra kernel command line, or NULL for the launcher's */
 	unsigned boot_timeout_s;
 	char *log_level;      /* "error" .. "debug" */
 	char *source;         /* the file it came from, for messages */

@@ -33,7 +33,8 @@ static void defaults(sp_runtime_config *c)
 
 static const char *const str_keys[] = {
 	"backend", "kernel", "initrd", "qemu", "accel", "tee", "image_store",
-	"state_dir", "default_policy", "agent", "log_level",
+	"state_dir", "default_policy", "agent", "log_level", "rootfs_dir",
+	"kernel_cmdline",
 };
 
 static char **str_field(sp_runtime_config *c, const char *key)
@@ -49,6 +50,8 @@ static char **str_field(sp_runtime_config *c, const char *key)
 	if (!strcmp(key, "default_policy")) return &c->default_policy;
 	if (!strcmp(key, "agent")) return &c->agent;
 	if (!strcmp(key, "log_level")) return &c->log_level;
+	if (!strcmp(key, "rootfs_dir")) return &c->rootfs_dir;
+	if (!strcmp(key, "kernel_cmdline")) return &c->kernel_cmdline;
 	return NULL;
 }
 
@@ -104,7 +107,7 @@ static int parse(sp_runtime_config *c, const json_t *doc, const char *path,
 		if (key[0] == '_' || !strcmp(key, "comment"))
 			continue; /* room for comments in a JSON file */
 		return sp_error(err, SP_ERR_PARSE,
-				"%s: unknown key \"%s\" (known: backend, kernel, initrd, qemu, accel, tee, vcpus, memory_mib, image_store, state_dir, default_policy, agent, boot_timeout_s, log_level)",
+				"%s: unknown key \"%s\" (known: backend, kernel, initrd, qemu, accel, tee, vcpus, memory_mib, image_store, state_dir, default_policy, agent, rootfs_dir, kernel_cmdline, boot_timeout_s, log_level)",
 				path, key);
 	}
 	static const char *const backends[] = {"vm", "native", NULL};
@@ -121,7 +124,6 @@ static int parse(sp_runtime_config *c, const json_t *doc, const char *path,
 		return sp_error(err, SP_ERR_PARSE,
 				"%s: log_level \"%s\" is not error, warn, info or debug",
 				path, c->log_level);
-	(void)str_keys;
 	return 0;
 }
 

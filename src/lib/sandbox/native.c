@@ -15,6 +15,7 @@
 typedef struct native {
 	pid_t pid;
 	bool reaped;
+	sp_sandbox_psp *psp;
 } native;
 
 static bool native_dead(sp_sandbox *sb)
@@ -39,17 +40,31 @@ static int native_launch(sp_sandbox *sb, sp_err **err)
 	_cleanup_free_ char *listen = sp_xasprintf("unix:%s", sock);
 	_cleanup_free_ char *state = sp_xasprintf("%s/agent", sb->run_dir);
 	_cleanup_free_ char *log = sp_xasprintf("%s/agent.log", sb->run_dir);
-	const char *argv[16];
+	_cleanup_free_ char *psp_sock = sp_xasprintf("%s/psp.sock", sb->run_dir);
+	_cleanup_free_ char *psp_listen = sp_xasprintf("unix:%s", psp_sock);
+	_cleanup_free_ char *tee = sp_xasprintf("sim:%s", psp_sock);
+	/* The agent accepts a policy only if its hash is HOST_DATA in a
+	 * report from its TEE: here the sim PSP, with the policy's hash. */
+	if (sp_sandbox_psp_start(&n->psp, sb, psp_listen, err) < 0)
+		return SP_ERR_STATE;
+	const char *argv[20];
 	size_t a = 0;
 	argv[a++] = sb->cfg.agent;
-	argv[a++] = "--native";
 	argv[a++] = "--listen";
 	argv[a++] = listen;
+	argv[a++] = "--tee";
+	argv[a++] = tee;
 	argv[a++] = "--state-dir";
 	argv[a++] = state;
+	argv[a++] = "--attest";
+	argv[a++] = "none";
 	if (sb->cfg.image_store) {
 		argv[a++] = "--image-store";
 		argv[a++] = sb->cfg.image_store;
+	}
+	if (sb->cfg.rootfs_dir) {
+		argv[a++] = "--rootfs-dir";
+		argv[a++] = sb->cfg.rootfs_dir;
 	}
 	argv[a] = NULL;
 	pid_t parent = getpid();
@@ -109,6 +124,7 @@ static void native_teardown(sp_sandbox *sb)
 	/* The agent's process group: container processes it left behind. */
 	if (n->pid > 0)
 		kill(-n->pid, SIGKILL);
+	sp_sandbox_psp_stop(n->psp);
 	free(n);
 	sb->be_data = NULL;
 }

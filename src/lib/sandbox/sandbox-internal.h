@@ -52,6 +52,13 @@ struct sp_sandbox {
 extern const sp_sandbox_backend sp_sandbox_native_backend;
 extern const sp_sandbox_backend sp_sandbox_vm_backend;
 
+/* The sim PSP serving spec ("unix:PATH" to listen, "connect:PATH" for a
+ * VMM's chardev) with HOST_DATA = SHA-256(policy). */
+typedef struct sp_sandbox_psp sp_sandbox_psp;
+int sp_sandbox_psp_start(sp_sandbox_psp **out, sp_sandbox *sb, const char *spec,
+			 sp_err **err);
+void sp_sandbox_psp_stop(sp_sandbox_psp *p);
+
 /* Waits for the agent's Health service to answer SERVING at addr. */
 int sp_sandbox_wait_agent(sp_sandbox *sb, const char *addr,
 			  uint64_t timeout_ns, bool (*alive)(sp_sandbox *),
