@@ -139,6 +139,17 @@ SP_PUBLIC int sp_sandbox_update(sp_sandbox *sb, const char *id,
 SP_PUBLIC int sp_sandbox_wait_oom(sp_sandbox *sb, char **container_id,
 				  sp_err **err);
 
+/* What the pod policy allows for one container: the runtime-spec the
+ * policy builds (the host's config.json only supplies values for the
+ * variables the policy leaves to the runtime, such as HOSTNAME) and the
+ * image reference pinned by digest. name selects the policy's container;
+ * NULL picks the only one. SP_ERR_UNSUPPORTED when built without the
+ * policy module. *spec, *image and *resolved_name are new. */
+SP_PUBLIC int sp_sandbox_policy_container(sp_sandbox *sb, const char *name,
+					  const json_t *host_spec, json_t **spec,
+					  char **image, char **resolved_name,
+					  sp_err **err);
+
 /* The spec the guest gets for a container: host paths and host
  * namespaces removed (bind mounts of host files, namespace paths, cgroup
  * paths, hooks), root.path "rootfs". Returns a new reference. */

@@ -386,23 +386,35 @@ static const char *container_image(const json_t *spec)
 
 static int create_in_guest(const char *id, const json_t *spec, sp_err **err)
 {
-	const char *image = container_image(spec);
-	if (!image)
-		return sp_error(err, SP_ERR_INVALID,
-				"container %s: no image reference; CRI sets %s, with ctr add --annotation %s=NAME",
-				id, ANN_IMAGE_NAME, ANN_IMAGE);
 	const char *name = shim_annotation(spec, ANN_CONTAINER_NAME);
 	if (!name || !*name)
 		name = shim_annotation(spec, ANN_NAME);
 	_cleanup_json_ json_t *gspec = NULL;
-	if (sp_sandbox_guest_spec(&gspec, spec, err) < 0)
-		return sp_error_wrap(err, "container %s", id);
+	_cleanup_free_ char *image = NULL;
+	_cleanup_free_ char *pname = NULL;
+	_cleanup_err_ sp_err *e = NULL;
+	if (sp_sandbox_policy_container(S.sb, name, spec, &gspec, &image, &pname, &e) < 0) {
+		if (e->code != SP_ERR_UNSUPPORTED) {
+			sp_error(err, e->code, "container %s: %s", id, sp_err_msg(e));
+			return e->code;
+		}
+		/* Without the policy module: the host's spec, cleaned. */
+		const char *img = container_image(spec);
+		if (!img)
+			return sp_error(err, SP_ERR_INVALID,
+					"container %s: no image reference; CRI sets %s, with ctr add --annotation %s=NAME",
+					id, ANN_IMAGE_NAME, ANN_IMAGE);
+		image = sp_xstrdup(img);
+		pname = sp_xstrdup(name && *name ? name : id);
+		if (sp_sandbox_guest_spec(&gspec, spec, err) < 0)
+			return sp_error_wrap(err, "container %s", id);
+	}
 	sp_container_opts co = {
 		.version = 1,
 		.id = id,
 		.spec = gspec,
 		.image = image,
-		.name = name && *name ? name : id,
+		.name = pname,
 	};
 	return sp_sandbox_create_container(S.sb, &co, err);
 }
