@@ -41,6 +41,7 @@ int sp_sandbox_policy_container(sp_sandbox *sb, const char *name,
 		return sp_error_wrap(err, "pod %s: policy", sb->id);
 	int rc = 0;
 	int idx = -1;
+	_cleanup_json_ json_t *values = NULL;
 	const json_t *doc = sp_policy_json(p);
 	json_t *containers = json_object_get(doc, "containers");
 	if (name && *name) {
@@ -57,7 +58,7 @@ int sp_sandbox_policy_container(sp_sandbox *sb, const char *name,
 	json_t *entry = json_array_get(containers, (size_t)idx);
 	const char *img = json_string_value(json_object_get(entry, "image"));
 	const char *cname = json_string_value(json_object_get(entry, "name"));
-	_cleanup_json_ json_t *values = env_values(host_spec);
+	values = env_values(host_spec);
 	if (sp_policy_container_spec(p, (size_t)idx, values, spec, err) < 0) {
 		rc = sp_error_wrap(err, "pod %s: container %s", sb->id, cname ? cname : "?");
 		goto out;
