@@ -351,6 +351,16 @@ static int start_sandbox(const char *id, const json_t *spec,
 		return SP_ERR_DENIED;
 	const char *pod_name = shim_annotation(spec, ANN_SANDBOX_NAME);
 	const char *pod_ns = shim_annotation(spec, ANN_SANDBOX_NAMESPACE);
+	/* `ctr run` knows no pod: a pod of one takes the policy's names. */
+	_cleanup_json_ json_t *pdoc = NULL;
+	if ((!pod_name || !pod_ns) &&
+	    sp_json_parse(&pdoc, policy, policy_len, "policy", NULL) == 0) {
+		json_t *pod = json_object_get(pdoc, "pod");
+		if (!pod_name)
+			pod_name = json_string_value(json_object_get(pod, "name"));
+		if (!pod_ns)
+			pod_ns = json_string_value(json_object_get(pod, "namespace"));
+	}
 	const char *hostname = json_string_value(json_object_get(spec, "hostname"));
 	sp_sandbox_opts so = {
 		.version = 1,
