@@ -207,6 +207,7 @@ int sp_sandbox_start(sp_sandbox **out, const sp_runtime_config *cfg,
 				o->id);
 	sp_sandbox *sb = sp_xzalloc(sizeof(*sb));
 	sb->id = sp_xstrdup(o->id);
+	sb->hostname = sp_xstrdup(o->hostname ? o->hostname : o->id);
 	sb->cfg = *cfg; /* strings stay the caller's: cfg outlives the sandbox */
 	sb->cfgp = cfg;
 	sb->policy = sp_xmalloc(o->policy_len + 1);
@@ -325,6 +326,7 @@ void sp_sandbox_free(sp_sandbox *sb)
 	free(sb->run_dir);
 	free(sb->policy);
 	free(sb->id);
+	free(sb->hostname);
 	free(sb);
 }
 
