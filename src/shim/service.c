@@ -66,6 +66,8 @@ static struct shim {
 	shim_publisher *pub;
 	sp_ttrpc_server *srv;
 	bool shutting_down;
+	pthread_t monitor, oom;
+	bool threads_started;
 } S = {
 	.mu = PTHREAD_MUTEX_INITIALIZER,
 	.cv = PTHREAD_COND_INITIALIZER,
@@ -379,8 +381,10 @@ static int start_sandbox(const char *id, const json_t *spec,
 	S.sandbox_id = sp_xstrdup(id);
 	S.sandbox_dead = false;
 	pthread_mutex_unlock(&S.mu);
-	spawn_detached(monitor_thread, sb);
-	spawn_detached(oom_thread, sb);
+	if (pthread_create(&S.monitor, NULL, monitor_thread, sb) != 0 ||
+	    pthread_create(&S.oom, NULL, oom_thread, sb) != 0)
+		sp_oom();
+	S.threads_started = true;
 	return 0;
 }
 
@@ -1114,16 +1118,21 @@ int shim_serve(const shim_flags *f, int listen_fd)
 	sp_log_info("pod %s: shim exits", S.sandbox_id ? S.sandbox_id : f->id);
 	/* The socket goes with the shim, so a later start does not find a
 	 * stale one. */
-	_cleanup_json_ json_t *spec = NULL;
-	if (f->bundle && shim_read_spec(&spec, f->bundle, NULL) == 0) {
-		/* bundle still there (unusual): derive the group from it */
-	}
 	const char *group = S.sandbox_id ? S.sandbox_id : f->id;
 	_cleanup_free_ char *sock = shim_socket_path(f->address, f->ns, group);
 	unlink(sock);
 	if (S.sb) {
 		sp_sandbox_stop(S.sb, NULL);
-		sp_sandbox_free(S.sb);
+		/* Both threads end once the guest is gone. */
+		if (S.threads_started) {
+			pthread_join(S.monitor, NULL);
+			pthread_join(S.oom, NULL);
+		}
+		pthread_mutex_lock(&S.mu);
+		bool idle = !S.ctrs;
+		pthread_mutex_unlock(&S.mu);
+		if (idle) /* else process threads may still look at it */
+			sp_sandbox_free(S.sb);
 	}
 	shim_publisher_free(S.pub);
 	sp_ttrpc_server_free(S.srv);

@@ -304,6 +304,13 @@ int sp_sandbox_stop(sp_sandbox *sb, sp_err **err)
 		pthread_join(sb->thread, NULL);
 		sb->thread_started = false;
 	}
+	/* Nothing stays behind once the UVM is gone: sockets, logs, the
+	 * agent's native state. */
+	if (sb->run_dir && access(sb->run_dir, F_OK) == 0) {
+		_cleanup_err_ sp_err *e = NULL;
+		if (sp_rm_rf(sb->run_dir, &e) < 0)
+			sp_log_warn("%s", sp_err_msg(e));
+	}
 	(void)err;
 	return 0;
 }
@@ -314,11 +321,6 @@ void sp_sandbox_free(sp_sandbox *sb)
 		return;
 	sp_sandbox_stop(sb, NULL);
 	sp_ttrpc_client_free(sb->agent);
-	if (sb->run_dir) {
-		_cleanup_err_ sp_err *e = NULL;
-		if (sp_rm_rf(sb->run_dir, &e) < 0)
-			sp_log_warn("%s", sp_err_msg(e));
-	}
 	sp_err_free(sb->launch_err);
 	pthread_mutex_destroy(&sb->mu);
 	pthread_cond_destroy(&sb->cv);
