@@ -166,15 +166,6 @@ static int guest_init(sp_sandbox *sb, const sp_sandbox_opts *o, sp_err **err)
 	cs.pod_name = (char *)(o->pod_name ? o->pod_name : "");
 	cs.pod_namespace = (char *)(o->pod_namespace ? o->pod_namespace : "");
 	cs.sandbox_pidns = false;
-	Sealpod__Agent__V1__Storage store = SEALPOD__AGENT__V1__STORAGE__INIT;
-	Sealpod__Agent__V1__Storage *stores[1] = {&store};
-	if (sb->cfg.image_store && !strcmp(sb->cfg.backend, "vm")) {
-		/* The image store is the UVM's first disk (vm.c). */
-		store.driver = "oci-store";
-		store.source = "/dev/vda";
-		cs.n_storages = 1;
-		cs.storages = stores;
-	}
 	if (agent_call(sb, "CreateSandbox", &cs.base, NULL, NULL, CALL_TIMEOUT, err) < 0)
 		return sp_error_wrap(err, "create the guest sandbox");
 	return 0;
@@ -354,6 +345,16 @@ int sp_sandbox_create_container(sp_sandbox *sb, const sp_container_opts *o,
 	req.oci_spec.len = strlen(spec);
 	req.image = str_or_empty(o->image);
 	req.container_name = str_or_empty(o->name);
+	Sealpod__Agent__V1__Storage store = SEALPOD__AGENT__V1__STORAGE__INIT;
+	Sealpod__Agent__V1__Storage *stores[1] = {&store};
+	if (sb->cfg.image_store && !strcmp(sb->cfg.backend, "vm")) {
+		/* The host's image store is the UVM's first disk (vm.c): an
+		 * untrusted tar of an OCI layout the guest verifies. */
+		store.driver = "oci-store";
+		store.source = "/dev/vda";
+		req.n_storages = 1;
+		req.storages = stores;
+	}
 	if (agent_call(sb, "CreateContainer", &req.base, NULL, NULL,
 		       CREATE_TIMEOUT, err) < 0)
 		return sp_error_wrap(err, "container %s", o->id);
