@@ -164,11 +164,12 @@ int sp_ttrpc_request_decode(sp_ttrpc_request **out, const uint8_t *data,
 		return sp_error(err, SP_ERR_PARSE,
 				"unmarshal request error: not a ttrpc.Request");
 	if (pb->n_metadata > SP_TTRPC_MAX_METADATA) {
+		size_t n_md = pb->n_metadata;
 		ttrpc__request__free_unpacked(pb, NULL);
 		*rpc_code = SP_RPC_RESOURCE_EXHAUSTED;
 		return sp_error(err, SP_ERR_LIMIT,
 				"request carries %zu metadata entries, more than the %u accepted",
-				pb->n_metadata, SP_TTRPC_MAX_METADATA);
+				n_md, SP_TTRPC_MAX_METADATA);
 	}
 	sp_ttrpc_request *r = sp_xzalloc(sizeof(*r));
 	bool ok = dup_string(&r->service, &pb->service) &&
