@@ -71,7 +71,7 @@ typedef struct sp_ttrpc_response {
 int sp_ttrpc_response_decode(sp_ttrpc_response *out, const uint8_t *data,
 			     size_t len, sp_err **err);
 void sp_ttrpc_response_clear(sp_ttrpc_response *r);
-/* Serializes a Response body (status always present, as Go sends it). */
+/* Serializes a Response body (no status for a plain OK, as Go does). */
 uint8_t *sp_ttrpc_response_encode(size_t *out_len, int code, const char *msg,
 				  const uint8_t *payload, size_t payload_len);
 
