@@ -97,10 +97,22 @@ int cmd_simpsp(int argc, char **argv)
 			if (sp_hex_decode(cfg.host_data, 32, optarg, &err) < 0)
 				goto bad_hex;
 			break;
-		case 'r':
-			if (sp_hex_decode(rd, 64, optarg, &err) < 0)
+		case 'r': {
+			/* Shorter values are zero-padded, as REPORT_DATA is. */
+			uint8_t *d = NULL;
+			size_t n = 0;
+			if (sp_hex_decode_alloc(&d, &n, optarg, &err) < 0)
 				goto bad_hex;
+			if (n > 64) {
+				free(d);
+				fprintf(stderr, "sealpod sim-psp: --report-data "
+					"has %zu bytes (at most 64)\n", n);
+				return 2;
+			}
+			memcpy(rd, d, n);
+			free(d);
 			break;
+		}
 		case 'p':
 			errno = 0;
 			cfg.policy = strtoull(optarg, &end, 16);

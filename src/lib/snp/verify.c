@@ -270,7 +270,7 @@ static int verify_chain(sp_snp_verifier *v, X509 *vek, time_t at,
 {
 	memset(out, 0, sizeof(*out));
 	if (snp_vek_info_from_x509(&out->info, vek, err) < 0)
-		return -1;
+		return SP_ERR_CERTIFICATE;
 	const sp_snp_vek_info *info = &out->info;
 	const char *kind = info->is_vlek ? "VLEK" : "VCEK";
 	bool sim_product = !strncmp(info->product, SNP_SIM_PRODUCT_PREFIX,
@@ -348,7 +348,7 @@ static int verify_chain(sp_snp_verifier *v, X509 *vek, time_t at,
 	    check_validity(ask, at, info->is_vlek ? "ASVK" : "ASK", &out->from,
 			   &out->until, err) < 0 ||
 	    check_validity(vek, at, kind, &out->from, &out->until, err) < 0)
-		return -1;
+		return SP_ERR_CERTIFICATE;
 	size_t dlen;
 	uint8_t *der = snp_x509_der(vek, &dlen);
 	sp_sha256(out->fp, der, dlen);
@@ -368,7 +368,7 @@ sim_refused:
 
 /* A verified chain for vek at time at, from the cache or verified now. */
 static const struct cached_vek *chain_for(sp_snp_verifier *v, X509 *vek,
-					  time_t at, sp_err **err)
+					  time_t at, int *rc, sp_err **err)
 {
 	size_t dlen;
 	_cleanup_free_ uint8_t *der = snp_x509_der(vek, &dlen);
@@ -382,7 +382,8 @@ static const struct cached_vek *chain_for(sp_snp_verifier *v, X509 *vek,
 			return c;
 	}
 	struct cached_vek fresh;
-	if (verify_chain(v, vek, at, &fresh, err) < 0)
+	*rc = verify_chain(v, vek, at, &fresh, err);
+	if (*rc < 0)
 		return NULL;
 	if (v->n_cache == CACHE_MAX) {
 		EVP_PKEY_free(v->cache[0].key);
@@ -394,12 +395,12 @@ static const struct cached_vek *chain_for(sp_snp_verifier *v, X509 *vek,
 	return &v->cache[v->n_cache++];
 }
 
-static X509 *fetch_vcek(sp_snp_verifier *v, const sp_snp_report *r,
+static X509 *fetch_vcek(sp_snp_verifier *v, const sp_snp_report *r, int *rc,
 			sp_err **err)
 {
 	int cpu = sp_snp_report_cpu(r);
 	if (cpu == SP_SNP_CPU_UNKNOWN) {
-		sp_error(err, SP_ERR_NOT_FOUND,
+		*rc = sp_error(err, SP_ERR_NOT_FOUND,
 			 "no VCEK given, and the report does not say which "
 			 "CPU made it, so the KDS URL is unknown; pass --vcek");
 		return NULL;
@@ -410,13 +411,14 @@ static X509 *fetch_vcek(sp_snp_verifier *v, const sp_snp_report *r,
 		sp_snp_kds_vcek_url(sp_snp_cpu_name(cpu), r->chip_id, &tcb, cpu);
 	_cleanup_free_ uint8_t *der = NULL;
 	size_t len = 0;
-	if (sp_snp_kds_get(&der, &len, url, v->kds_dir, v->kds_offline, err) < 0)
+	*rc = sp_snp_kds_get(&der, &len, url, v->kds_dir, v->kds_offline, err);
+	if (*rc < 0)
 		return NULL;
 	const unsigned char *p = der;
 	X509 *x = d2i_X509(NULL, &p, (long)len);
 	if (!x)
-		sp_error(err, SP_ERR_PARSE, "KDS: %s did not return a DER "
-			 "certificate", url);
+		*rc = sp_error(err, SP_ERR_PARSE, "KDS: %s did not return a DER "
+			       "certificate", url);
 	return x;
 }
 
@@ -567,8 +569,9 @@ int sp_snp_verify(sp_snp_verifier *v, const uint8_t *raw, size_t len,
 		  const sp_snp_appraisal *a, json_t **claims, sp_err **err)
 {
 	sp_snp_report r;
-	if (sp_snp_report_parse(&r, raw, len, err) < 0)
-		return -1;
+	int rc = sp_snp_report_parse(&r, raw, len, err);
+	if (rc < 0)
+		return rc;
 	time_t at = a->at ? a->at : time(NULL);
 	int key = sp_snp_signing_key(&r);
 	if (key == SP_SNP_KEY_NONE)
@@ -577,9 +580,9 @@ int sp_snp_verify(sp_snp_verifier *v, const uint8_t *raw, size_t len,
 	X509 *vek = key == SP_SNP_KEY_VLEK ? v->vlek : v->vcek;
 	X509 *fetched = NULL;
 	if (!vek && key == SP_SNP_KEY_VCEK && v->kds_dir) {
-		fetched = fetch_vcek(v, &r, err);
+		fetched = fetch_vcek(v, &r, &rc, err);
 		if (!fetched)
-			return -1;
+			return rc;
 		vek = fetched;
 	}
 	if (!vek)
@@ -588,17 +591,20 @@ int sp_snp_verify(sp_snp_verifier *v, const uint8_t *raw, size_t len,
 				"was given (--vcek, or an extended report's "
 				"certificates)",
 				key == SP_SNP_KEY_VLEK ? "VLEK" : "VCEK");
-	const struct cached_vek *c = chain_for(v, vek, at, err);
+	const struct cached_vek *c = chain_for(v, vek, at, &rc, err);
 	X509_free(fetched);
-	if (!c)
-		return sp_error_wrap(err, "certificate chain");
+	if (!c) {
+		sp_error_wrap(err, "certificate chain");
+		return rc;
+	}
 	int cpu = sp_snp_product_cpu(c->info.product);
-	if (report_signature(c->key, raw, &r, err) < 0 ||
-	    tcb_matches(&r, &c->info, cpu, err) < 0 ||
-	    chip_matches(&r, &c->info, err) < 0)
-		return -1;
-	if (appraise(&r, a, cpu, c->sim, err) < 0)
-		return -1;
+	/* All three must pass; the order only decides which refusal a
+	 * tampered report gets. */
+	if ((rc = tcb_matches(&r, &c->info, cpu, err)) < 0 ||
+	    (rc = chip_matches(&r, &c->info, err)) < 0 ||
+	    (rc = report_signature(c->key, raw, &r, err)) < 0 ||
+	    (rc = appraise(&r, a, cpu, c->sim, err)) < 0)
+		return rc;
 	if (claims) {
 		json_t *o = sp_snp_report_to_json(&r, cpu);
 		json_t *vj = json_object();
