@@ -19,7 +19,12 @@ int cmd_report(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_image(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_simpsp(int argc, char **argv);
 
-#define SP_CLI_COMMANDS /* entries are added as the commands land */
+#define SP_CLI_COMMANDS /* entries are added as the commands land */ \
+	{"measure", cmd_measure, "compute an SNP launch digest"}, \
+	{"verify", cmd_verify, "verify an SNP report and appraise its claims"}, \
+	{"report", cmd_report, "show an SNP report as JSON (report show R)"}, \
+	{"sim-psp", cmd_simpsp, "run the sim PSP (SEV-SNP stand-in)"},
 
 #endif
