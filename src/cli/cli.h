@@ -20,6 +20,7 @@ int cmd_policy(int argc, char **argv);
 int cmd_image(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 
-#define SP_CLI_COMMANDS /* entries are added as the commands land */
+#define SP_CLI_COMMANDS /* entries are added as the commands land */ \
+	{"policy", cmd_policy, "generate, explain and evaluate pod policies"},
 
 #endif
