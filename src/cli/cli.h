@@ -19,7 +19,13 @@ int cmd_report(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_image(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+/* image store verbs (issue 9), called by cmd_image's dispatcher */
+int cmd_image_import(int argc, char **argv);
+int cmd_image_pack(int argc, char **argv);
+int cmd_image_pull(int argc, char **argv);
+int cmd_image_config(int argc, char **argv);
 
-#define SP_CLI_COMMANDS /* entries are added as the commands land */
+#define SP_CLI_COMMANDS /* entries are added as the commands land */ \
+	{"image", cmd_image, "manage container images"},
 
 #endif
