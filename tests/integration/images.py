@@ -218,3 +218,125 @@ class Registry:
         _run(argv)
         with open(dg) as f:
             return f.read().strip()
+
+
+def tar_bytes(entries):
+    """A tar from entries: (name, kind, arg) with kind "file" (arg: bytes),
+    "dir", "symlink"/"hardlink" (arg: target), or a ready TarInfo."""
+    import io
+    import tarfile
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for name, kind, arg in entries:
+            ti = tarfile.TarInfo(name)
+            ti.mtime = 1700000000
+            data = None
+            if kind == "file":
+                data = arg
+                ti.size = len(arg)
+                ti.mode = 0o644
+            elif kind == "dir":
+                ti.type = tarfile.DIRTYPE
+                ti.mode = 0o755
+            elif kind == "symlink":
+                ti.type = tarfile.SYMTYPE
+                ti.linkname = arg
+            elif kind == "hardlink":
+                ti.type = tarfile.LNKTYPE
+                ti.linkname = arg
+            tf.addfile(ti, io.BytesIO(data) if data is not None else None)
+    return buf.getvalue()
+
+
+def make_layout(dest, layers, tag=TAG, compress="gzip"):
+    """Writes an OCI layout holding one image made of layers (tar bytes);
+    returns the manifest digest."""
+    import gzip
+    os.makedirs(os.path.join(dest, "blobs", "sha256"), exist_ok=True)
+    with open(os.path.join(dest, "oci-layout"), "w") as f:
+        f.write('{"imageLayoutVersion":"1.0.0"}')
+    descs, diff_ids = [], []
+    for raw in layers:
+        diff_ids.append("sha256:" + hashlib.sha256(raw).hexdigest())
+        if compress == "gzip":
+            blob, mt = gzip.compress(raw, mtime=0), "application/vnd.oci.image.layer.v1.tar+gzip"
+        else:
+            blob, mt = raw, "application/vnd.oci.image.layer.v1.tar"
+        descs.append({"mediaType": mt, "digest": write_blob(dest, blob), "size": len(blob)})
+    cfg = json.dumps({"architecture": "amd64", "os": "linux",
+                      "config": {"Cmd": ["/bin/sh"]},
+                      "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+    man = json.dumps({"schemaVersion": 2,
+                      "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                      "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                 "digest": write_blob(dest, cfg), "size": len(cfg)},
+                      "layers": descs}).encode()
+    md = write_blob(dest, man)
+    with open(os.path.join(dest, "index.json"), "w") as f:
+        json.dump({"schemaVersion": 2, "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md,
+             "size": len(man), "annotations": {"org.opencontainers.image.ref.name": tag}}]}, f)
+    return md
+
+
+class TokenProxy:
+    """A registry front that demands bearer tokens (the distribution token
+    flow): /v2/ answers 401 with a Bearer challenge naming /token, which
+    issues a token for basic credentials; requests with a valid token are
+    forwarded to the real registry."""
+
+    def __init__(self, owner, registry, user, password):
+        import base64
+        import http.server
+        import secrets
+        import threading
+        proxy = self
+        self.issued = set()
+        self.port = free_port()
+        self.host = "127.0.0.1:%d" % self.port
+        self.url = "http://" + self.host
+        want = "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def reply(self, code, body=b"", ctype="application/json", extra=()):
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in extra:
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                if self.path.startswith("/token"):
+                    if self.headers.get("Authorization") != want:
+                        return self.reply(401, b'{"errors":[]}')
+                    tok = secrets.token_hex(16)
+                    proxy.issued.add(tok)
+                    return self.reply(200, json.dumps({"token": tok}).encode())
+                auth = self.headers.get("Authorization", "")
+                if not auth.startswith("Bearer ") or auth[7:] not in proxy.issued:
+                    chal = 'Bearer realm="%s/token",service="test",scope="repository:x:pull"' % proxy.url
+                    return self.reply(401, b'{"errors":[]}', extra=[("WWW-Authenticate", chal)])
+                req = urllib.request.Request(registry.url + self.path)
+                if self.headers.get("Accept"):
+                    req.add_header("Accept", self.headers["Accept"])
+                try:
+                    with urllib.request.urlopen(req, timeout=30) as r:
+                        self.reply(200, r.read(), r.headers.get("Content-Type", ""))
+                except urllib.error.HTTPError as e:
+                    self.reply(e.code, e.read())
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), H)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        owner.cleanup(self.close)
+
+    def tokens_issued(self):
+        return len(self.issued)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()

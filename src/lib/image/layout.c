@@ -229,6 +229,10 @@ static int layout_open_blob(sp_image_store *s, const sp_image_ref *ref,
 	if (l->docker) {
 		for (size_t i = 0; i < l->nimages; i++) {
 			struct dimage *d = &l->images[i];
+			if (!strcmp(digest, d->manifest_digest)) {
+				*out = img_mem_stream(d->manifest, strlen(d->manifest));
+				return 0;
+			}
 			if (!strcmp(digest, d->config_digest))
 				return open_file(l, d->config_path, out, &size, err);
 			for (size_t k = 0; k < d->nlayers; k++)

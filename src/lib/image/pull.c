@@ -105,6 +105,8 @@ static int resolve(sp_image_store *s, sp_image_ref *ref, const char *pin,
 	_cleanup_free_ char *mt = NULL;
 	size_t len;
 	int r = s->ops->get_manifest(s, ref, &data, &len, &mt, err);
+	if (r < 0 && ref->digest)
+		return sp_error_wrap(err, "image %s: manifest %s", ref_str, ref->digest);
 	if (r < 0)
 		return sp_error_wrap(err, "image %s", ref_str);
 	out->top_digest = digest_of(data, len);
@@ -198,7 +200,7 @@ static int apply_layer(sp_image_store *s, const sp_image_ref *ref,
 	r = img_unpack_layer(u, t, err);
 	img_tar_free(t);
 	if (r < 0)
-		return r;
+		return sp_error_wrap(err, "layer %s", d->digest);
 	/* Drain what follows the end-of-archive so that both digests
 	 * cover the whole blob. */
 	static __thread uint8_t sink[65536];
@@ -209,7 +211,7 @@ static int apply_layer(sp_image_store *s, const sp_image_ref *ref,
 			return sp_error(err, SP_ERR_LIMIT,
 					"layer %s: more than %u bytes after its end-of-archive",
 					d->digest, MAX_TRAILER);
-	return n < 0 ? (int)n : 0;
+	return n < 0 ? sp_error_wrap(err, "layer %s", d->digest) : 0;
 }
 
 static struct img_unpack_opts unpack_opts(const struct sp_image_limits *l)
