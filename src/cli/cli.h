@@ -28,14 +28,12 @@ int cmd_simpsp(int argc, char **argv);
 	{"report", cmd_report, "show an SNP report as JSON (report show R)"}, \
 	{"sim-psp", cmd_simpsp, "run the sim PSP (SEV-SNP stand-in)"}, \
 	{"policy", cmd_policy, "generate, explain and evaluate pod policies"}, \
+	{"image", cmd_image, "build the guest image; import, pack and pull container images"}, \
 	/* end of SP_CLI_COMMANDS */
 /* image store verbs (issue 9), called by cmd_image's dispatcher */
 int cmd_image_import(int argc, char **argv);
 int cmd_image_pack(int argc, char **argv);
 int cmd_image_pull(int argc, char **argv);
 int cmd_image_config(int argc, char **argv);
-
-#define SP_CLI_COMMANDS /* entries are added as the commands land */ \
-	{"image", cmd_image, "manage container images"},
 
 #endif
