@@ -131,7 +131,7 @@ SP_PUBLIC int sp_vm_build_argv(char ***out, const sp_vm_config *cfg,
 			       const char *run_dir, int accel, sp_err **err);
 
 /* Resolves SP_VM_ACCEL_AUTO: KVM only if /dev/kvm opens and a tiny guest
- * (one HLT instruction) runs to completion within a second in a child
+ * (64-bit, paging, a million-step loop) finishes within half a second in a child
  * process; otherwise TCG, with a log line saying why. The result is cached
  * for the process and, per host boot, in /run/sealpod or $TMPDIR. */
 SP_PUBLIC int sp_vm_resolve_accel(int accel);

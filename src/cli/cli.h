@@ -19,7 +19,11 @@ int cmd_report(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_image(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_image_build(int argc, char **argv); /* issue 7: `image build` */
+int cmd_vm(int argc, char **argv);          /* issue 7 */
 
-#define SP_CLI_COMMANDS /* entries are added as the commands land */
+#define SP_CLI_COMMANDS /* entries are added as the commands land */ \
+	{"image", cmd_image, "build (and import) images"}, \
+	{"vm", cmd_vm, "boot the guest image alone (debugging, benchmarks)"},
 
 #endif

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Does KVM work here? /dev/kvm existing is not enough: on nested hosts
- * KVM_RUN can hang forever. So a child process runs a one-instruction
+ * KVM_RUN can hang, or crawl so slowly that a guest never boots. So a child process runs a one-instruction
  * guest (HLT) and the parent gives it a deadline; a hung or failed probe
  * means TCG. The answer is cached per host boot because a hung probe costs
  * its whole timeout. */
@@ -19,6 +19,17 @@
 #include "sealpod/vm.h"
 #include "vm/vm-internal.h"
 
+/* The probe guest: 64-bit mode with paging (identity-mapped 2 MiB page),
+ * counting down from 3,000,000, then HLT. KVM that works runs it in about
+ * a millisecond; nested KVM that traps every instruction (this project's
+ * CI host) needs most of a second, and some hosts never finish. */
+static const uint8_t probe_code[] = {
+	0xb9, 0xc0, 0xc6, 0x2d, 0x00, /* mov ecx, 3000000 */
+	0xff, 0xc9,                   /* 1: dec ecx */
+	0x75, 0xfc,                   /* jnz 1b */
+	0xf4,                         /* hlt */
+};
+
 /* In the child: 0 if the guest halted, else a small code saying where it
  * failed (reported by the parent). */
 static int probe_child(void)
@@ -31,15 +42,22 @@ static int probe_child(void)
 	int vmfd = ioctl(kvm, KVM_CREATE_VM, 0UL);
 	if (vmfd < 0)
 		return 12;
-	uint8_t *mem = mmap(NULL, 0x1000, PROT_READ | PROT_WRITE,
+	const size_t memsz = 0x200000;
+	uint8_t *mem = mmap(NULL, memsz, PROT_READ | PROT_WRITE,
 			    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED)
 		return 13;
-	mem[0] = 0xf4; /* hlt */
+	/* Page tables at 0x2000 (PML4), 0x3000 (PDPT), 0x4000 (PD, one 2 MiB
+	 * page at 0); code at 0x1000. */
+	uint64_t pml4 = 0x3000 | 3, pdpt = 0x4000 | 3, pde = 0x83;
+	memcpy(mem + 0x2000, &pml4, 8);
+	memcpy(mem + 0x3000, &pdpt, 8);
+	memcpy(mem + 0x4000, &pde, 8);
+	memcpy(mem + 0x1000, probe_code, sizeof(probe_code));
 	struct kvm_userspace_memory_region region = {
 		.slot = 0,
-		.guest_phys_addr = 0x1000,
-		.memory_size = 0x1000,
+		.guest_phys_addr = 0,
+		.memory_size = memsz,
 		.userspace_addr = (uintptr_t)mem,
 	};
 	if (ioctl(vmfd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
@@ -57,11 +75,21 @@ static int probe_child(void)
 	struct kvm_sregs sregs;
 	if (ioctl(vcpu, KVM_GET_SREGS, &sregs) < 0)
 		return 18;
-	sregs.cs.base = 0;
-	sregs.cs.selector = 0;
+	sregs.cr3 = 0x2000;
+	sregs.cr4 = 1u << 5;          /* PAE */
+	sregs.cr0 = 0x80050033;       /* PG WP AM NE ET MP PE */
+	sregs.efer = 0x500;           /* LMA LME */
+	struct kvm_segment seg = {.base = 0, .limit = 0xffffffff, .selector = 8,
+				  .present = 1, .type = 11, .s = 1, .l = 1, .g = 1};
+	sregs.cs = seg;
+	seg.type = 3;
+	seg.selector = 16;
+	seg.l = 0;
+	seg.db = 1;
+	sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = seg;
 	if (ioctl(vcpu, KVM_SET_SREGS, &sregs) < 0)
 		return 19;
-	struct kvm_regs regs = {.rip = 0x1000, .rflags = 0x2};
+	struct kvm_regs regs = {.rip = 0x1000, .rflags = 0x2, .rsp = 0x8000};
 	if (ioctl(vcpu, KVM_SET_REGS, &regs) < 0)
 		return 20;
 	if (ioctl(vcpu, KVM_RUN, 0) < 0)
@@ -99,7 +127,7 @@ bool sp_vm_kvm_probe(uint64_t timeout_ns, char **why)
 			 * not wait for it forever. */
 			for (int i = 0; i < 200 && waitpid(pid, &status, WNOHANG) == 0; i++)
 				poll(NULL, 0, 10);
-			*why = sp_xasprintf("a test guest did not halt within %llu ms "
+			*why = sp_xasprintf("a test guest did not finish within %llu ms "
 					    "(nested KVM that cannot run guests?)",
 					    (unsigned long long)(timeout_ns / 1000000));
 			return false;
@@ -168,7 +196,7 @@ int sp_vm_resolve_accel(int accel)
 		}
 	}
 	_cleanup_free_ char *why = NULL;
-	bool ok = sp_vm_kvm_probe(SP_VM_SEC, &why);
+	bool ok = sp_vm_kvm_probe(SP_VM_SEC / 2, &why);
 	cached = ok ? SP_VM_ACCEL_KVM : SP_VM_ACCEL_TCG;
 	if (!ok)
 		sp_log_info("KVM unusable (%s); falling back to TCG (slow)", why);
