@@ -35,5 +35,11 @@ int cmd_image_import(int argc, char **argv);
 int cmd_image_pack(int argc, char **argv);
 int cmd_image_pull(int argc, char **argv);
 int cmd_image_config(int argc, char **argv);
+int cmd_image_build(int argc, char **argv); /* issue 7: `image build` */
+int cmd_vm(int argc, char **argv);          /* issue 7 */
+
+#define SP_CLI_COMMANDS /* entries are added as the commands land */ \
+	{"image", cmd_image, "build (and import) images"}, \
+	{"vm", cmd_vm, "boot the guest image alone (debugging, benchmarks)"},
 
 #endif
