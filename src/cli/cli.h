@@ -29,7 +29,9 @@ int cmd_simpsp(int argc, char **argv);
 	{"sim-psp", cmd_simpsp, "run the sim PSP (SEV-SNP stand-in)"}, \
 	{"policy", cmd_policy, "generate, explain and evaluate pod policies"}, \
 	{"image", cmd_image, "build the guest image; import, pack and pull container images"}, \
+	{"vm", cmd_vm, "boot the guest image alone (debugging, benchmarks)"}, \
 	/* end of SP_CLI_COMMANDS */
+
 /* image store verbs (issue 9), called by cmd_image's dispatcher */
 int cmd_image_import(int argc, char **argv);
 int cmd_image_pack(int argc, char **argv);
@@ -37,9 +39,5 @@ int cmd_image_pull(int argc, char **argv);
 int cmd_image_config(int argc, char **argv);
 int cmd_image_build(int argc, char **argv); /* issue 7: `image build` */
 int cmd_vm(int argc, char **argv);          /* issue 7 */
-
-#define SP_CLI_COMMANDS /* entries are added as the commands land */ \
-	{"image", cmd_image, "build (and import) images"}, \
-	{"vm", cmd_vm, "boot the guest image alone (debugging, benchmarks)"},
 
 #endif
