@@ -148,7 +148,10 @@ static bool check_env(const struct pcontainer *c, struct sp_eval *e, const json_
 		for (size_t k = 0; k < i; k++) {
 			const char *o = json_string_value(json_array_get(env, k));
 			if (strcspn(o, "=") == nl && !strncmp(o, s, nl)) {
-				ok = sp_eval_deny(e, sp_xstrdup("each variable once"), q(s), "%s", p);
+				bool secret = rule >= 0 && c->env[rule].secret;
+				ok = sp_eval_deny(e, sp_xstrdup("each variable once"),
+						  secret ? sp_xasprintf("%.*s twice (from a Secret: value not shown)", (int)nl, s)
+							 : q(s), "%s", p);
 				break;
 			}
 		}
