@@ -284,3 +284,17 @@ def wait_gone(marker, timeout=30):
         time.sleep(0.2)
         left = sealpod_processes(marker)
     return left
+
+
+def require_modules(harness):
+    """Skips (with the reason) until the modules a real pod needs are in
+    the tree: the full guest agent, the launcher and the sim PSP."""
+    for name in ("containerd-shim-sealpod-v2", "sealpod-agent", "sealpod"):
+        if not os.path.exists(os.path.join(harness.build_dir(), name)):
+            raise harness.Skip("%s is not built (its modules are not in the tree yet)" % name)
+    for src, what in (("src/lib/agent/agent.c", "the guest agent (issue 8)"),
+                      ("src/lib/vm/launch.c", "the UVM launcher (issue 7)"),
+                      ("src/lib/snp/simpsp.c", "the sim PSP (issue 5)"),
+                      ("src/lib/policy/spec.c", "the policy (issue 6)")):
+        if not os.path.exists(os.path.join(harness.ROOT, src)):
+            raise harness.Skip("%s is not in the tree yet" % what)

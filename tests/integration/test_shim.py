@@ -38,16 +38,8 @@ spec:
 """ % {"image": IMAGE}
 
 
-def _need(m, name):
-    p = os.path.join(harness.build_dir(), name)
-    if not os.path.exists(p):
-        raise harness.Skip("%s is not built (its modules are not in the tree yet)" % name)
-    return p
-
-
 def setup_module(m):
-    for name in ("containerd-shim-sealpod-v2", "sealpod-agent", "sealpod"):
-        _need(m, name)
+    shimtest.require_modules(harness)
     build = harness.build_dir()
     m.guest = shimtest.guest_image(build)
     m.layout = m.path("layout")

@@ -41,9 +41,7 @@ spec:
 
 
 def setup_module(m):
-    for name in ("containerd-shim-sealpod-v2", "sealpod-agent", "sealpod"):
-        if not os.path.exists(os.path.join(harness.build_dir(), name)):
-            raise harness.Skip("%s is not built (its modules are not in the tree yet)" % name)
+    shimtest.require_modules(harness)
     try:
         import cri  # noqa: F401  (python3-grpcio, python3-protobuf)
     except ImportError as e:
