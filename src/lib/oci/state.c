@@ -104,6 +104,10 @@ int oci_state_save(const sp_container *c, sp_err **err)
 		json_array_append_new(dirs, d);
 	}
 	json_object_set_new(o, "cgroupDirs", dirs);
+	json_t *made = json_array();
+	for (size_t i = 0; i < c->cg.n_made; i++)
+		json_array_append_new(made, json_string(c->cg.made[i]));
+	json_object_set_new(o, "cgroupMade", made);
 	_cleanup_free_ char *s = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	_cleanup_free_ char *p = sp_xasprintf("%s/state.json", c->dir);
@@ -175,6 +179,14 @@ int oci_state_load(sp_container **out, const char *root, const char *id, sp_err 
 		}
 		c->cg.dirs[c->cg.n] = sp_xstrdup(d);
 		c->cg.ctrls[c->cg.n++] = sp_xstrdup(k);
+	}
+	json_t *made = json_object_get(j, "cgroupMade");
+	c->cg.made = sp_xcalloc(json_array_size(made) + 1, sizeof(char *));
+	json_array_foreach(made, i, e) {
+		const char *d = json_string_value(e);
+		/* Only directories under the cgroup mount, never anything else. */
+		if (d && !strncmp(d, "/sys/fs/cgroup/", 15) && !strstr(d, ".."))
+			c->cg.made[c->cg.n_made++] = sp_xstrdup(d);
 	}
 	if (oci_spec_parse(&c->spec, cfg, cfg_len, err) < 0) {
 		sp_error_wrap(err, "%s", cp);
