@@ -230,7 +230,9 @@ static int cmd_state(int argc, char **argv)
 	if (load(argv[1], &c))
 		return 1;
 	_cleanup_free_ char *s = sp_container_state_json(c);
-	printf("%s\n", s);
+	_cleanup_json_ json_t *j = json_loads(s, 0, NULL);
+	_cleanup_free_ char *pretty = json_dumps(j, JSON_INDENT(2));
+	printf("%s\n", pretty ? pretty : s);
 	sp_container_free(c);
 	return 0;
 }
@@ -593,6 +595,8 @@ int main(int argc, char **argv)
 	sp_log_set_json(fmt && !strcmp(fmt, "json"));
 	if (debug)
 		sp_log_set_level(SP_LOG_DEBUG);
+	if (systemd)
+		fprintf(stderr, "sealpod-runc: warning: --systemd-cgroup is ignored\n");
 	if (systemd)
 		sp_log_warn("--systemd-cgroup is ignored: cgroups are managed directly (cgroupfs)");
 	if (version || (i < argc && !strcmp(argv[i], "version"))) {

@@ -272,10 +272,6 @@ __attribute__((noreturn)) static void init_main(struct init_args *a)
 	if (!s->process.terminal)
 		setup_child_stdio(a->cx.stdio[0] == -2 ? NULL : &(sp_stdio){a->cx.stdio[0], a->cx.stdio[1], a->cx.stdio[2]});
 	umask(0);
-	if (a->bundle && chdir(a->bundle) < 0) {
-		oci_msg(msg, sizeof(msg), errno, "bundle %s", a->bundle);
-		child_fail(a->sock, msg);
-	}
 	if (a->new_mntns) {
 		if (oci_rootfs_prepare(s, a->cx.rootfs, &a->cx, msg, sizeof(msg)) < 0)
 			child_fail(a->sock, msg);
@@ -306,18 +302,6 @@ __attribute__((noreturn)) static void init_main(struct init_args *a)
 	}
 	if (oci_rootfs_finish(s, msg, sizeof(msg)) < 0)
 		child_fail(a->sock, msg);
-	for (size_t i = 0; i < s->n_sysctls; i++) {
-		_cleanup_free_ char *p = sp_xasprintf("/proc/sys/%s", s->sysctls[i].key);
-		for (char *q = p + 10; *q; q++)
-			if (*q == '.')
-				*q = '/';
-		int fd = open(p, O_WRONLY | O_CLOEXEC);
-		if (fd < 0 || write(fd, s->sysctls[i].value, strlen(s->sysctls[i].value)) < 0) {
-			oci_msg(msg, sizeof(msg), errno, "linux.sysctl.%s", s->sysctls[i].key);
-			child_fail(a->sock, msg);
-		}
-		close(fd);
-	}
 	if (oci_child_prepare_process(&a->cx, msg, sizeof(msg)) < 0)
 		child_fail(a->sock, msg);
 	if (send_msg(a->sock, MSG_READY, 0, NULL) < 0)
@@ -428,6 +412,13 @@ int sp_container_create(sp_container **out, const char *id, const char *spec_jso
 	}
 	c->dir = sp_steal_ptr(&dir);
 	c->created = oci_now_rfc3339();
+	/* Relative bind sources are relative to the bundle. */
+	for (size_t i = 0; i < s->n_mounts; i++)
+		if (s->mounts[i].bind && s->mounts[i].source[0] != '/') {
+			char *a = abs_path(c->bundle, s->mounts[i].source);
+			free(s->mounts[i].source);
+			s->mounts[i].source = a;
+		}
 	_cleanup_free_ char *cfgp = sp_xasprintf("%s/config.json", c->dir);
 	if (sp_write_file_atomic(cfgp, spec_json, spec_len, 0600, err) < 0)
 		return fail_create(c, 0, 0, (*err)->code);

@@ -471,8 +471,25 @@ int oci_rootfs_pivot(const struct oci_spec *s, const char *rootfs, char *msg, si
 	return 0;
 }
 
+static int write_sysctls(const struct oci_spec *s, char *msg, size_t n)
+{
+	for (size_t i = 0; i < s->n_sysctls; i++) {
+		_cleanup_free_ char *p = sp_xasprintf("/proc/sys/%s", s->sysctls[i].key);
+		for (char *q = p + 10; *q; q++)
+			if (*q == '.')
+				*q = '/';
+		_cleanup_close_ int fd = open(p, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0 || write(fd, s->sysctls[i].value, strlen(s->sysctls[i].value)) < 0)
+			return oci_msg(msg, n, errno, "linux.sysctl.%s", s->sysctls[i].key);
+	}
+	return 0;
+}
+
 int oci_rootfs_finish(const struct oci_spec *s, char *msg, size_t n)
 {
+	/* sysctls first: readonlyPaths usually holds /proc/sys. */
+	if (write_sysctls(s, msg, n) < 0)
+		return -1;
 	for (char **p = s->masked; p && *p; p++) {
 		struct stat st;
 		if (lstat(*p, &st) < 0) {

@@ -79,7 +79,7 @@ char *oci_state_json(const sp_container *c, const char *status)
 	json_t *ann = c->spec ? json_object_get(c->spec->json, "annotations") : NULL;
 	if (ann)
 		json_object_set(o, "annotations", ann);
-	char *s = json_dumps(o, JSON_INDENT(2));
+	char *s = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (!s)
 		sp_oom();
