@@ -212,6 +212,12 @@ int oci_child_exec(struct oci_child_ctx *cx, char *msg, size_t n)
 	if (setup_stdio(cx, msg, n) < 0)
 		return -1;
 	umask(p->umask != OCI_UNSET ? (mode_t)p->umask : 0022);
+	/* Nothing of ours leaks into the container. Before seccomp, whose
+	 * filter may not know close_range. */
+	if (syscall(SYS_close_range, 3 + cx->preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+		return oci_msg(msg, n, errno, "close_range");
+	for (unsigned i = 0; i < cx->preserve_fds; i++)
+		fcntl(3 + (int)i, F_SETFD, 0);
 	if (!p->nnp && oci_seccomp_load(cx->bpf, msg, n) < 0)
 		return -1;
 	if (oci_caps_drop_bounding(&p->caps, msg, n) < 0)
@@ -233,11 +239,6 @@ int oci_child_exec(struct oci_child_ctx *cx, char *msg, size_t n)
 		return oci_msg(msg, n, errno, "process.noNewPrivileges");
 	if (cx->spec && cx->spec->has_personality && personality(cx->spec->personality) < 0)
 		return oci_msg(msg, n, errno, "linux.personality");
-	/* Nothing of ours leaks into the container. */
-	if (syscall(SYS_close_range, 3 + cx->preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-		return oci_msg(msg, n, errno, "close_range");
-	for (unsigned i = 0; i < cx->preserve_fds; i++)
-		fcntl(3 + (int)i, F_SETFD, 0);
 	if (p->nnp && oci_seccomp_load(cx->bpf, msg, n) < 0)
 		return -1;
 	char *noenv[] = {NULL};
