@@ -611,6 +611,9 @@ int oci_cgroup_apply(struct oci_cgroup *cg, const struct oci_spec *s, sp_err **e
 	if (!v2dir && r->unified && json_object_size(r->unified))
 		return sp_error(err, SP_ERR_UNSUPPORTED,
 				"linux.resources.unified: needs a cgroup v2 hierarchy");
+	if (!cg->v2 && r->net_classid != OCI_UNSET && !has_v1(cg, "net_cls"))
+		return sp_error(err, SP_ERR_UNSUPPORTED,
+				"linux.resources.network.classID: no net_cls controller is mounted");
 	if (!cg->v2 && r->n_hugepages && !has_v1(cg, "hugetlb") && !v2dir)
 		return sp_error(err, SP_ERR_UNSUPPORTED,
 				"linux.resources.hugepageLimits: no hugetlb controller");

@@ -663,9 +663,12 @@ int sp_container_wait(sp_container *c, int *exit_code, sp_err **err)
 int sp_container_delete(sp_container *c, bool force, sp_err **err)
 {
 	sp_container_status st = sp_container_status_get(c);
-	if (st == SP_CONTAINER_RUNNING && !force)
+	/* The runtime spec: deleting a container that isn't stopped is an
+	 * error (runc also deletes created ones; containerd uses --force). */
+	if (st != SP_CONTAINER_STOPPED && !force)
 		return sp_error(err, SP_ERR_STATE,
-				"container `%s` is running; stop it first or delete with --force", c->id);
+				"container `%s` is %s; stop it first or delete with --force", c->id,
+				sp_container_status_name(st));
 	if (st != SP_CONTAINER_STOPPED) {
 		kill(c->pid, SIGKILL);
 		/* Ours to reap, or someone else's: wait until it's gone. */
