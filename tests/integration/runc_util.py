@@ -91,6 +91,8 @@ class Runc:
         os.makedirs(b)
         os.symlink(self.rootfs, os.path.join(b, "rootfs"))
         cfg = copy.deepcopy(BASE)
+        # Unique per process: the ASan run of the module runs in parallel.
+        cfg["linux"]["cgroupsPath"] = "/sp-it/%d-%d" % (os.getpid(), self.n)
         if args:
             cfg["process"]["args"] = args
         if edit:
