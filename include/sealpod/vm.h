@@ -149,6 +149,9 @@ SP_PUBLIC int sp_vm_start(sp_vm **out, const sp_vm_config *cfg, sp_err **err);
  * Health.Check answered on the agent port. If QEMU exits or the time runs
  * out, the error says so and carries the console's last lines. */
 SP_PUBLIC int sp_vm_wait_ready(sp_vm *vm, uint64_t timeout_ns, sp_err **err);
+/* While *flag is nonzero (set from a signal handler, say),
+ * sp_vm_wait_ready() gives up with SP_ERR_STATE ("interrupted"). */
+SP_PUBLIC void sp_vm_set_cancel(sp_vm *vm, const volatile int *flag);
 
 /* "serial:<run_dir>/agent.sock": the ttRPC address of the agent port. */
 SP_PUBLIC const char *sp_vm_agent_address(const sp_vm *vm);

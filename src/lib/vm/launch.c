@@ -31,6 +31,7 @@ struct sp_vm {
 	uint64_t t_start, qmp_ms, ready_ms;
 	off_t console_off;   /* how far wait_ready has scanned */
 	bool ready;
+	const volatile int *cancel;
 };
 
 static char *file_tail(const char *path, size_t nlines)
@@ -48,11 +49,24 @@ static char *file_tail(const char *path, size_t nlines)
 	close(fd);
 	if (n < 0)
 		n = 0;
-	/* Drop CRs and NULs so the text prints cleanly in an error. */
+	/* Drop CRs, NULs and terminal escapes (the firmware clears the
+	 * screen) so the text prints cleanly in an error. */
 	size_t len = 0;
-	for (ssize_t i = 0; i < n; i++)
+	for (ssize_t i = 0; i < n; i++) {
+		if (buf[i] == 0x1b) {
+			if (i + 1 < n && buf[i + 1] == '[') {
+				i += 2;
+				while (i < n && !((buf[i] >= 'A' && buf[i] <= 'Z') ||
+						  (buf[i] >= 'a' && buf[i] <= 'z')))
+					i++;
+			} else {
+				i++;
+			}
+			continue;
+		}
 		if (buf[i] != '\r' && buf[i] != 0)
 			buf[len++] = buf[i];
+	}
 	while (len && buf[len - 1] == '\n')
 		len--;
 	buf[len] = 0;
@@ -375,6 +389,9 @@ int sp_vm_wait_ready(sp_vm *vm, uint64_t timeout_ns, sp_err **err)
 			break;
 		if (reap(vm, WNOHANG))
 			return died_error(vm, "before the guest agent was ready", err);
+		if (vm->cancel && *vm->cancel)
+			return sp_error(err, SP_ERR_STATE,
+					"interrupted while waiting for the guest agent");
 		if (sp_now_ns() >= deadline) {
 			_cleanup_free_ char *con = sp_vm_console_tail(vm, 20);
 			return sp_error(err, SP_ERR_TIMEOUT,
@@ -407,6 +424,11 @@ int sp_vm_status(sp_vm *vm, char **status, sp_err **err)
 		return SP_ERR_PARSE;
 	*status = sp_xstrdup(s);
 	return 0;
+}
+
+void sp_vm_set_cancel(sp_vm *vm, const volatile int *flag)
+{
+	vm->cancel = flag;
 }
 
 const char *sp_vm_agent_address(const sp_vm *vm)
