@@ -43,10 +43,10 @@ int main(int argc, char **argv)
 	uint64_t total = 0, used = sp_pid1_mem_used_kb(&total);
 	/* One line the host's launcher and benchmarks parse. */
 	printf(SP_VM_READY_LINE " kernel_ms=%llu setup_ms=%llu modules=%u "
-	       "mem_used_kb=%llu mem_total_kb=%llu port=%s\n",
+	       "mem_used_kb=%llu mem_total_kb=%llu uptime_ms=%llu port=%s\n",
 	       (unsigned long long)st.kernel_ms, (unsigned long long)st.setup_ms,
 	       st.modules_loaded, (unsigned long long)used, (unsigned long long)total,
-	       port ? port : "none");
+	       (unsigned long long)(pid1 ? sp_pid1_uptime_ms() : 0), port ? port : "none");
 	fflush(stdout);
 	free(port);
 	if (!pid1 && !(argc > 1 && !strcmp(argv[1], "--wait")))
