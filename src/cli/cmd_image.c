@@ -6,7 +6,10 @@
 
 static const struct sp_cli_cmd image_cmds[] = {
 	{"build", cmd_image_build, "build the guest image (kernel, initrd, manifest)"},
-	/* issue 9 adds: {"import", cmd_image_import, "..."}, */
+	{"import", cmd_image_import, "import a docker-archive or OCI layout into a store"},
+	{"pack", cmd_image_pack, "write images of a store as one tar (the UVM's image disk)"},
+	{"pull", cmd_image_pull, "pull, verify and unpack an image into a directory"},
+	{"config", cmd_image_config, "print an image's digest and config"},
 };
 
 int cmd_image(int argc, char **argv)
