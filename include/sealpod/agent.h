@@ -31,6 +31,8 @@ typedef struct sp_agent_tee {
 	void *ctx;
 } sp_agent_tee;
 
+struct sp_agent;
+
 typedef struct sp_agent_opts {
 	unsigned version; /* 1 */
 	/* Native mode (not PID 1 of a UVM): test-only features are allowed
@@ -54,9 +56,12 @@ typedef struct sp_agent_opts {
 	/* Network namespace to open the attestation endpoint in (a path
 	 * such as /var/run/netns/X); NULL = the agent's own. */
 	const char *attest_netns;
-	/* Skip the process reaper thread (when PID 1's reaper tells the
-	 * agent about exits through sp_agent_child_exited()). */
-	bool external_reaper;
+	/* When the program has a reaper that owns every waitpid() (PID 1's):
+	 * the agent calls watch_child(agent, pid) for each process it starts
+	 * (possibly with its own lock held), and the reaper reports the exit
+	 * through sp_agent_child_exited(). NULL = the agent collects its own
+	 * children through pidfds. */
+	void (*watch_child)(struct sp_agent *agent, pid_t pid);
 } sp_agent_opts;
 
 typedef struct sp_agent sp_agent;
@@ -79,9 +84,10 @@ SP_PUBLIC int sp_agent_dispatch(sp_agent *a, const char *service,
 				size_t len, uint64_t deadline_ns, uint8_t **out,
 				size_t *out_len, char **status_msg);
 
-/* Tells the agent that a child exited (PID 1's reaper collected it).
- * Returns true when pid was one of the agent's processes. */
-SP_PUBLIC bool sp_agent_child_exited(sp_agent *a, pid_t pid, int wait_status);
+/* Tells the agent that a child it started exited (the reaper collected
+ * it). Safe from any thread, also while the agent calls watch_child: the
+ * status is queued and applied by the agent's I/O thread. */
+SP_PUBLIC void sp_agent_child_exited(sp_agent *a, pid_t pid, int wait_status);
 
 /* Wakes every blocked call (ReadStdout, WaitProcess, ...) so a server can
  * shut down. */

@@ -415,7 +415,8 @@ int sp_agent_new(sp_agent **out, const sp_agent_opts *opts, sp_err **err)
 	a->image_store = opts->image_store ? sp_xstrdup(opts->image_store) : NULL;
 	a->rootfs_dir = opts->rootfs_dir ? sp_xstrdup(opts->rootfs_dir) : NULL;
 	a->stream_max = opts->stream_max ? opts->stream_max : SP_AGENT_STREAM_MAX;
-	a->external_reaper = opts->external_reaper;
+	a->watch_child = opts->watch_child;
+	pthread_mutex_init(&a->exit_lock, NULL);
 	if (opts->tee && opts->tee->get_report && opts->tee->kind &&
 	    strcmp(opts->tee->kind, "none") != 0) {
 		a->tee = *opts->tee;
@@ -479,6 +480,12 @@ void sp_agent_free(sp_agent *a)
 	free(a->rootfs_dir);
 	free(a->sandbox_id);
 	free(a->hostname);
+	while (a->exits) {
+		struct exit_note *n = a->exits->next;
+		free(a->exits);
+		a->exits = n;
+	}
+	pthread_mutex_destroy(&a->exit_lock);
 	pthread_cond_destroy(&a->cond);
 	pthread_mutex_destroy(&a->lock);
 	free(a);

@@ -16,6 +16,7 @@
 #include "sealpod/agent.h"
 #include "sealpod/bytes.h"
 #include "sealpod/hash.h"
+#include "sealpod/tee.h"
 
 /* Shorter names for the generated types. */
 typedef Sealpod__Agent__V1__Storage AStorage;
@@ -92,6 +93,12 @@ typedef struct container {
 	bool oom;         /* an OOM kill not yet reported */
 } container;
 
+struct exit_note {
+	struct exit_note *next;
+	pid_t pid;
+	int status;
+};
+
 struct sp_agent {
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* broadcast on any state change */
@@ -126,7 +133,11 @@ struct sp_agent {
 	pthread_t io_thread;
 	bool io_started;
 	bool io_quit;
-	bool external_reaper;
+	void (*watch_child)(struct sp_agent *, pid_t);
+	/* Exits reported by an external reaper, applied by the I/O thread
+	 * (the reporter may run while the agent lock is held). */
+	pthread_mutex_t exit_lock;
+	struct exit_note *exits;
 
 	struct attest_server *attest;
 	int attest_port;

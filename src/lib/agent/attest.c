@@ -172,6 +172,8 @@ static void handle_resource(const char *rest, size_t n, sp_buf *resp)
 			len = 0;
 		} else {
 			char c = rest[i];
+			if (len == 0 && c == '.')
+				goto bad; /* no ".", "..", hidden names */
 			if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 			      (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
 				goto bad;

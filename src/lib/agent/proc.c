@@ -276,7 +276,10 @@ int proc_spawn(sp_agent *a, proc *p, const launch *l, sp_err **err)
 	close(errp[1]);
 	errp[1] = -1;
 	p->pid = pid;
-	p->pidfd = a->external_reaper ? -1 : pidfd_open_(pid);
+	if (a->watch_child)
+		a->watch_child(a, pid);
+	else
+		p->pidfd = pidfd_open_(pid);
 	if (l->terminal) {
 		p->pty = pty;
 		p->terminal = true;
@@ -370,19 +373,37 @@ void proc_exited(sp_agent *a, proc *p, int st)
 	agent_broadcast(a);
 }
 
-bool sp_agent_child_exited(sp_agent *a, pid_t pid, int wait_status)
+void sp_agent_child_exited(sp_agent *a, pid_t pid, int wait_status)
 {
-	bool found = false;
-	pthread_mutex_lock(&a->lock);
-	for (container *c = a->containers; c && !found; c = c->next)
-		for (proc *p = c->procs; p; p = p->next)
-			if (p->pid == pid && p->state != PROC_EXITED) {
-				proc_exited(a, p, wait_status);
-				found = true;
-				break;
-			}
-	pthread_mutex_unlock(&a->lock);
-	return found;
+	struct exit_note *n = sp_xzalloc(sizeof(*n));
+	n->pid = pid;
+	n->status = wait_status;
+	pthread_mutex_lock(&a->exit_lock);
+	n->next = a->exits;
+	a->exits = n;
+	pthread_mutex_unlock(&a->exit_lock);
+	uint64_t one = 1;
+	if (a->wakefd >= 0 && write(a->wakefd, &one, sizeof(one)) < 0) {
+		/* saturated: the I/O thread is awake anyway */
+	}
+}
+
+/* I/O thread, agent lock held. */
+static void apply_exits(sp_agent *a)
+{
+	pthread_mutex_lock(&a->exit_lock);
+	struct exit_note *n = a->exits;
+	a->exits = NULL;
+	pthread_mutex_unlock(&a->exit_lock);
+	while (n) {
+		struct exit_note *next = n->next;
+		for (container *c = a->containers; c; c = c->next)
+			for (proc *p = c->procs; p; p = p->next)
+				if (p->pid == n->pid && p->state != PROC_EXITED)
+					proc_exited(a, p, n->status);
+		free(n);
+		n = next;
+	}
 }
 
 static void collect(sp_agent *a, proc *p)
@@ -483,6 +504,7 @@ static void *io_loop(void *arg)
 					collect(a, p);
 			}
 		}
+		apply_exits(a);
 		/* Events of this batch may have named buried procs: only now
 		 * is it safe to free them. */
 		free_graveyard(a);
