@@ -354,6 +354,231 @@ static void test_attest_endpoint(void **state)
 	}
 }
 
+
+/* ---- the container machinery, past the gate ----
+ * These call the handlers directly (with the agent lock held, as the
+ * dispatcher does): the gate is tested above and through the socket. */
+
+static int H_create(fixture *f, const char *id, const char *spec)
+{
+	ACreateContainer q = SEALPOD__AGENT__V1__CREATE_CONTAINER_REQUEST__INIT;
+	q.container_id = (char *)id;
+	q.oci_spec.data = (uint8_t *)spec;
+	q.oci_spec.len = strlen(spec);
+	reply r = {0};
+	pthread_mutex_lock(&f->a->lock);
+	int rc = h_create_container(f->a, &q, &r);
+	pthread_mutex_unlock(&f->a->lock);
+	if (rc)
+		fprintf(stderr, "create: %s\n", r.msg);
+	free(r.out);
+	free(r.msg);
+	return rc;
+}
+
+static int H_start(fixture *f, const char *id)
+{
+	AStartContainer q = SEALPOD__AGENT__V1__START_CONTAINER_REQUEST__INIT;
+	q.container_id = (char *)id;
+	reply r = {0};
+	pthread_mutex_lock(&f->a->lock);
+	int rc = h_start_container(f->a, &q, &r);
+	pthread_mutex_unlock(&f->a->lock);
+	free(r.out);
+	free(r.msg);
+	return rc;
+}
+
+static int H_exec(fixture *f, const char *id, const char *eid, const char *process)
+{
+	AExecProcess q = SEALPOD__AGENT__V1__EXEC_PROCESS_REQUEST__INIT;
+	q.container_id = (char *)id;
+	q.exec_id = (char *)eid;
+	q.process.data = (uint8_t *)process;
+	q.process.len = strlen(process);
+	reply r = {0};
+	pthread_mutex_lock(&f->a->lock);
+	int rc = h_exec_process(f->a, &q, &r);
+	pthread_mutex_unlock(&f->a->lock);
+	if (rc)
+		fprintf(stderr, "exec: %s\n", r.msg);
+	free(r.out);
+	free(r.msg);
+	return rc;
+}
+
+/* Reads a stream to EOF; returns the bytes (NUL-terminated). */
+static char *H_read_all(fixture *f, const char *id, const char *eid, int which,
+			size_t chunk, unsigned delay_us, size_t *total)
+{
+	sp_buf b = SP_BUF_INIT;
+	for (;;) {
+		AReadStream q = SEALPOD__AGENT__V1__READ_STREAM_REQUEST__INIT;
+		q.container_id = (char *)id;
+		q.exec_id = (char *)eid;
+		q.len = (uint32_t)chunk;
+		reply r = {0};
+		pthread_mutex_lock(&f->a->lock);
+		int rc = h_read_stream(f->a, &q, which, sp_now_ns() + 10000000000ull, &r);
+		pthread_mutex_unlock(&f->a->lock);
+		if (rc != SP_RPC_OK)
+			fail_msg("read: %s", r.msg);
+		Sealpod__Agent__V1__ReadStreamResponse *m =
+			sealpod__agent__v1__read_stream_response__unpack(NULL, r.out_len, r.out);
+		free(r.out);
+		size_t n = m->data.len;
+		sp_buf_put(&b, m->data.data, n);
+		sealpod__agent__v1__read_stream_response__free_unpacked(m, NULL);
+		if (n == 0)
+			break;
+		if (delay_us)
+			usleep(delay_us);
+	}
+	*total = b.len;
+	sp_buf_terminate(&b);
+	return (char *)b.data;
+}
+
+static int H_wait(fixture *f, const char *id, const char *eid)
+{
+	AWaitProcess q = SEALPOD__AGENT__V1__WAIT_PROCESS_REQUEST__INIT;
+	q.container_id = (char *)id;
+	q.exec_id = (char *)eid;
+	reply r = {0};
+	pthread_mutex_lock(&f->a->lock);
+	int rc = h_wait_process(f->a, &q, sp_now_ns() + 10000000000ull, &r);
+	pthread_mutex_unlock(&f->a->lock);
+	if (rc != SP_RPC_OK)
+		fail_msg("wait: %s", r.msg);
+	Sealpod__Agent__V1__WaitProcessResponse *m =
+		sealpod__agent__v1__wait_process_response__unpack(NULL, r.out_len, r.out);
+	int st = m->status;
+	sealpod__agent__v1__wait_process_response__free_unpacked(m, NULL);
+	free(r.out);
+	return st;
+}
+
+static int H_remove(fixture *f, const char *id)
+{
+	ARemoveContainer q = SEALPOD__AGENT__V1__REMOVE_CONTAINER_REQUEST__INIT;
+	q.container_id = (char *)id;
+	q.timeout = 1;
+	reply r = {0};
+	pthread_mutex_lock(&f->a->lock);
+	int rc = h_remove_container(f->a, &q, sp_now_ns() + 10000000000ull, &r);
+	pthread_mutex_unlock(&f->a->lock);
+	free(r.out);
+	free(r.msg);
+	return rc;
+}
+
+static void test_lifecycle(void **state)
+{
+	fixture *f = *state;
+	size_t n;
+	assert_int_equal(H_create(f, "c1", "{\"process\":{\"args\":[\"/bin/sh\",\"-c\","
+				  "\"echo out; echo err >&2; exit 3\"],\"cwd\":\"/\"}}"), 0);
+	/* Created: nothing runs until StartContainer. */
+	usleep(100000);
+	pthread_mutex_lock(&f->a->lock);
+	assert_int_equal(container_find(f->a, "c1")->procs->state, PROC_CREATED);
+	pthread_mutex_unlock(&f->a->lock);
+	assert_int_equal(H_create(f, "c1", "{\"process\":{\"args\":[\"true\"]}}"),
+			 SP_RPC_ALREADY_EXISTS);
+	assert_int_equal(H_start(f, "c1"), 0);
+	assert_int_equal(H_start(f, "c1"), SP_RPC_FAILED_PRECONDITION);
+	_cleanup_free_ char *out = H_read_all(f, "c1", "", 1, 0, 0, &n);
+	assert_string_equal(out, "out\n");
+	_cleanup_free_ char *err = H_read_all(f, "c1", "", 2, 0, 0, &n);
+	assert_string_equal(err, "err\n");
+	assert_int_equal(H_wait(f, "c1", ""), 3);
+	/* The status stays until the container is removed. */
+	assert_int_equal(H_wait(f, "c1", ""), 3);
+	_cleanup_free_ char *bundle = sp_xasprintf("%s/containers/c1", f->dir);
+	struct stat st;
+	assert_int_equal(stat(bundle, &st), 0);
+	assert_int_equal(H_remove(f, "c1"), 0);
+	assert_int_not_equal(stat(bundle, &st), 0);
+	assert_int_equal(H_remove(f, "c1"), SP_RPC_NOT_FOUND);
+}
+
+static void test_exec_stdin_and_slow_reader(void **state)
+{
+	fixture *f = *state;
+	size_t n;
+	assert_int_equal(H_create(f, "c2", "{\"process\":{\"args\":[\"sleep\",\"30\"],"
+				  "\"env\":[\"PATH=/usr/bin:/bin\"]}}"), 0);
+	assert_int_equal(H_start(f, "c2"), 0);
+	/* stdin through cat. */
+	assert_int_equal(H_exec(f, "c2", "e1", "{\"args\":[\"/bin/cat\"]}"), 0);
+	assert_int_equal(H_exec(f, "c2", "e1", "{\"args\":[\"/bin/cat\"]}"), SP_RPC_ALREADY_EXISTS);
+	AWriteStream w = SEALPOD__AGENT__V1__WRITE_STREAM_REQUEST__INIT;
+	w.container_id = (char *)"c2";
+	w.exec_id = (char *)"e1";
+	w.data.data = (uint8_t *)"hi there";
+	w.data.len = 8;
+	reply r = {0};
+	pthread_mutex_lock(&f->a->lock);
+	assert_int_equal(h_write_stdin(f->a, &w, sp_now_ns() + 5000000000ull, &r), 0);
+	ACloseStdin cs = SEALPOD__AGENT__V1__CLOSE_STDIN_REQUEST__INIT;
+	cs.container_id = (char *)"c2";
+	cs.exec_id = (char *)"e1";
+	free(r.out);
+	r.out = NULL;
+	assert_int_equal(h_close_stdin(f->a, &cs, &r), 0);
+	free(r.out);
+	r.out = NULL;
+	pthread_mutex_unlock(&f->a->lock);
+	_cleanup_free_ char *echo = H_read_all(f, "c2", "e1", 1, 0, 0, &n);
+	assert_string_equal(echo, "hi there");
+	assert_int_equal(H_wait(f, "c2", "e1"), 0);
+
+	/* 3 MiB through a 1 MiB buffer: the writer blocks, nothing is lost. */
+	assert_int_equal(H_exec(f, "c2", "big",
+				"{\"args\":[\"/bin/sh\",\"-c\",\"head -c 3145728 /dev/zero\"]}"), 0);
+	usleep(500000);
+	pthread_mutex_lock(&f->a->lock);
+	proc *p = proc_find(container_find(f->a, "c2"), "big");
+	assert_non_null(p);
+	assert_int_equal(p->out.len, p->out.cap);
+	assert_int_not_equal(p->state, PROC_EXITED);
+	pthread_mutex_unlock(&f->a->lock);
+	_cleanup_free_ char *big = H_read_all(f, "c2", "big", 1, 200000, 1000, &n);
+	assert_int_equal(n, 3145728);
+	assert_int_equal(H_wait(f, "c2", "big"), 0);
+
+	/* Exec exit code and a missing program. */
+	assert_int_equal(H_exec(f, "c2", "e2", "{\"args\":[\"/bin/sh\",\"-c\",\"exit 7\"]}"), 0);
+	assert_int_equal(H_wait(f, "c2", "e2"), 7);
+	assert_int_not_equal(H_exec(f, "c2", "e3", "{\"args\":[\"/no/such\"]}"), 0);
+	/* Removing a running container kills it. */
+	assert_int_equal(H_remove(f, "c2"), 0);
+}
+
+static void test_terminal_resize(void **state)
+{
+	fixture *f = *state;
+	size_t n;
+	assert_int_equal(H_create(f, "c3", "{\"process\":{\"args\":[\"sleep\",\"30\"]}}"), 0);
+	assert_int_equal(H_start(f, "c3"), 0);
+	assert_int_equal(H_exec(f, "c3", "t", "{\"terminal\":true,\"args\":[\"/bin/sh\",\"-c\","
+				"\"sleep 0.5; stty size\"]}"), 0);
+	ATtyWinResize q = SEALPOD__AGENT__V1__TTY_WIN_RESIZE_REQUEST__INIT;
+	q.container_id = (char *)"c3";
+	q.exec_id = (char *)"t";
+	q.row = 40;
+	q.column = 100;
+	reply r = {0};
+	pthread_mutex_lock(&f->a->lock);
+	assert_int_equal(h_tty_win_resize(f->a, &q, &r), 0);
+	pthread_mutex_unlock(&f->a->lock);
+	free(r.out);
+	_cleanup_free_ char *out = H_read_all(f, "c3", "t", 1, 0, 0, &n);
+	assert_non_null(strstr(out, "40 100"));
+	assert_int_equal(H_wait(f, "c3", "t"), 0);
+	assert_int_equal(H_remove(f, "c3"), 0);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -365,6 +590,9 @@ int main(void)
 		cmocka_unit_test(test_stream_ring_wraps_and_backpressures),
 		cmocka_unit_test_setup_teardown(test_copy_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_attest_endpoint, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exec_stdin_and_slow_reader, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_terminal_resize, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
