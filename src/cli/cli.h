@@ -19,7 +19,23 @@ int cmd_report(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_image(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_simpsp(int argc, char **argv);
 
-#define SP_CLI_COMMANDS /* entries are added as the commands land */
+/* One entry per line, each ending in a backslash; keep the end marker last. */
+#define SP_CLI_COMMANDS \
+	{"measure", cmd_measure, "compute an SNP launch digest"}, \
+	{"verify", cmd_verify, "verify an SNP report and appraise its claims"}, \
+	{"report", cmd_report, "show an SNP report as JSON (report show R)"}, \
+	{"sim-psp", cmd_simpsp, "run the sim PSP (SEV-SNP stand-in)"}, \
+	{"policy", cmd_policy, "generate, explain and evaluate pod policies"}, \
+	/* end of SP_CLI_COMMANDS */
+/* image store verbs (issue 9), called by cmd_image's dispatcher */
+int cmd_image_import(int argc, char **argv);
+int cmd_image_pack(int argc, char **argv);
+int cmd_image_pull(int argc, char **argv);
+int cmd_image_config(int argc, char **argv);
+
+#define SP_CLI_COMMANDS /* entries are added as the commands land */ \
+	{"image", cmd_image, "manage container images"},
 
 #endif

@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Pod policy: what the host may ask the guest agent to do (docs/policy.md).
+ *
+ * A policy is canonical JSON (keys sorted, compact); its SHA-256 is the
+ * value placed in HOST_DATA at launch. The evaluator decides every agent
+ * request: allow, or deny with the path of the first mismatch and what was
+ * expected against what arrived. Anything the policy does not describe is
+ * denied. */
+#ifndef SEALPOD_POLICY_H
+#define SEALPOD_POLICY_H
+
+#include <jansson.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "sealpod/common.h"
+#include "sealpod/err.h"
+#include "sealpod/hash.h"
+
+#define SP_POLICY_VERSION 1
+/* Largest policy document accepted (bytes). */
+#define SP_POLICY_MAX (1u << 20)
+/* The pod annotation that carries base64(policy). */
+#define SP_POLICY_ANNOTATION "io.sealpod.policy"
+
+typedef struct sp_policy sp_policy;
+typedef struct sp_policy_state sp_policy_state;
+
+/* Loads a policy from its canonical bytes. Non-canonical input (other key
+ * order, spaces, escapes) is refused, so that SHA-256(bytes) is the one
+ * value HOST_DATA can hold for this policy. */
+SP_PUBLIC int sp_policy_load(sp_policy **out, const void *bytes, size_t len,
+			     sp_err **err);
+/* Loads a policy from any JSON spelling (used by tools; not by the agent). */
+SP_PUBLIC int sp_policy_load_json(sp_policy **out, const json_t *doc,
+				  sp_err **err);
+SP_PUBLIC void sp_policy_free(sp_policy *p);
+/* SHA-256 of the canonical bytes: the HOST_DATA value. */
+SP_PUBLIC void sp_policy_hash(const sp_policy *p, uint8_t out[SP_SHA256_LEN]);
+/* The canonical bytes (owned by p, NUL-terminated). */
+SP_PUBLIC const char *sp_policy_bytes(const sp_policy *p, size_t *len);
+/* The policy document (owned by p; do not modify). */
+SP_PUBLIC const json_t *sp_policy_json(const sp_policy *p);
+SP_PUBLIC size_t sp_policy_container_count(const sp_policy *p);
+/* Index of the container named `name` (init containers too), or -1. */
+SP_PUBLIC int sp_policy_container_find(const sp_policy *p, const char *name);
+/* A human-readable summary (new string). */
+SP_PUBLIC char *sp_policy_explain(const sp_policy *p);
+
+/* Builds THE runtime-spec config.json (as a JSON object) that the policy
+ * allows for container `index`: process (args, env, cwd, user,
+ * capabilities...), root, mounts, linux (namespaces, sysctl, devices,
+ * seccomp, masked and read-only paths). Env variables the policy gives as
+ * patterns take their values from `values` (an object name -> string; may
+ * be NULL); a required one without a value is an error. The result passes
+ * the evaluator as a CreateContainerRequest's oci_spec. */
+SP_PUBLIC int sp_policy_container_spec(const sp_policy *p, size_t index,
+				       const json_t *values, json_t **out,
+				       sp_err **err);
+
+/* Evaluation state: which containers exist (created through which policy
+ * entry), which exec processes were allowed, whether SetPolicy ran. */
+SP_PUBLIC sp_policy_state *sp_policy_state_new(void);
+SP_PUBLIC void sp_policy_state_free(sp_policy_state *s);
+/* Forgets a container (e.g. the agent failed to create it after an allow). */
+SP_PUBLIC void sp_policy_state_forget(sp_policy_state *s,
+				      const char *container_id);
+/* Policy index a container was created through, or -1. */
+SP_PUBLIC int sp_policy_state_container(const sp_policy_state *s,
+					const char *container_id);
+
+typedef struct sp_policy_decision {
+	bool allow;
+	/* When denied (all NULL when allowed): */
+	char *path;     /* first mismatch, e.g. "oci_spec.process.args[1]" */
+	char *expected; /* what the policy allows there */
+	char *got;      /* what arrived (never a Secret's value) */
+	char *message;  /* one line: "<Request> denied: <path>: expected .., got .." */
+} sp_policy_decision;
+
+SP_PUBLIC void sp_policy_decision_clear(sp_policy_decision *d);
+
+/* Decides one agent request. `name` is the request message's name
+ * ("CreateContainerRequest") or the RPC method ("CreateContainer"); the
+ * two stream reads are told apart by method name ("ReadStdout",
+ * "ReadStderr") or by "ReadStdoutRequest"/"ReadStderrRequest".
+ * `msg` is the decoded protobuf-c message of that type (may be NULL only
+ * for requests without a message type). `p` may be NULL before SetPolicy:
+ * then only SetPolicy, health checks and GetGuestDetails are allowed.
+ * Returns 0 when a decision was made (see d->allow), a negative code only
+ * for caller errors. On allow the state is updated (CreateContainer
+ * records the container, RemoveContainer drops it, ExecProcess records
+ * the exec id, SetPolicy counts). */
+SP_PUBLIC int sp_policy_eval(const sp_policy *p, sp_policy_state *state,
+			     const char *name, const ProtobufCMessage *msg,
+			     sp_policy_decision *d);
+
+/* Request JSON ({"kind": "...", "request": {...}} as in tests/policy) to
+ * a protobuf-c message. Field names may be snake_case or lowerCamelCase;
+ * bytes fields holding JSON (oci_spec, process, resources) may be given
+ * as a JSON object or string, other bytes fields as base64. *kind points
+ * into doc. Free with protobuf_c_message_free_unpacked(msg, NULL). */
+SP_PUBLIC int sp_policy_request_from_json(const json_t *doc, const char **kind,
+					  ProtobufCMessage **msg, sp_err **err);
+
+/* Test and tool convenience: in doc's request, an oci_spec (or process)
+ * written as {"$from_policy": "<container>", "$values": {env values},
+ * "$set": {"a/b/0": v}, "$append": {"a/b": v}, "$delete": ["a/b"]} is
+ * replaced by that container's spec (or its process) with the edits. */
+SP_PUBLIC int sp_policy_request_expand(const sp_policy *p, json_t *doc,
+				       sp_err **err);
+
+/* ---- Generation from Kubernetes YAML ---- */
+
+/* An image's config as the generator needs it. */
+typedef struct sp_image_config {
+	char *reference; /* "name@sha256:<hex>" (the resolved digest) */
+	char **entrypoint;
+	char **cmd;
+	char **env; /* "K=V" */
+	char *working_dir;
+	char *user;
+} sp_image_config;
+SP_PUBLIC void sp_image_config_clear(sp_image_config *c);
+
+/* Finds an image's config: `ref` is the reference as the pod wrote it. */
+typedef int (*sp_image_resolver)(void *ctx, const char *ref,
+				 sp_image_config *out, sp_err **err);
+
+/* Reads an image's config from an OCI image layout directory (index.json
+ * -> manifest -> config, every digest verified). The image is found by
+ * digest, by the org.opencontainers.image.ref.name annotation equal to the
+ * whole reference, to "name:tag" without the registry, or to the tag. */
+SP_PUBLIC int sp_image_config_from_layout(const char *dir, const char *ref,
+					  sp_image_config *out, sp_err **err);
+/* Reads an image's config from a registry (distribution API over HTTPS;
+ * plain HTTP only for localhost and 127.0.0.1). `registry` (a URL) may be
+ * NULL to use the reference's own registry. */
+SP_PUBLIC int sp_image_config_from_registry(const char *registry,
+					    const char *ref,
+					    sp_image_config *out, sp_err **err);
+
+typedef struct sp_policy_gen_opts {
+	int version; /* 1 */
+	sp_image_resolver resolve;
+	void *resolve_ctx;
+	/* hostPath paths the pod may mount (NULL-terminated; may be NULL). */
+	char **allow_host_paths;
+} sp_policy_gen_opts;
+
+/* Generates the policy for one Kubernetes object (a JSON tree of a Pod,
+ * Deployment, StatefulSet, DaemonSet, ReplicaSet, Job or CronJob).
+ * `config_maps` (may be NULL) maps "name" -> data object from ConfigMaps
+ * in the same file, so their values become exact. *out is NULL (and 0 is
+ * returned) for kinds that carry no pod. */
+SP_PUBLIC int sp_policy_generate(const json_t *object, const json_t *config_maps,
+				 const sp_policy_gen_opts *opts, json_t **out,
+				 sp_err **err);
+
+/* Reads a (multi-document) Kubernetes YAML file, generates a policy for
+ * every pod-carrying object and writes the YAML back with the annotation
+ * io.sealpod.policy set in each pod template. *yaml_out is the new YAML;
+ * hashes (may be NULL) receives one "<kind>/<name> <sha256 hex>" line per
+ * policy. */
+SP_PUBLIC int sp_policy_generate_yaml(const void *yaml, size_t len,
+				      const sp_policy_gen_opts *opts,
+				      char **yaml_out, char **hashes,
+				      sp_err **err);
+/* Just the parse: YAML documents into a JSON array (for tests, fuzzing). */
+SP_PUBLIC int sp_yaml_to_json(const void *yaml, size_t len, json_t **out,
+			      sp_err **err);
+
+#endif

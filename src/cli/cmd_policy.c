@@ -1,0 +1,360 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* sealpod policy: gen, explain, eval, hash, spec. */
+#include <getopt.h>
+#include <string.h>
+
+#include "cli.h"
+#include "sealpod/codec.h"
+#include "sealpod/file.h"
+#include "sealpod/json.h"
+#include "sealpod/log.h"
+#include "sealpod/policy.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: sealpod policy gen FILE.yaml [--image-dir DIR] [--registry URL]\n"
+		"                          [--allow-host-path PATH]... [--print-hash]\n"
+		"                          [--output FILE | --in-place]\n"
+		"       sealpod policy explain POLICY\n"
+		"       sealpod policy eval POLICY REQUEST.json [--json]\n"
+		"       sealpod policy hash POLICY\n"
+		"       sealpod policy spec POLICY CONTAINER [--values VALUES.json]\n"
+		"POLICY is a policy JSON file, its base64, or a Kubernetes YAML file\n"
+		"whose pod carries the io.sealpod.policy annotation.\n");
+}
+
+static int fail(sp_err *err)
+{
+	fprintf(stderr, "sealpod policy: %s\n", sp_err_msg(err));
+	sp_err_free(err);
+	return 1;
+}
+
+/* Finds the annotation in YAML converted to JSON. */
+static const char *find_annotation(const json_t *j)
+{
+	if (json_is_object(j)) {
+		json_t *a = json_object_get(j, "annotations");
+		json_t *v = json_is_object(a) ? json_object_get(a, SP_POLICY_ANNOTATION) : NULL;
+		if (json_is_string(v))
+			return json_string_value(v);
+		const char *k;
+		json_t *c;
+		json_object_foreach((json_t *)j, k, c) {
+			const char *r = find_annotation(c);
+			if (r)
+				return r;
+		}
+	} else if (json_is_array(j)) {
+		size_t i;
+		json_t *c;
+		json_array_foreach(j, i, c) {
+			const char *r = find_annotation(c);
+			if (r)
+				return r;
+		}
+	}
+	return NULL;
+}
+
+static int load_policy(sp_policy **out, const char *path, sp_err **err)
+{
+	_cleanup_free_ uint8_t *data = NULL;
+	size_t len;
+	if (sp_read_file(&data, &len, path, 16u << 20, err) < 0)
+		return (*err)->code;
+	size_t skip = strspn((char *)data, " \t\r\n");
+	_cleanup_json_ json_t *doc = NULL;
+	_cleanup_free_ uint8_t *dec = NULL;
+	size_t dlen = 0;
+	if (data[skip] == '{') {
+		if (sp_json_parse(&doc, data, len, path, err) < 0)
+			return (*err)->code;
+	} else {
+		size_t n = len;
+		while (n > 0 && strchr(" \t\r\n", data[n - 1]))
+			n--;
+		const char *b64 = (const char *)data + skip;
+		_cleanup_json_ json_t *yaml = NULL;
+		if (sp_base64_decode(&dec, &dlen, b64, n - skip, SP_B64_STD, NULL) < 0) {
+			if (sp_yaml_to_json(data, len, &yaml, NULL) < 0 || !(b64 = find_annotation(yaml)))
+				return sp_error(err, SP_ERR_PARSE,
+						"%s: neither policy JSON, base64 of it, nor YAML with the %s annotation",
+						path, SP_POLICY_ANNOTATION);
+			if (sp_base64_decode(&dec, &dlen, b64, strlen(b64), SP_B64_STD, err) < 0)
+				return sp_error_wrap(err, "%s: annotation %s", path, SP_POLICY_ANNOTATION);
+		}
+		if (sp_json_parse(&doc, dec, dlen, path, err) < 0)
+			return (*err)->code;
+	}
+	if (sp_policy_load_json(out, doc, err) < 0)
+		return sp_error_wrap(err, "%s", path);
+	return 0;
+}
+
+static int do_hash(int argc, char **argv)
+{
+	if (argc != 2) {
+		usage(stderr);
+		return 2;
+	}
+	sp_policy *p = NULL;
+	sp_err *err = NULL;
+	if (load_policy(&p, argv[1], &err) < 0)
+		return fail(err);
+	uint8_t h[SP_SHA256_LEN];
+	char hex[2 * SP_SHA256_LEN + 1];
+	sp_policy_hash(p, h);
+	sp_hex_encode(hex, h, sizeof(h));
+	printf("%s\n", hex);
+	sp_policy_free(p);
+	return 0;
+}
+
+static int do_explain(int argc, char **argv)
+{
+	if (argc != 2) {
+		usage(stderr);
+		return 2;
+	}
+	sp_policy *p = NULL;
+	sp_err *err = NULL;
+	if (load_policy(&p, argv[1], &err) < 0)
+		return fail(err);
+	char *s = sp_policy_explain(p);
+	fputs(s, stdout);
+	free(s);
+	sp_policy_free(p);
+	return 0;
+}
+
+static int do_spec(int argc, char **argv)
+{
+	const char *values_path = NULL;
+	char *pos[2];
+	int np = 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--values") && i + 1 < argc)
+			values_path = argv[++i];
+		else if (np < 2 && argv[i][0] != '-')
+			pos[np++] = argv[i];
+		else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (np != 2) {
+		usage(stderr);
+		return 2;
+	}
+	sp_policy *p = NULL;
+	sp_err *err = NULL;
+	_cleanup_json_ json_t *values = NULL, *spec = NULL;
+	if (load_policy(&p, pos[0], &err) < 0)
+		return fail(err);
+	int idx = sp_policy_container_find(p, pos[1]);
+	int rc = 0;
+	if (idx < 0) {
+		fprintf(stderr, "sealpod policy: the policy has no container `%s`; `sealpod policy explain` lists them\n",
+			pos[1]);
+		rc = 1;
+	} else if ((values_path && sp_json_load_file(&values, values_path, 1u << 20, &err) < 0) ||
+		   sp_policy_container_spec(p, (size_t)idx, values, &spec, &err) < 0) {
+		rc = fail(err);
+	} else {
+		char *s = sp_json_dump_pretty(spec);
+		printf("%s\n", s);
+		free(s);
+	}
+	sp_policy_free(p);
+	return rc;
+}
+
+static int do_eval(int argc, char **argv)
+{
+	bool as_json = false;
+	char *pos[2];
+	int np = 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			as_json = true;
+		else if (np < 2 && argv[i][0] != '-')
+			pos[np++] = argv[i];
+		else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (np != 2) {
+		usage(stderr);
+		return 2;
+	}
+	sp_policy *p = NULL;
+	sp_err *err = NULL;
+	_cleanup_json_ json_t *reqs = NULL;
+	if (load_policy(&p, pos[0], &err) < 0)
+		return fail(err);
+	if (sp_json_load_file(&reqs, pos[1], 64u << 20, &err) < 0) {
+		sp_policy_free(p);
+		return fail(err);
+	}
+	/* One request, or an array evaluated in order with shared state. */
+	if (json_is_object(reqs)) {
+		json_t *a = json_array();
+		json_array_append(a, reqs);
+		json_decref(reqs);
+		reqs = a;
+	}
+	sp_policy_state *st = sp_policy_state_new();
+	int rc = 0;
+	size_t i;
+	json_t *r;
+	json_t *out = json_array();
+	json_array_foreach(reqs, i, r) {
+		const char *kind = NULL;
+		ProtobufCMessage *msg = NULL;
+		sp_policy_decision d;
+		if (sp_policy_request_expand(p, r, &err) < 0 ||
+		    sp_policy_request_from_json(r, &kind, &msg, &err) < 0) {
+			fprintf(stderr, "sealpod policy: %s: request %zu: %s\n", pos[1], i, sp_err_msg(err));
+			sp_err_clear(&err);
+			rc = 2;
+			break;
+		}
+		if (sp_policy_eval(p, st, kind, msg, &d) < 0) {
+			fprintf(stderr, "sealpod policy: %s: request %zu: kind %s has no message\n", pos[1], i, kind);
+			rc = 2;
+			if (msg)
+				protobuf_c_message_free_unpacked(msg, NULL);
+			break;
+		}
+		if (as_json) {
+			json_t *o = json_pack("{s:s, s:b}", "kind", kind, "allowed", d.allow);
+			if (!d.allow)
+				json_object_set_new(o, "denial", json_pack("{s:s, s:s, s:s, s:s}", "path", d.path,
+									    "expected", d.expected, "got", d.got,
+									    "message", d.message));
+			json_array_append_new(out, o);
+		} else if (d.allow) {
+			printf("allow %s\n", kind);
+		} else {
+			printf("deny %s\n  %s\n", kind, d.message);
+		}
+		if (!d.allow)
+			rc = 1;
+		sp_policy_decision_clear(&d);
+		if (msg)
+			protobuf_c_message_free_unpacked(msg, NULL);
+	}
+	if (as_json) {
+		char *s = sp_json_dump_pretty(out);
+		printf("%s\n", s);
+		free(s);
+	}
+	json_decref(out);
+	sp_policy_state_free(st);
+	sp_policy_free(p);
+	return rc;
+}
+
+int cmd_policy_gen(int argc, char **argv);
+
+int cmd_policy(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	const char *sub = argv[1];
+	if (!strcmp(sub, "gen"))
+		return cmd_policy_gen(argc - 1, argv + 1);
+	if (!strcmp(sub, "explain"))
+		return do_explain(argc - 1, argv + 1);
+	if (!strcmp(sub, "eval"))
+		return do_eval(argc - 1, argv + 1);
+	if (!strcmp(sub, "hash"))
+		return do_hash(argc - 1, argv + 1);
+	if (!strcmp(sub, "spec"))
+		return do_spec(argc - 1, argv + 1);
+	fprintf(stderr, "sealpod policy: unknown subcommand `%s`\n", sub);
+	usage(stderr);
+	return 2;
+}
+
+struct resolver {
+	const char *image_dir;
+	const char *registry;
+};
+
+static int resolve(void *ctx, const char *ref, sp_image_config *out, sp_err **err)
+{
+	struct resolver *r = ctx;
+	if (r->image_dir) {
+		if (sp_image_config_from_layout(r->image_dir, ref, out, err) == 0)
+			return 0;
+		if (!r->registry)
+			return (*err)->code;
+		sp_err_clear(err);
+	}
+	return sp_image_config_from_registry(r->registry, ref, out, err);
+}
+
+int cmd_policy_gen(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"image-dir", required_argument, NULL, 'd'}, {"registry", required_argument, NULL, 'r'},
+		{"print-hash", no_argument, NULL, 'H'},      {"output", required_argument, NULL, 'o'},
+		{"in-place", no_argument, NULL, 'i'},        {"allow-host-path", required_argument, NULL, 'p'},
+		{"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0},
+	};
+	struct resolver r = {0};
+	const char *output = NULL;
+	bool print_hash = false, in_place = false;
+	char **hostpaths = sp_xcalloc((size_t)argc + 1, sizeof(char *));
+	size_t nhp = 0;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "d:r:Ho:ip:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd': r.image_dir = optarg; break;
+		case 'r': r.registry = optarg; break;
+		case 'H': print_hash = true; break;
+		case 'o': output = optarg; break;
+		case 'i': in_place = true; break;
+		case 'p': hostpaths[nhp++] = optarg; break;
+		case 'h': usage(stdout); free(hostpaths); return 0;
+		default: usage(stderr); free(hostpaths); return 2;
+		}
+	}
+	if (optind != argc - 1 || (output && in_place)) {
+		usage(stderr);
+		free(hostpaths);
+		return 2;
+	}
+	const char *file = argv[optind];
+	_cleanup_free_ uint8_t *data = NULL;
+	size_t len;
+	sp_err *err = NULL;
+	if (sp_read_file(&data, &len, file, 16u << 20, &err) < 0) {
+		free(hostpaths);
+		return fail(err);
+	}
+	sp_policy_gen_opts go = {.version = 1, .resolve = resolve, .resolve_ctx = &r,
+				 .allow_host_paths = hostpaths};
+	_cleanup_free_ char *yaml = NULL, *hashes = NULL;
+	int rc = sp_policy_generate_yaml(data, len, &go, &yaml, &hashes, &err);
+	free(hostpaths);
+	if (rc < 0)
+		return fail(err);
+	const char *dest = in_place ? file : output;
+	if (dest) {
+		if (sp_write_file_atomic(dest, yaml, strlen(yaml), 0644, &err) < 0)
+			return fail(err);
+	} else {
+		fputs(yaml, stdout);
+	}
+	if (print_hash)
+		fputs(hashes, dest ? stdout : stderr);
+	return 0;
+}
