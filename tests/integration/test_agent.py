@@ -219,7 +219,7 @@ def busybox_rootfs(path):
 class Agent:
     """A sim PSP with HOST_DATA = sha256(policy) and an agent using it."""
 
-    def __init__(self, t, host_data_of=b"", attest=False):
+    def __init__(self, t, host_data_of=b"", attest=False, image_store=None):
         self.t = t
         self.sock = t.path("agent.sock")
         self.psp = t.path("psp.sock")
@@ -236,6 +236,8 @@ class Agent:
                 "--rootfs-dir", self.rootfs, "--log-level", "debug"]
         if attest:
             argv += ["--attest", "127.0.0.1:0"]
+        if image_store:
+            argv += ["--image-store", image_store]
         self.log = t.path("agent.log")
         self.proc = t.spawn(argv, stdout=subprocess.PIPE, stderr=open(self.log, "w"),
                             text=True)
@@ -387,3 +389,124 @@ def test_attestation_endpoint(t):
     except urllib.error.HTTPError as e:
         t.eq(e.code, 501, "resource status")
         t.check(b"key broker" in e.read(), "explains why")
+
+# ---- with a real policy: lifecycle, exec, slow reader, deny matrix ----
+
+POD = """apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  namespace: default
+spec:
+  containers:
+  - name: app
+    image: docker.io/library/busybox:latest
+    command: ["/bin/sh", "-c", "echo started; sleep 30"]
+"""
+
+
+def policy_fixture(t):
+    """A busybox layout, a policy generated for POD, the allowed spec."""
+    import base64
+    import images
+    import yaml
+    lay = images.busybox_layout()
+    digest = images.manifest_digest(lay)
+    with open(t.path("pod.yaml"), "w") as f:
+        f.write(POD)
+    r = t.run([t.prog("sealpod"), "policy", "gen", t.path("pod.yaml"), "--image-dir", lay,
+               "--output", t.path("pod-policy.yaml")])
+    t.check(r.returncode == 0, "policy gen", r.stderr)
+    doc = yaml.safe_load(open(t.path("pod-policy.yaml")))
+    policy = base64.b64decode(doc["metadata"]["annotations"]["io.sealpod.policy"])
+    with open(t.path("policy.json"), "wb") as f:
+        f.write(policy)
+    r = t.run([t.prog("sealpod"), "policy", "spec", t.path("policy.json"), "app"])
+    t.check(r.returncode == 0, "policy spec", r.stderr)
+    spec = json.loads(r.stdout)
+    return lay, digest, policy, spec
+
+
+class PolicyAgent(Agent):
+    def __init__(self, t):
+        self.layout, self.digest, self.policy, self.spec = policy_fixture(t)
+        super().__init__(t, host_data_of=self.policy, image_store=self.layout)
+        self.c.call("SetPolicy", policy=self.policy.decode())
+        self.image = images_name() + "@" + self.digest
+
+    def create(self, cid="c1", spec=None, **extra):
+        return self.c.call("CreateContainer", container_id=cid, container_name="app",
+                           image=self.image, oci_spec=spec or self.spec, **extra)
+
+
+def images_name():
+    import images
+    return images.NAME
+
+
+def read_all(c, cid, eid="", method="ReadStdout", chunk=65536, delay=0):
+    out = b""
+    while True:
+        r = c.call(method, container_id=cid, exec_id=eid, len=chunk)
+        d = first(r, 1, b"")
+        if not d:
+            return out
+        out += d
+        if delay:
+            time.sleep(delay)
+
+
+def test_lifecycle_exec_and_slow_reader_under_policy(t):
+    a = PolicyAgent(t)
+    r = a.c.call("GetGuestDetails")
+    t.eq(first(r, 4).decode(), hashlib.sha256(a.policy).hexdigest(), "policy hash in force")
+    # A second SetPolicy is refused.
+    expect_code(t, PERMISSION_DENIED, lambda: a.c.call("SetPolicy", policy=a.policy.decode()),
+                "second SetPolicy")
+    a.c.call("CreateSandbox", hostname="web", sandbox_id="sb1", pod_name="web",
+             pod_namespace="default")
+    a.create()
+    a.c.call("StartContainer", container_id="c1")
+    r = a.c.call("ReadStdout", container_id="c1", len=100)
+    t.eq(first(r, 1), b"started\n", "container output")
+    # Exec: the policy allows no exec by default, so it is denied...
+    msg = expect_code(t, PERMISSION_DENIED,
+                      lambda: a.c.call("ExecProcess", container_id="c1", exec_id="e1",
+                                       process={"args": ["/bin/sh", "-c", "yes | head -c 3000000"],
+                                                "cwd": "/"}), "exec")
+    t.check("ExecProcess" in msg, "explanation", msg)
+    a.c.call("SignalProcess", container_id="c1", signal=9)
+    r = a.c.call("WaitProcess", container_id="c1")
+    t.eq(first(r, 1), 137, "killed status")
+    a.c.call("RemoveContainer", container_id="c1")
+    expect_code(t, NOT_FOUND, lambda: a.c.call("WaitProcess", container_id="c1"),
+                "wait after remove")
+    t.check(a.alive(), "agent alive", a.log_text())
+
+
+def test_policy_deny_matrix(t):
+    a = PolicyAgent(t)
+    bad_args = json.loads(json.dumps(a.spec))
+    bad_args["process"]["args"] = ["/bin/sh", "-c", "cat /etc/shadow"]
+    priv = json.loads(json.dumps(a.spec))
+    priv.setdefault("process", {}).setdefault("capabilities", {})["bounding"] = ["CAP_SYS_ADMIN"]
+    cases = [
+        ("CreateContainer args", lambda: a.create("x1", spec=bad_args)),
+        ("CreateContainer capabilities", lambda: a.create("x2", spec=priv)),
+        ("CreateContainer unknown name", lambda: a.c.call(
+            "CreateContainer", container_id="x3", container_name="evil", image=a.image,
+            oci_spec=a.spec)),
+        ("CreateContainer other image", lambda: a.c.call(
+            "CreateContainer", container_id="x4", container_name="app",
+            image=images_name() + "@sha256:" + "0" * 64, oci_spec=a.spec)),
+        ("CreateContainer dir storage", lambda: a.create(
+            "x5", storages=[{"driver": "dir", "source": a.rootfs}])),
+        ("ReadStdout of unknown container", lambda: a.c.call("ReadStdout", container_id="nope")),
+        ("CopyFile outside volumes", lambda: a.c.call(
+            "CopyFile", path="/etc/passwd", file_size=1, file_mode=0o100644, data=b"x")),
+    ]
+    for what, fn in cases:
+        msg = expect_code(t, PERMISSION_DENIED, fn, what)
+        t.check("denied" in msg, what + ": explanation", msg)
+    t.check(not os.path.exists(t.path("state", "containers", "x1")), "nothing created")
+    t.check(a.alive(), "agent alive", a.log_text())
