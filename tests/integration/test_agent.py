@@ -156,6 +156,7 @@ class Client:
         return unpb(first(resp, 2, b""))
 
     def call(self, method, timeout_s=10, **fields):
+        timeout_s = fields.pop("timeout_s", timeout_s)
         return self.call_raw(HEALTH if method == "Check" else AS, method,
                              encode(method, fields), timeout_s)
 
@@ -216,23 +217,53 @@ def busybox_rootfs(path):
     return path
 
 
-class Agent:
-    """A sim PSP with HOST_DATA = sha256(policy) and an agent using it."""
+def start_psp(m, name, host_data_of):
+    """A sim PSP whose reports carry HOST_DATA = sha256(host_data_of)."""
+    sock = m.path(name + ".sock")
+    state = m.path(name + "-state")
+    os.makedirs(state, exist_ok=True)
+    hd = hashlib.sha256(host_data_of).hexdigest()
+    m.spawn([m.prog("sealpod"), "sim-psp", "--listen", "unix:" + sock, "--state", state,
+             "--measurement", "00" * 48, "--host-data", hd],
+            stdout=subprocess.DEVNULL, stderr=open(m.path(name + ".log"), "w"))
+    return sock
 
-    def __init__(self, t, host_data_of=b"", attest=False, image_store=None):
+
+def wait_path(path, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if os.path.exists(path):
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out after %ds waiting for %s" % (timeout, what))
+
+
+M = None
+
+
+def setup_module(m):
+    """Shared by the tests: the policy (generated once) and two sim PSPs,
+    one launched with the policy's hash in HOST_DATA, one with another."""
+    global M
+    M = m
+    m.layout, m.digest, m.policy, m.spec = policy_fixture(m)
+    m.psp_good = start_psp(m, "psp-good", m.policy)
+    m.psp_bad = start_psp(m, "psp-bad", b"the policy the host launched with")
+    m.rootfs = busybox_rootfs(m.path("rootfs"))
+    for p in (m.psp_good, m.psp_bad):
+        wait_path(p, 120, "the sim PSP socket " + p)
+
+
+class Agent:
+    """An agent on a unix socket, using one of the module's sim PSPs."""
+
+    def __init__(self, t, good=True, attest=False, image_store=None):
         self.t = t
         self.sock = t.path("agent.sock")
-        self.psp = t.path("psp.sock")
-        state = t.path("psp-state")
-        os.makedirs(state, exist_ok=True)
-        hd = hashlib.sha256(host_data_of).hexdigest()
-        t.spawn([t.prog("sealpod"), "sim-psp", "--listen", "unix:" + self.psp,
-                 "--state", state, "--measurement", "00" * 48, "--host-data", hd],
-                stdout=subprocess.DEVNULL, stderr=open(t.path("psp.log"), "w"))
-        t.wait_for(lambda: os.path.exists(self.psp), 10, "the sim PSP socket")
-        self.rootfs = busybox_rootfs(t.path("rootfs"))
+        self.rootfs = M.rootfs
         argv = [t.prog("sealpod-agent"), "--listen", "unix:" + self.sock,
-                "--tee", "sim:" + self.psp, "--state-dir", t.path("state"),
+                "--tee", "sim:" + (M.psp_good if good else M.psp_bad),
+                "--state-dir", t.path("state"),
                 "--rootfs-dir", self.rootfs, "--log-level", "debug"]
         if attest:
             argv += ["--attest", "127.0.0.1:0"]
@@ -295,15 +326,18 @@ def test_before_set_policy_only_three_requests(t):
 
 
 def test_set_policy_wrong_hash_refused(t):
-    a = Agent(t, host_data_of=b"the policy the host launched with")
+    a = PolicyAgent(t, good=False, set_policy=False)
     msg = expect_code(t, PERMISSION_DENIED,
-                      lambda: a.c.call("SetPolicy", policy='{"version":1}'), "SetPolicy")
+                      lambda: a.c.call("SetPolicy", policy=a.policy.decode()), "SetPolicy")
     t.check("HOST_DATA" in msg, "names HOST_DATA", msg)
-    t.check(hashlib.sha256(b'{"version":1}').hexdigest() in msg, "names the hash", msg)
+    t.check(hashlib.sha256(a.policy).hexdigest() in msg, "names the hash", msg)
     r = a.c.call("GetGuestDetails")
     t.eq(first(r, 4, b""), b"", "still no policy")
     expect_code(t, PERMISSION_DENIED,
-                lambda: a.c.call("CreateContainer", container_id="c"), "gate still closed")
+                lambda: a.create(), "gate still closed")
+    # A document that is not a policy is refused too.
+    expect_code(t, PERMISSION_DENIED,
+                lambda: a.c.call("SetPolicy", policy='{"version":1}'), "not a policy")
 
 
 def test_hostile_host_never_crashes_agent(t):
@@ -345,7 +379,7 @@ def test_hostile_host_never_crashes_agent(t):
 
 def test_fuzz_corpus_replayed_over_the_socket(t):
     """The dispatcher fuzz corpus, sent as real requests."""
-    a = Agent(t, host_data_of=b"{}")
+    a = Agent(t)
     corpus = os.path.join(os.path.dirname(__file__), "..", "..", "fuzz", "corpus",
                           "agent_dispatch")
     names = ["CreateSandbox", "DestroySandbox", "CreateContainer", "StartContainer",
@@ -397,11 +431,15 @@ kind: Pod
 metadata:
   name: web
   namespace: default
+  annotations:
+    io.sealpod.policy/logs: "app"
+    io.sealpod.policy/exec: '{"app": [["/bin/sh", "-c", "yes | head -c 3000000"], ["/bin/cat"]]}'
 spec:
   containers:
   - name: app
     image: docker.io/library/busybox:latest
     command: ["/bin/sh", "-c", "echo started; sleep 30"]
+    stdin: true
 """
 
 
@@ -416,23 +454,34 @@ def policy_fixture(t):
         f.write(POD)
     r = t.run([t.prog("sealpod"), "policy", "gen", t.path("pod.yaml"), "--image-dir", lay,
                "--output", t.path("pod-policy.yaml")])
-    t.check(r.returncode == 0, "policy gen", r.stderr)
+    if r.returncode != 0:
+        raise AssertionError("policy gen: " + r.stderr)
     doc = yaml.safe_load(open(t.path("pod-policy.yaml")))
     policy = base64.b64decode(doc["metadata"]["annotations"]["io.sealpod.policy"])
     with open(t.path("policy.json"), "wb") as f:
         f.write(policy)
-    r = t.run([t.prog("sealpod"), "policy", "spec", t.path("policy.json"), "app"])
-    t.check(r.returncode == 0, "policy spec", r.stderr)
+    with open(t.path("values.json"), "w") as f:
+        json.dump({"HOSTNAME": "web"}, f)
+    r = t.run([t.prog("sealpod"), "policy", "spec", t.path("policy.json"), "app",
+               "--values", t.path("values.json")])
+    if r.returncode != 0:
+        raise AssertionError("policy spec: " + r.stderr)
     spec = json.loads(r.stdout)
     return lay, digest, policy, spec
 
 
 class PolicyAgent(Agent):
-    def __init__(self, t):
-        self.layout, self.digest, self.policy, self.spec = policy_fixture(t)
-        super().__init__(t, host_data_of=self.policy, image_store=self.layout)
-        self.c.call("SetPolicy", policy=self.policy.decode())
+    def __init__(self, t, good=True, set_policy=True):
+        self.layout, self.digest, self.policy, self.spec = M.layout, M.digest, M.policy, M.spec
+        super().__init__(t, good=good, image_store=self.layout)
+        if set_policy:
+            self.c.call("SetPolicy", policy=self.policy.decode())
         self.image = images_name() + "@" + self.digest
+
+    def process(self, args):
+        p = json.loads(json.dumps(self.spec["process"]))
+        p["args"] = args
+        return p
 
     def create(self, cid="c1", spec=None, **extra):
         return self.c.call("CreateContainer", container_id=cid, container_name="app",
@@ -469,18 +518,38 @@ def test_lifecycle_exec_and_slow_reader_under_policy(t):
     a.c.call("StartContainer", container_id="c1")
     r = a.c.call("ReadStdout", container_id="c1", len=100)
     t.eq(first(r, 1), b"started\n", "container output")
-    # Exec: the policy allows no exec by default, so it is denied...
+    # Exec outside the policy's list: denied, with the reason.
     msg = expect_code(t, PERMISSION_DENIED,
-                      lambda: a.c.call("ExecProcess", container_id="c1", exec_id="e1",
-                                       process={"args": ["/bin/sh", "-c", "yes | head -c 3000000"],
-                                                "cwd": "/"}), "exec")
-    t.check("ExecProcess" in msg, "explanation", msg)
+                      lambda: a.c.call("ExecProcess", container_id="c1", exec_id="e0",
+                                       process=a.process(["/bin/sh", "-c", "id"])), "exec")
+    t.check("denied" in msg, "explanation", msg)
+    # 3 MB through the agent's 1 MiB buffer, read slowly: nothing lost.
+    a.c.call("ExecProcess", container_id="c1", exec_id="big",
+             process=a.process(["/bin/sh", "-c", "yes | head -c 3000000"]))
+    time.sleep(0.5)
+    data = read_all(a.c, "c1", "big", chunk=200000, delay=0.02)
+    t.eq(len(data), 3000000, "bytes read")
+    t.check(data[:4] == b"y\ny\n", "content", data[:10])
+    r = a.c.call("WaitProcess", container_id="c1", exec_id="big")
+    t.eq(first(r, 1, 0), 0, "exec status")
+    # stdin through cat.
+    a.c.call("ExecProcess", container_id="c1", exec_id="cat", process=a.process(["/bin/cat"]))
+    r = a.c.call("WriteStdin", container_id="c1", exec_id="cat", data=b"ping\n")
+    t.eq(first(r, 1), 5, "bytes written")
+    a.c.call("CloseStdin", container_id="c1", exec_id="cat")
+    t.eq(read_all(a.c, "c1", "cat"), b"ping\n", "echoed stdin")
+    t.eq(first(a.c.call("WaitProcess", container_id="c1", exec_id="cat"), 1, 0), 0, "cat status")
+    # ReadStdout with nothing to read waits for the deadline, then errors.
+    expect_code(t, DEADLINE_EXCEEDED,
+                lambda: a.c.call("ReadStdout", container_id="c1", timeout_s=0.5), "read deadline")
     a.c.call("SignalProcess", container_id="c1", signal=9)
     r = a.c.call("WaitProcess", container_id="c1")
     t.eq(first(r, 1), 137, "killed status")
     a.c.call("RemoveContainer", container_id="c1")
-    expect_code(t, NOT_FOUND, lambda: a.c.call("WaitProcess", container_id="c1"),
+    # The policy forgot it with the removal: requests for it are denied.
+    expect_code(t, PERMISSION_DENIED, lambda: a.c.call("WaitProcess", container_id="c1"),
                 "wait after remove")
+    t.check(not os.path.exists(t.path("state", "containers", "c1")), "container files removed")
     t.check(a.alive(), "agent alive", a.log_text())
 
 
