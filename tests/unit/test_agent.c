@@ -16,6 +16,8 @@
 #include "sealpod/codec.h"
 #include "sealpod/file.h"
 #include "sealpod/hash.h"
+#include "sealpod/json.h"
+#include "sealpod/policy.h"
 
 static uint8_t host_data[32];
 static int reports_made;
@@ -37,6 +39,34 @@ static int fake_report(void *ctx, const uint8_t rd[64], uint8_t **report,
 }
 
 static const sp_agent_tee fake_tee = {"sim", fake_report, NULL};
+
+static int resolve(void *ctx, const char *ref, sp_image_config *out, sp_err **err)
+{
+	char *digest = sp_xasprintf("docker.io/library/busybox:latest@sha256:%064d", 0);
+	out->reference = digest;
+	out->cmd = sp_xcalloc(2, sizeof(char *));
+	out->cmd[0] = sp_xstrdup("sh");
+	return 0;
+}
+
+/* A real policy (canonical bytes), generated for a one-container pod. */
+static char *make_policy(void)
+{
+	const char *pod = "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"p\","
+			  "\"namespace\":\"default\"},\"spec\":{\"containers\":[{\"name\":\"app\","
+			  "\"image\":\"busybox\"}]}}";
+	json_t *j = json_loads(pod, 0, NULL);
+	assert_non_null(j);
+	sp_policy_gen_opts o = {.version = 1, .resolve = resolve};
+	json_t *out = NULL;
+	sp_err *err = NULL;
+	if (sp_policy_generate(j, NULL, &o, &out, &err) < 0)
+		fail_msg("policy generate: %s", sp_err_msg(err));
+	char *s = sp_json_dump_canonical(out);
+	json_decref(out);
+	json_decref(j);
+	return s;
+}
 
 typedef struct fixture {
 	sp_agent *a;
@@ -166,7 +196,7 @@ static void test_hostile_requests(void **state)
 static void test_set_policy_wrong_hash_refused(void **state)
 {
 	fixture *f = *state;
-	const char *policy = "{\"version\":1}";
+	_cleanup_free_ char *policy = make_policy();
 	memset(host_data, 0xab, sizeof(host_data));
 	ASetPolicy sp = SEALPOD__AGENT__V1__SET_POLICY_REQUEST__INIT;
 	sp.policy = (char *)policy;
@@ -187,10 +217,23 @@ static void test_set_policy_wrong_hash_refused(void **state)
 	sc.container_id = (char *)"x";
 	assert_int_equal(call(f->a, "StartContainer", &sc.base, NULL, NULL, NULL),
 			 SP_RPC_PERMISSION_DENIED);
-	/* Empty policy: refused before asking the TEE. */
-	sp.policy = (char *)"";
-	assert_int_equal(call(f->a, "SetPolicy", &sp.base, NULL, NULL, NULL),
-			 SP_RPC_INVALID_ARGUMENT);
+	/* The right hash: accepted, once. */
+	sp.policy = policy;
+	sp_sha256(host_data, policy, strlen(policy));
+	assert_int_equal(call(f->a, "SetPolicy", &sp.base, NULL, NULL, NULL), SP_RPC_OK);
+	assert_int_equal(call(f->a, "SetPolicy", &sp.base, NULL, NULL, &msg),
+			 SP_RPC_PERMISSION_DENIED);
+	free(msg);
+	uint8_t *out;
+	size_t ol;
+	Sealpod__Agent__V1__GuestDetailsRequest gd =
+		SEALPOD__AGENT__V1__GUEST_DETAILS_REQUEST__INIT;
+	assert_int_equal(call(f->a, "GetGuestDetails", &gd.base, &out, &ol, NULL), SP_RPC_OK);
+	Sealpod__Agent__V1__GuestDetailsResponse *g =
+		sealpod__agent__v1__guest_details_response__unpack(NULL, ol, out);
+	assert_string_equal(g->policy_hash, hex);
+	sealpod__agent__v1__guest_details_response__free_unpacked(g, NULL);
+	free(out);
 }
 
 static void test_set_policy_without_tee(void **state)
@@ -202,7 +245,8 @@ static void test_set_policy_without_tee(void **state)
 	sp_agent *a = NULL;
 	assert_int_equal(sp_agent_new(&a, &o, &err), 0);
 	ASetPolicy sp = SEALPOD__AGENT__V1__SET_POLICY_REQUEST__INIT;
-	sp.policy = (char *)"{}";
+	_cleanup_free_ char *policy = make_policy();
+	sp.policy = policy;
 	char *msg = NULL;
 	assert_int_equal(call(a, "SetPolicy", &sp.base, NULL, NULL, &msg),
 			 SP_RPC_FAILED_PRECONDITION);
