@@ -31,11 +31,16 @@ int cmd_agent(int argc, char **argv); /* issue 8 */
 	{"policy", cmd_policy, "generate, explain and evaluate pod policies"}, \
 	{"image", cmd_image, "manage container images"}, \
 	{"agent", cmd_agent, "talk to a guest agent (agent call ADDR METHOD JSON)"}, \
+	{"image", cmd_image, "build the guest image; import, pack and pull container images"}, \
+	{"vm", cmd_vm, "boot the guest image alone (debugging, benchmarks)"}, \
 	/* end of SP_CLI_COMMANDS */
+
 /* image store verbs (issue 9), called by cmd_image's dispatcher */
 int cmd_image_import(int argc, char **argv);
 int cmd_image_pack(int argc, char **argv);
 int cmd_image_pull(int argc, char **argv);
 int cmd_image_config(int argc, char **argv);
+int cmd_image_build(int argc, char **argv); /* issue 7: `image build` */
+int cmd_vm(int argc, char **argv);          /* issue 7 */
 
 #endif

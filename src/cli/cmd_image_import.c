@@ -224,21 +224,3 @@ int cmd_image_config(int argc, char **argv)
 	printf("%s\n", txt);
 	return 0;
 }
-
-/* Until the shared `sealpod image` dispatcher lands (with `image build`),
- * this weak one serves the store verbs; the real one overrides it. */
-__attribute__((weak)) int cmd_image(int argc, char **argv)
-{
-	static const struct sp_cli_cmd verbs[] = {
-		{"import", cmd_image_import, ""},
-		{"pack", cmd_image_pack, ""},
-		{"pull", cmd_image_pull, ""},
-		{"config", cmd_image_config, ""},
-	};
-	if (argc >= 2)
-		for (size_t i = 0; i < SP_ARRAY_LEN(verbs); i++)
-			if (!strcmp(argv[1], verbs[i].name))
-				return verbs[i].fn(argc - 1, argv + 1);
-	fprintf(stderr, "usage: sealpod image import|pack|pull|config ...\n");
-	return 2;
-}

@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* A pod sandbox seen from the host: one UVM (or, for tests, one guest
+ * agent running as a host process), its policy, and the containers the
+ * guest agent runs in it. The containerd shim and `sealpod run` both drive
+ * pods through this API; neither talks to QEMU or the agent directly.
+ *
+ * Everything here is host side and therefore untrusted by the guest: the
+ * sandbox only forwards requests, the agent decides (policy). */
+#ifndef SEALPOD_SANDBOX_H
+#define SEALPOD_SANDBOX_H
+
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "sealpod/common.h"
+#include "sealpod/err.h"
+
+/* The runtime configuration (docs/shim.md): where the guest image is and
+ * how big a UVM is. Loaded from a JSON file. */
+typedef struct sp_runtime_config {
+	char *backend;        /* "vm" (default) or "native" (agent on the host; tests) */
+	char *kernel;         /* UVM kernel */
+	char *initrd;         /* UVM initrd (the guest image with sealpod-agent) */
+	char *qemu;           /* QEMU binary */
+	char *accel;          /* "tcg" or "kvm" */
+	char *tee;            /* "sim", "snp" or "none" */
+	unsigned vcpus;
+	uint64_t memory_mib;
+	char *image_store;    /* host OCI image layout (dir or tar) offered to the guest, or NULL */
+	char *state_dir;      /* per-sandbox runtime state; default /run/sealpod */
+	char *default_policy; /* policy file used when a pod carries none, or NULL */
+	char *agent;          /* native backend: the sealpod-agent binary */
+	char *rootfs_dir;     /* native backend: rootfs for containers without an image store */
+	char *kernel_cmdline; /* extra kernel command line, or NULL for the launcher's */
+	unsigned boot_timeout_s;
+	char *log_level;      /* "error" .. "debug" */
+	char *source;         /* the file it came from, for messages */
+} sp_runtime_config;
+
+#define SP_RUNTIME_CONFIG_DEFAULT "/etc/sealpod/runtime.json"
+
+/* Loads path; with path NULL: $SEALPOD_CONFIG, else the default file; if
+ * neither exists, built-in defaults. Unknown keys are errors. */
+SP_PUBLIC int sp_runtime_config_load(sp_runtime_config **out, const char *path,
+				     sp_err **err);
+SP_PUBLIC void sp_runtime_config_free(sp_runtime_config *c);
+
+typedef struct sp_sandbox sp_sandbox;
+
+typedef struct sp_sandbox_opts {
+	unsigned version;         /* 1 */
+	const char *id;           /* sandbox id (CRI sandbox id or container id) */
+	const char *hostname;
+	const char *pod_name;
+	const char *pod_namespace;
+	/* The policy document; its SHA-256 becomes the UVM's HOST_DATA and
+	 * the agent receives exactly these bytes. Required. */
+	const uint8_t *policy;
+	size_t policy_len;
+} sp_sandbox_opts;
+
+/* Boots the UVM, waits for the agent, sets the policy and creates the
+ * guest sandbox. On failure nothing is left behind. */
+SP_PUBLIC int sp_sandbox_start(sp_sandbox **out, const sp_runtime_config *cfg,
+			       const sp_sandbox_opts *opts, sp_err **err);
+/* The VMM's pid (agent pid for the native backend): containerd gets it
+ * as every task's pid, as it does from Kata. */
+SP_PUBLIC pid_t sp_sandbox_pid(const sp_sandbox *sb);
+SP_PUBLIC const char *sp_sandbox_id(const sp_sandbox *sb);
+/* Blocks until the UVM is gone (crashed or stopped). */
+SP_PUBLIC void sp_sandbox_wait_dead(sp_sandbox *sb);
+SP_PUBLIC bool sp_sandbox_alive(sp_sandbox *sb);
+/* Destroys the guest sandbox and stops the UVM (hard after a grace
+ * period). Idempotent. */
+SP_PUBLIC int sp_sandbox_stop(sp_sandbox *sb, sp_err **err);
+SP_PUBLIC void sp_sandbox_free(sp_sandbox *sb);
+
+typedef struct sp_container_opts {
+	unsigned version;          /* 1 */
+	const char *id;
+	/* runtime-spec config.json as the host runtime wrote it; host-only
+	 * parts are removed (sp_sandbox_guest_spec) before it is sent. */
+	const json_t *spec;
+	const char *image;         /* image reference the guest pulls and verifies */
+	const char *name;          /* container name in the pod */
+} sp_container_opts;
+
+SP_PUBLIC int sp_sandbox_create_container(sp_sandbox *sb,
+					  const sp_container_opts *o,
+					  sp_err **err);
+SP_PUBLIC int sp_sandbox_start_container(sp_sandbox *sb, const char *id,
+					 sp_err **err);
+/* process_json: a runtime-spec "process" object. */
+SP_PUBLIC int sp_sandbox_exec(sp_sandbox *sb, const char *id,
+			      const char *exec_id, const char *process_json,
+			      sp_err **err);
+/* exec_id NULL or "" = the container's main process. */
+SP_PUBLIC int sp_sandbox_signal(sp_sandbox *sb, const char *id,
+				const char *exec_id, int sig, sp_err **err);
+/* Blocks until the process exits; *status as a shell reports it. */
+SP_PUBLIC int sp_sandbox_wait(sp_sandbox *sb, const char *id,
+			      const char *exec_id, int *status, sp_err **err);
+
+enum sp_stream { SP_STREAM_STDOUT = 1, SP_STREAM_STDERR = 2 };
+/* Blocks until output is available; *len 0 means end of stream. */
+SP_PUBLIC int sp_sandbox_read(sp_sandbox *sb, const char *id,
+			      const char *exec_id, int stream, uint8_t **data,
+			      size_t *len, sp_err **err);
+SP_PUBLIC int sp_sandbox_write_stdin(sp_sandbox *sb, const char *id,
+				     const char *exec_id, const uint8_t *data,
+				     size_t len, sp_err **err);
+SP_PUBLIC int sp_sandbox_close_stdin(sp_sandbox *sb, const char *id,
+				     const char *exec_id, sp_err **err);
+SP_PUBLIC int sp_sandbox_resize(sp_sandbox *sb, const char *id,
+				const char *exec_id, unsigned rows,
+				unsigned cols, sp_err **err);
+/* Removes a container (SIGKILL after timeout_s seconds). */
+SP_PUBLIC int sp_sandbox_remove_container(sp_sandbox *sb, const char *id,
+					  unsigned timeout_s, sp_err **err);
+
+typedef struct sp_container_stats {
+	uint64_t cpu_usage_ns;
+	uint64_t memory_usage_bytes;
+	uint64_t memory_limit_bytes;
+	uint64_t pids_current;
+	uint64_t oom_kill_count;
+} sp_container_stats;
+
+SP_PUBLIC int sp_sandbox_stats(sp_sandbox *sb, const char *id,
+			       sp_container_stats *out, sp_err **err);
+/* Guest pids of a container's processes (malloc'ed array). */
+SP_PUBLIC int sp_sandbox_pids(sp_sandbox *sb, const char *id, uint32_t **pids,
+			      size_t *n, sp_err **err);
+/* resources_json: runtime-spec linux.resources. */
+SP_PUBLIC int sp_sandbox_update(sp_sandbox *sb, const char *id,
+				const char *resources_json, sp_err **err);
+/* Blocks until the guest reports an OOM kill; *container_id malloc'ed. */
+SP_PUBLIC int sp_sandbox_wait_oom(sp_sandbox *sb, char **container_id,
+				  sp_err **err);
+
+/* What the pod policy allows for one container: the runtime-spec the
+ * policy builds (the host's config.json only supplies values for the
+ * variables the policy leaves to the runtime, such as HOSTNAME) and the
+ * image reference pinned by digest. name selects the policy's container;
+ * NULL picks the only one. SP_ERR_UNSUPPORTED when built without the
+ * policy module. *spec, *image and *resolved_name are new. */
+SP_PUBLIC int sp_sandbox_policy_container(sp_sandbox *sb, const char *name,
+					  const json_t *host_spec, json_t **spec,
+					  char **image, char **resolved_name,
+					  sp_err **err);
+
+/* The spec the guest gets for a container: host paths and host
+ * namespaces removed (bind mounts of host files, namespace paths, cgroup
+ * paths, hooks), root.path "rootfs". Returns a new reference. */
+SP_PUBLIC int sp_sandbox_guest_spec(json_t **out, const json_t *host_spec,
+				    sp_err **err);
+
+#endif

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef SP_SANDBOX_INTERNAL_H
+#define SP_SANDBOX_INTERNAL_H
+
+#include <pthread.h>
+
+#include "sealpod/sandbox.h"
+#include "sealpod/ttrpc.h"
+
+/* One way to run a guest agent: a UVM (vm.c) or a host process for tests
+ * (native.c). launch() and reap() run on the sandbox's own thread, so a
+ * VMM tied to its parent thread (PR_SET_PDEATHSIG) lives as long as the
+ * sandbox. */
+typedef struct sp_sandbox_backend {
+	const char *name;
+	/* Starts the guest and sets sb->pid and sb->agent_addr once the
+	 * agent answers. */
+	int (*launch)(sp_sandbox *sb, sp_err **err);
+	/* Non-blocking: true once the guest is gone. */
+	bool (*dead)(sp_sandbox *sb);
+	/* Stops whatever still runs and removes what launch() made. */
+	void (*teardown)(sp_sandbox *sb);
+} sp_sandbox_backend;
+
+enum { PHASE_STARTING, PHASE_RUNNING, PHASE_DEAD };
+
+struct sp_sandbox {
+	char *id;
+	char *run_dir;               /* <state_dir>/<id>, removed at the end */
+	sp_runtime_config cfg;       /* borrowed strings: see sandbox.c */
+	const sp_runtime_config *cfgp;
+	uint8_t *policy;
+	size_t policy_len;
+	const sp_sandbox_backend *be;
+
+	pthread_t thread;
+	bool thread_started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int phase;
+	bool stop_req;
+	sp_err *launch_err;
+
+	pid_t pid;
+	char *agent_addr;
+	sp_ttrpc_client *agent;
+	bool destroyed;
+
+	void *be_data;               /* backend state */
+};
+
+extern const sp_sandbox_backend sp_sandbox_native_backend;
+extern const sp_sandbox_backend sp_sandbox_vm_backend;
+
+/* The sim PSP serving spec ("unix:PATH" to listen, "connect:PATH" for a
+ * VMM's chardev) with HOST_DATA = SHA-256(policy). */
+typedef struct sp_sandbox_psp sp_sandbox_psp;
+int sp_sandbox_psp_start(sp_sandbox_psp **out, sp_sandbox *sb, const char *spec,
+			 sp_err **err);
+void sp_sandbox_psp_stop(sp_sandbox_psp *p);
+
+/* Waits for the agent's Health service to answer SERVING at addr. */
+int sp_sandbox_wait_agent(sp_sandbox *sb, const char *addr,
+			  uint64_t timeout_ns, bool (*alive)(sp_sandbox *),
+			  sp_err **err);
+
+#endif

@@ -1,0 +1,171 @@
+"""A minimal CRI v1 client (k8s.io/cri-api runtime/v1/api.proto, service
+runtime.v1.RuntimeService) for tests: only the messages and fields the
+shim tests use, declared here with the public field numbers and turned
+into protobuf classes at run time (python3-protobuf), spoken over gRPC
+(python3-grpcio). No generated code, no protoc."""
+import grpc
+from google.protobuf import descriptor_pb2, message_factory
+
+F = descriptor_pb2.FieldDescriptorProto
+STR, BYTES, BOOL, I32, I64, U32, MSG, ENUM = (F.TYPE_STRING, F.TYPE_BYTES, F.TYPE_BOOL,
+                                            F.TYPE_INT32, F.TYPE_INT64, F.TYPE_UINT32,
+                                            F.TYPE_MESSAGE, F.TYPE_ENUM)
+REP = "rep"
+MAP = "map"
+
+# message: [(field, number, type, type name or None, REP|MAP|None)]
+MESSAGES = {
+    "VersionRequest": [("version", 1, STR, None, None)],
+    "VersionResponse": [("version", 1, STR, None, None), ("runtime_name", 2, STR, None, None),
+                        ("runtime_version", 3, STR, None, None),
+                        ("runtime_api_version", 4, STR, None, None)],
+    "PodSandboxMetadata": [("name", 1, STR, None, None), ("uid", 2, STR, None, None),
+                           ("namespace", 3, STR, None, None), ("attempt", 4, U32, None, None)],
+    "NamespaceOption": [("network", 1, I32, None, None), ("pid", 2, I32, None, None),
+                        ("ipc", 3, I32, None, None)],
+    "LinuxSandboxSecurityContext": [("namespace_options", 1, MSG, "NamespaceOption", None)],
+    "LinuxPodSandboxConfig": [("cgroup_parent", 1, STR, None, None),
+                              ("security_context", 2, MSG, "LinuxSandboxSecurityContext", None)],
+    "PodSandboxConfig": [("metadata", 1, MSG, "PodSandboxMetadata", None),
+                         ("hostname", 2, STR, None, None), ("log_directory", 3, STR, None, None),
+                         ("labels", 6, STR, None, MAP), ("annotations", 7, STR, None, MAP),
+                         ("linux", 8, MSG, "LinuxPodSandboxConfig", None)],
+    "RunPodSandboxRequest": [("config", 1, MSG, "PodSandboxConfig", None),
+                             ("runtime_handler", 2, STR, None, None)],
+    "RunPodSandboxResponse": [("pod_sandbox_id", 1, STR, None, None)],
+    "StopPodSandboxRequest": [("pod_sandbox_id", 1, STR, None, None)],
+    "StopPodSandboxResponse": [],
+    "RemovePodSandboxRequest": [("pod_sandbox_id", 1, STR, None, None)],
+    "RemovePodSandboxResponse": [],
+    "PodSandboxStatusRequest": [("pod_sandbox_id", 1, STR, None, None), ("verbose", 2, BOOL, None, None)],
+    "PodSandboxStatus": [("id", 1, STR, None, None), ("state", 3, I32, None, None)],
+    "PodSandboxStatusResponse": [("status", 1, MSG, "PodSandboxStatus", None)],
+    "ContainerMetadata": [("name", 1, STR, None, None), ("attempt", 2, U32, None, None)],
+    "ImageSpec": [("image", 1, STR, None, None)],
+    "KeyValue": [("key", 1, STR, None, None), ("value", 2, STR, None, None)],
+    "ContainerConfig": [("metadata", 1, MSG, "ContainerMetadata", None),
+                        ("image", 2, MSG, "ImageSpec", None), ("command", 3, STR, None, REP),
+                        ("args", 4, STR, None, REP), ("working_dir", 5, STR, None, None),
+                        ("envs", 6, MSG, "KeyValue", REP), ("labels", 9, STR, None, MAP),
+                        ("annotations", 10, STR, None, MAP), ("log_path", 11, STR, None, None),
+                        ("stdin", 12, BOOL, None, None), ("tty", 14, BOOL, None, None)],
+    "CreateContainerRequest": [("pod_sandbox_id", 1, STR, None, None),
+                               ("config", 2, MSG, "ContainerConfig", None),
+                               ("sandbox_config", 3, MSG, "PodSandboxConfig", None)],
+    "CreateContainerResponse": [("container_id", 1, STR, None, None)],
+    "StartContainerRequest": [("container_id", 1, STR, None, None)],
+    "StartContainerResponse": [],
+    "StopContainerRequest": [("container_id", 1, STR, None, None), ("timeout", 2, I64, None, None)],
+    "StopContainerResponse": [],
+    "RemoveContainerRequest": [("container_id", 1, STR, None, None)],
+    "RemoveContainerResponse": [],
+    "ContainerStatusRequest": [("container_id", 1, STR, None, None), ("verbose", 2, BOOL, None, None)],
+    "ContainerStatus": [("id", 1, STR, None, None), ("state", 3, I32, None, None),
+                        ("exit_code", 7, I32, None, None), ("reason", 10, STR, None, None),
+                        ("message", 11, STR, None, None), ("log_path", 15, STR, None, None)],
+    "ContainerStatusResponse": [("status", 1, MSG, "ContainerStatus", None)],
+    "ExecSyncRequest": [("container_id", 1, STR, None, None), ("cmd", 2, STR, None, REP),
+                        ("timeout", 3, I64, None, None)],
+    "ExecSyncResponse": [("stdout", 1, BYTES, None, None), ("stderr", 2, BYTES, None, None),
+                         ("exit_code", 3, I32, None, None)],
+}
+
+# Enum values used (runtime.v1): NamespaceMode NODE = 2; ContainerState
+# CONTAINER_RUNNING = 1, CONTAINER_EXITED = 2; PodSandboxState SANDBOX_READY = 0.
+NODE = 2
+CONTAINER_RUNNING = 1
+CONTAINER_EXITED = 2
+SANDBOX_READY = 0
+SANDBOX_NOTREADY = 1
+
+PACKAGE = "runtime.v1"
+
+
+def _build():
+    fp = descriptor_pb2.FileDescriptorProto(name="sealpod_cri_subset.proto", package=PACKAGE,
+                                            syntax="proto3")
+    for name, fields in MESSAGES.items():
+        m = fp.message_type.add(name=name)
+        for fname, num, ftype, tname, kind in fields:
+            f = m.field.add(name=fname, number=num, type=ftype)
+            f.label = F.LABEL_REPEATED if kind in (REP, MAP) else F.LABEL_OPTIONAL
+            if kind == MAP:
+                entry = "".join(p.capitalize() for p in fname.split("_")) + "Entry"
+                e = m.nested_type.add(name=entry)
+                e.options.map_entry = True
+                e.field.add(name="key", number=1, type=STR, label=F.LABEL_OPTIONAL)
+                e.field.add(name="value", number=2, type=STR, label=F.LABEL_OPTIONAL)
+                f.type = MSG
+                f.type_name = ".%s.%s.%s" % (PACKAGE, name, entry)
+            elif tname:
+                f.type_name = ".%s.%s" % (PACKAGE, tname)
+    return message_factory.GetMessages([fp])
+
+
+_CLASSES = _build()
+
+
+def msg(_type, **kw):
+    return _CLASSES[PACKAGE + "." + _type](**kw)
+
+
+class RuntimeService:
+    def __init__(self, address):
+        target = address if address.startswith("unix:") else "unix://" + address
+        self.channel = grpc.insecure_channel(target)
+
+    def call(self, method, req, resp_name, timeout=300):
+        fn = self.channel.unary_unary(
+            "/runtime.v1.RuntimeService/" + method,
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=_CLASSES[PACKAGE + "." + resp_name].FromString)
+        return fn(req, timeout=timeout)
+
+    def version(self):
+        return self.call("Version", msg("VersionRequest", version="v1"), "VersionResponse")
+
+    def run_pod_sandbox(self, config, handler):
+        return self.call("RunPodSandbox", msg("RunPodSandboxRequest", config=config,
+                                              runtime_handler=handler),
+                         "RunPodSandboxResponse").pod_sandbox_id
+
+    def stop_pod_sandbox(self, sid):
+        self.call("StopPodSandbox", msg("StopPodSandboxRequest", pod_sandbox_id=sid),
+                  "StopPodSandboxResponse")
+
+    def remove_pod_sandbox(self, sid):
+        self.call("RemovePodSandbox", msg("RemovePodSandboxRequest", pod_sandbox_id=sid),
+                  "RemovePodSandboxResponse")
+
+    def pod_sandbox_status(self, sid):
+        return self.call("PodSandboxStatus", msg("PodSandboxStatusRequest", pod_sandbox_id=sid),
+                         "PodSandboxStatusResponse").status
+
+    def create_container(self, sid, config, sandbox_config):
+        return self.call("CreateContainer", msg("CreateContainerRequest", pod_sandbox_id=sid,
+                                                config=config, sandbox_config=sandbox_config),
+                         "CreateContainerResponse").container_id
+
+    def start_container(self, cid):
+        self.call("StartContainer", msg("StartContainerRequest", container_id=cid),
+                  "StartContainerResponse")
+
+    def stop_container(self, cid, timeout=0):
+        self.call("StopContainer", msg("StopContainerRequest", container_id=cid, timeout=timeout),
+                  "StopContainerResponse")
+
+    def remove_container(self, cid):
+        self.call("RemoveContainer", msg("RemoveContainerRequest", container_id=cid),
+                  "RemoveContainerResponse")
+
+    def container_status(self, cid):
+        return self.call("ContainerStatus", msg("ContainerStatusRequest", container_id=cid),
+                         "ContainerStatusResponse").status
+
+    def exec_sync(self, cid, cmd, timeout=60):
+        return self.call("ExecSync", msg("ExecSyncRequest", container_id=cid, cmd=cmd,
+                                         timeout=timeout), "ExecSyncResponse",
+                         timeout=timeout + 30)
+
+    def close(self):
+        self.channel.close()

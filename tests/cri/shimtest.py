@@ -1,0 +1,216 @@
+"""Helpers for the containerd shim tests: a private containerd (own root,
+state, sockets and configuration under a test directory) and a minimal OCI
+image built from Debian's busybox-static."""
+import gzip
+import hashlib
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tarfile
+import time
+
+BUSYBOX = "/bin/busybox"
+RUNTIME = "io.containerd.sealpod.v2"
+
+
+def _blob(layout, data):
+    d = hashlib.sha256(data).hexdigest()
+    os.makedirs(os.path.join(layout, "blobs", "sha256"), exist_ok=True)
+    with open(os.path.join(layout, "blobs", "sha256", d), "wb") as f:
+        f.write(data)
+    return "sha256:" + d, len(data)
+
+
+def busybox_layer():
+    """A gzip'd tar: /bin/busybox plus the applet links the tests use."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for d in ("bin", "etc", "tmp", "proc", "sys", "dev", "root"):
+            ti = tarfile.TarInfo(d)
+            ti.type = tarfile.DIRTYPE
+            ti.mode = 0o1777 if d == "tmp" else 0o755
+            tf.addfile(ti)
+        with open(BUSYBOX, "rb") as f:
+            data = f.read()
+        ti = tarfile.TarInfo("bin/busybox")
+        ti.size = len(data)
+        ti.mode = 0o755
+        tf.addfile(ti, io.BytesIO(data))
+        for app in ("sh", "echo", "cat", "sleep", "ls", "true", "false", "id", "hostname", "env"):
+            ti = tarfile.TarInfo("bin/" + app)
+            ti.type = tarfile.SYMTYPE
+            ti.linkname = "busybox"
+            tf.addfile(ti)
+        pw = b"root:x:0:0:root:/root:/bin/sh\n"
+        ti = tarfile.TarInfo("etc/passwd")
+        ti.size = len(pw)
+        tf.addfile(ti, io.BytesIO(pw))
+    diff = raw.getvalue()
+    return gzip.compress(diff, mtime=0), "sha256:" + hashlib.sha256(diff).hexdigest()
+
+
+def make_image_layout(layout, name):
+    """An OCI image layout directory holding one busybox image tagged
+    `name` (containerd's and OCI's name annotations). Returns the
+    manifest digest."""
+    if os.path.exists(layout):
+        shutil.rmtree(layout)
+    os.makedirs(layout)
+    layer, diff_id = busybox_layer()
+    ldig, lsize = _blob(layout, layer)
+    config = json.dumps({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+                   "Cmd": ["/bin/sh"], "WorkingDir": "/"},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+    }, sort_keys=True).encode()
+    cdig, csize = _blob(layout, config)
+    manifest = json.dumps({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": cdig, "size": csize},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": ldig, "size": lsize}],
+    }, sort_keys=True).encode()
+    mdig, msize = _blob(layout, manifest)
+    tag = name.rsplit(":", 1)[1] if ":" in name.rsplit("/", 1)[-1] else "latest"
+    index = {"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": mdig, "size": msize,
+        "annotations": {"io.containerd.image.name": name,
+                        "org.opencontainers.image.ref.name": tag}}]}
+    with open(os.path.join(layout, "index.json"), "w") as f:
+        json.dump(index, f)
+    with open(os.path.join(layout, "oci-layout"), "w") as f:
+        json.dump({"imageLayoutVersion": "1.0.0"}, f)
+    return mdig
+
+
+def tar_layout(layout, out):
+    with tarfile.open(out, "w") as tf:
+        for entry in sorted(os.listdir(layout)):
+            tf.add(os.path.join(layout, entry), arcname=entry)
+
+
+CONFIG = """version = 2
+root = "{root}"
+state = "{state}"
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+
+[grpc]
+  address = "{sock}"
+
+[ttrpc]
+  address = "{sock}.ttrpc"
+
+[debug]
+  level = "debug"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{root}/opt"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  disable_tcp_service = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  enable_selinux = false
+  sandbox_image = "{pause}"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "native"
+    default_runtime_name = "sealpod"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.sealpod]
+      runtime_type = "{runtime}"
+      pod_annotations = ["io.sealpod.*"]
+      container_annotations = ["io.sealpod.*"]
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "{root}/cni-bin"
+    conf_dir = "{root}/cni-conf"
+"""
+
+
+class Containerd:
+    """containerd with everything under `base`; shims found through PATH
+    (the build directory first)."""
+
+    def __init__(self, base, build, env=None, pause="docker.io/library/sp-busybox:1"):
+        self.base = base
+        self.sock = os.path.join(base, "c.sock")
+        self.root = os.path.join(base, "root")
+        self.state = os.path.join(base, "state")
+        self.config = os.path.join(base, "containerd.toml")
+        os.makedirs(self.root, exist_ok=True)
+        with open(self.config, "w") as f:
+            f.write(CONFIG.format(root=self.root, state=self.state, sock=self.sock,
+                                  runtime=RUNTIME, pause=pause))
+        self.env = dict(os.environ)
+        self.env["PATH"] = build + ":" + self.env.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        self.env.update(env or {})
+        self.log = os.path.join(base, "containerd.log")
+        self.proc = None
+
+    def start(self, spawn):
+        logf = open(self.log, "w")
+        self.proc = spawn(["containerd", "--config", self.config], env=self.env,
+                          stdout=logf, stderr=subprocess.STDOUT)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("containerd exited:\n" + self.log_tail())
+            if os.path.exists(self.sock):
+                r = self.ctr(["version"], check=False)
+                if r.returncode == 0:
+                    return
+            time.sleep(0.1)
+        raise AssertionError("containerd did not start:\n" + self.log_tail())
+
+    def log_tail(self, n=60):
+        try:
+            with open(self.log) as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    def ctr(self, args, ns="default", check=True, timeout=180, input=None):
+        r = subprocess.run(["ctr", "--address", self.sock, "--namespace", ns] + args,
+                           env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, timeout=timeout, input=input)
+        if check and r.returncode != 0:
+            raise AssertionError("ctr %s exited %d\nstdout: %s\nstderr: %s\ncontainerd:\n%s" % (
+                " ".join(args), r.returncode, r.stdout, r.stderr, self.log_tail()))
+        return r
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def processes_under(marker):
+    """pids whose command line mentions marker (a test's directory)."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmd and int(pid) != os.getpid():
+            out.append((int(pid), cmd))
+    return out
+
+
+def shim_processes():
+    return [p for p in processes_under("containerd-shim-sealpod-v2")]
