@@ -616,9 +616,14 @@ bool sp_eval_create_container(const sp_policy *p, struct sp_eval *e,
 	 * anything else (and every denial's message) takes the full check. */
 	if (sp_eval_spec_fast(c, r->oci_spec.data, r->oci_spec.len))
 		return true;
+	return sp_eval_spec_full(c, e, r->oci_spec.data, r->oci_spec.len);
+}
+
+bool sp_eval_spec_full(const struct pcontainer *c, struct sp_eval *e, const void *data, size_t len)
+{
 	_cleanup_json_ json_t *spec = NULL;
 	_cleanup_err_ sp_err *err = NULL;
-	if (sp_json_parse(&spec, r->oci_spec.data, r->oci_spec.len, "oci_spec", &err) < 0)
+	if (sp_json_parse(&spec, data, len, "oci_spec", &err) < 0)
 		return sp_eval_deny(e, sp_xstrdup("runtime-spec JSON"), sp_xstrdup(sp_err_msg(err)), "oci_spec");
 	if (!json_is_object(spec))
 		return sp_eval_deny(e, sp_xstrdup("an object"), sp_policy_render(spec), "oci_spec");

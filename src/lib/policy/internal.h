@@ -168,3 +168,7 @@ void sp_jt_free(struct sp_jt_doc *d);
  * sp_eval_create_container's spec part passes. False means "not proven":
  * the caller runs the full evaluator, which decides and explains. */
 bool sp_eval_spec_fast(const struct pcontainer *c, const void *spec, size_t len);
+/* The full check of a CreateContainer oci_spec (jansson), which explains
+ * its denials. */
+bool sp_eval_spec_full(const struct pcontainer *c, struct sp_eval *e, const void *spec,
+		       size_t len);
