@@ -174,7 +174,7 @@ static void test_canonical_only(void **state)
 
 /* ---- generator ---- */
 
-static int fake_resolve(void *ctx, const char *ref, sp_image_config *out, sp_err **err)
+static int fake_resolve(void *ctx, const char *ref, sp_policy_image *out, sp_err **err)
 {
 	memset(out, 0, sizeof(*out));
 	if (strstr(ref, "missing"))
