@@ -40,13 +40,13 @@ static int hexval(char c)
 	return -1;
 }
 
-/* At the opening quote. Decoded bytes never outrun the encoded ones, so
- * the string is written over itself and its NUL lands at most on its
- * closing quote. */
 /* Bytes that stand for themselves inside a string. */
 static const bool plain[256] = {[0x20 ... 0x21] = true, [0x23 ... 0x5b] = true,
 				[0x5d ... 0x7f] = true}; /* not '"' (0x22), '\\' (0x5c) */
 
+/* At the opening quote. Decoded bytes never outrun the encoded ones, so
+ * the string is written over itself and its NUL lands at most on its
+ * closing quote. */
 static int string(struct parser *P, const char **out, uint32_t *out_len)
 {
 	char *start = ++P->p;
@@ -271,7 +271,8 @@ static int value(struct parser *P)
 
 static int parse(struct sp_jt_doc *d, char *buf, const void *data, size_t len)
 {
-	memcpy(buf, data, len);
+	if (len) /* data may be NULL then (an empty protobuf bytes field) */
+		memcpy(buf, data, len);
 	buf[len] = 0;
 	struct parser P = {.p = buf, .end = buf + len, .t = d->t, .cap = d->cap};
 	skip_ws(&P);
