@@ -82,6 +82,7 @@ def test_manifest_lists_sources(t):
          "cmdline hash")
     files = {f["path"]: f for f in m["files"]}
     t.eq(files["/sbin/sealpod-agent"]["origin"], "sealpod", "agent origin")
+    t.check(files["/sbin/sealpod-agent"].get("stripped"), "agent stripped")
     t.eq(files["/init"]["target"], "/sbin/sealpod-agent", "/init")
     libc = files.get("/lib/x86_64-linux-gnu/libc.so.6")
     t.check(libc and libc["package"].startswith("libc6") and libc["version"],
