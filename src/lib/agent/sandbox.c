@@ -381,20 +381,39 @@ static bool bad_rest(const char *rest)
 	return false;
 }
 
-/* Creates what a mount source may name on demand: an emptyDir volume
- * (the host need not list volumes in CreateSandbox) and the termination
- * log file. */
-static int on_demand(sp_agent *a, const char *sb, const char *rest, sp_err **err)
+/* Volume kinds whose directories a spec may name (docs/policy.md). */
+static const char *const VOLUME_KINDS[] = {"emptydir", "configmap", "secret",
+					   "projected", "downwardapi"};
+
+/* Creates what a mount source may name on demand: a volume's directory
+ * (the host need not list emptyDir volumes in CreateSandbox, and a
+ * configMap, secret or projected volume whose files the host did not copy
+ * is an empty directory, as it would be with nothing in it) and the
+ * termination log file. Deeper paths (sub_path) must exist. */
+static int on_demand(const char *sb, const char *rest, sp_err **err)
 {
-	if (!strncmp(rest, "emptydir/", 9)) {
-		const char *name = rest + 9;
+	for (size_t k = 0; k < SP_ARRAY_LEN(VOLUME_KINDS); k++) {
+		size_t kl = strlen(VOLUME_KINDS[k]);
+		if (strncmp(rest, VOLUME_KINDS[k], kl) != 0 || rest[kl] != '/')
+			continue;
+		const char *name = rest + kl + 1;
 		const char *slash = strchr(name, '/');
 		_cleanup_free_ char *vol = slash ? sp_xstrndup(name, (size_t)(slash - name))
 						 : sp_xstrdup(name);
-		_cleanup_free_ char *d = sp_xasprintf("%s/emptydir", sb);
-		if (access(d, F_OK) < 0)
-			return 0; /* no sandbox: check_beneath says so */
-		return emptydir_make(sb, vol, err);
+		if (!strcmp(VOLUME_KINDS[k], "emptydir")) {
+			_cleanup_free_ char *d = sp_xasprintf("%s/emptydir", sb);
+			if (access(d, F_OK) < 0)
+				return 0; /* no sandbox: check_beneath says so */
+			return emptydir_make(sb, vol, err);
+		}
+		if (!plain_name(vol))
+			return 0;
+		_cleanup_free_ char *kd = sp_xasprintf("%s/%s", sb, VOLUME_KINDS[k]);
+		_cleanup_free_ char *d = sp_xasprintf("%s/%s", kd, vol);
+		if ((mkdir(kd, 0755) < 0 && errno != EEXIST) ||
+		    (mkdir(d, 0755) < 0 && errno != EEXIST))
+			return sp_error_sys(err, errno, "volume directory %s", d);
+		return 0;
 	}
 	if (!strncmp(rest, "termination/", 12) && !strchr(rest + 12, '/') &&
 	    plain_name(rest + 12)) {
@@ -407,7 +426,6 @@ static int on_demand(sp_agent *a, const char *sb, const char *rest, sp_err **err
 			return sp_error_sys(err, errno, "termination log %s", f);
 		close(fd);
 	}
-	(void)a;
 	return 0;
 }
 
@@ -429,7 +447,7 @@ int sandbox_prepare_spec(sp_agent *a, json_t *spec, const char *cid, sp_err **er
 		if (bad_rest(rest))
 			return sp_error(err, SP_ERR_INVALID, "%s: `%.200s` is not a plain path",
 					field, s);
-		if (on_demand(a, sb, rest, err) < 0 || check_beneath(sb, rest, field, err) < 0)
+		if (on_demand(sb, rest, err) < 0 || check_beneath(sb, rest, field, err) < 0)
 			return (*err)->code;
 		json_object_set_new(m, "source", json_sprintf("%s/%s", sb, rest));
 	}
