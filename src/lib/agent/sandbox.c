@@ -485,11 +485,12 @@ int sandbox_prepare_spec(sp_agent *a, json_t *spec, const char *cid, sp_err **er
 						     : " (only network, ipc and uts are shared)");
 	}
 	/* The agent's cgroup layout, whatever the host asked: one directory
-	 * per container under /sealpod (per agent in native mode, where
-	 * several agents share the host's hierarchy). */
+	 * per container under /sealpod; in native mode, where several agents
+	 * share the host's hierarchy, one flat directory per agent and
+	 * container (a shared parent would outlive its first container). */
 	if (a->native)
 		json_object_set_new(lx, "cgroupsPath",
-				    json_sprintf("/sealpod-agent-%d/%s", (int)getpid(), cid));
+				    json_sprintf("/sealpod-agent-%d-%s", (int)getpid(), cid));
 	else
 		json_object_set_new(lx, "cgroupsPath", json_sprintf("/sealpod/%s", cid));
 	return 0;
