@@ -435,11 +435,14 @@ static void run_job(sp_ttrpc_server *s, job *j)
 		body = sp_ttrpc_response_encode(&n, SP_RPC_RESOURCE_EXHAUSTED, m, NULL, 0);
 		free(m);
 	}
+	/* The stream id is free again before its response leaves, so a
+	 * client that reuses it once answered is never refused. */
+	bool was_full = inflight_del(c, j->stream_id);
 	conn_send(c, j->stream_id, body, n, true);
 	free(body);
 	free(out);
 	free(msg);
-	if (inflight_del(c, j->stream_id))
+	if (was_full)
 		wake(s); /* the I/O thread may read this connection again */
 	sp_ttrpc_request_free(r);
 	conn_unref(c);
