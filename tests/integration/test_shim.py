@@ -7,7 +7,6 @@ Boots: one per pod (two here), on one containerd shared by the module."""
 import json
 import os
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "cri"))
@@ -103,6 +102,9 @@ def test_run_delivers_output_and_exit_code(t):
                   "--annotation", "io.sealpod.policy=" + m.policy,
                   "--annotation", "io.sealpod.container-name=exits",
                   IMAGE, "run1"], check=False, timeout=600)
+    if r.returncode != 3 and shimtest.oci_store_denied(r.stderr):
+        _assert_clean(t)
+        t.skip(shimtest.OCI_STORE_CONFLICT)
     t.eq(r.returncode, 3, "exit code of the container (%s)" % _diag(t))
     t.eq(r.stdout, "out-line\n", "stdout")
     t.check("err-line\n" in r.stderr, "stderr", r.stderr)
@@ -111,10 +113,15 @@ def test_run_delivers_output_and_exit_code(t):
 
 def test_exec_kill_delete(t):
     m = t.module
-    m.cd.ctr(["run", "-d", "--runtime", shimtest.RUNTIME,
-              "--annotation", "io.sealpod.policy=" + m.policy,
-              "--annotation", "io.sealpod.container-name=sleeper",
-              IMAGE, "run2"], timeout=600)
+    r = m.cd.ctr(["run", "-d", "--runtime", shimtest.RUNTIME,
+                  "--annotation", "io.sealpod.policy=" + m.policy,
+                  "--annotation", "io.sealpod.container-name=sleeper",
+                  IMAGE, "run2"], check=False, timeout=600)
+    if r.returncode != 0 and shimtest.oci_store_denied(r.stderr):
+        m.cd.ctr(["container", "delete", "run2"], check=False)
+        _assert_clean(t)
+        t.skip(shimtest.OCI_STORE_CONFLICT)
+    t.eq(r.returncode, 0, "ctr run -d: %s\n%s" % (r.stderr, _diag(t)))
     try:
         t.wait_for(lambda: "RUNNING" in m.cd.ctr(["task", "ls"]).stdout, 60, "task RUNNING")
         procs = shimtest.sealpod_processes(m.tmp)
