@@ -311,3 +311,15 @@ OCI_STORE_CONFLICT = ("agent and policy disagree on where the oci-store storage 
 
 def oci_store_denied(text):
     return "denied by policy: storages[" in text and "oci-store" in text
+
+
+def sanitizer_reports(path):
+    """ASan/UBSan/LSan reports in a shim log (sanitized builds)."""
+    try:
+        with open(path, errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return ""
+    marks = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+    hits = [line for line in text.splitlines() if any(m in line for m in marks)]
+    return "\n".join(hits)

@@ -463,7 +463,10 @@ int sp_sandbox_read(sp_sandbox *sb, const char *id, const char *exec_id,
 		return SP_ERR_PROTOCOL;
 	Sealpod__Agent__V1__ReadStreamResponse *r = (void *)resp;
 	*len = r->data.len;
-	*data = sp_xmemdup(r->data.data ? r->data.data : (uint8_t *)"", r->data.len + 1);
+	*data = sp_xmalloc(r->data.len + 1);
+	if (r->data.len)
+		memcpy(*data, r->data.data, r->data.len);
+	(*data)[r->data.len] = 0;
 	protobuf_c_message_free_unpacked(resp, NULL);
 	return 0;
 }
