@@ -7,7 +7,6 @@ Boots: one per pod (two here), on one containerd shared by the module."""
 import json
 import os
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "cri"))
@@ -16,6 +15,7 @@ import harness  # noqa: E402
 import shimtest  # noqa: E402
 
 NEEDS_ROOT = True
+SANITIZE = True
 IMAGE = "docker.io/library/sp-busybox:1"
 
 POD = """apiVersion: v1
@@ -41,7 +41,11 @@ spec:
 def setup_module(m):
     shimtest.require_modules(harness)
     build = harness.build_dir()
-    m.guest = shimtest.guest_image(build)
+    # The guest always runs the normal build's agent: a sanitizer runtime
+    # has no place in the guest image; the sanitized shim runs on the host.
+    plain = os.path.join(harness.ROOT, "build")
+    m.guest = shimtest.guest_image(plain if os.path.exists(os.path.join(plain, "sealpod-agent"))
+                                   else build)
     m.layout = m.path("layout")
     shimtest.make_image_layout(m.layout, IMAGE)
     m.image_tar = m.path("image.tar")
@@ -93,6 +97,7 @@ def _assert_clean(t):
     t.eq(os.listdir(sockdir) if os.path.isdir(sockdir) else [], [], "shim sockets left")
     run = m.path("run")
     t.eq(os.listdir(run) if os.path.isdir(run) else [], [], "sandbox state left")
+    t.eq(shimtest.sanitizer_reports(m.path("shim.log")), "", "sanitizer reports in the shim log")
     r = m.cd.ctr(["task", "ls", "-q"])
     t.eq(r.stdout.strip(), "", "tasks left")
 
@@ -103,6 +108,9 @@ def test_run_delivers_output_and_exit_code(t):
                   "--annotation", "io.sealpod.policy=" + m.policy,
                   "--annotation", "io.sealpod.container-name=exits",
                   IMAGE, "run1"], check=False, timeout=600)
+    if r.returncode != 3 and shimtest.oci_store_denied(r.stderr):
+        _assert_clean(t)
+        t.skip(shimtest.OCI_STORE_CONFLICT)
     t.eq(r.returncode, 3, "exit code of the container (%s)" % _diag(t))
     t.eq(r.stdout, "out-line\n", "stdout")
     t.check("err-line\n" in r.stderr, "stderr", r.stderr)
@@ -111,10 +119,15 @@ def test_run_delivers_output_and_exit_code(t):
 
 def test_exec_kill_delete(t):
     m = t.module
-    m.cd.ctr(["run", "-d", "--runtime", shimtest.RUNTIME,
-              "--annotation", "io.sealpod.policy=" + m.policy,
-              "--annotation", "io.sealpod.container-name=sleeper",
-              IMAGE, "run2"], timeout=600)
+    r = m.cd.ctr(["run", "-d", "--runtime", shimtest.RUNTIME,
+                  "--annotation", "io.sealpod.policy=" + m.policy,
+                  "--annotation", "io.sealpod.container-name=sleeper",
+                  IMAGE, "run2"], check=False, timeout=600)
+    if r.returncode != 0 and shimtest.oci_store_denied(r.stderr):
+        m.cd.ctr(["container", "delete", "run2"], check=False)
+        _assert_clean(t)
+        t.skip(shimtest.OCI_STORE_CONFLICT)
+    t.eq(r.returncode, 0, "ctr run -d: %s\n%s" % (r.stderr, _diag(t)))
     try:
         t.wait_for(lambda: "RUNNING" in m.cd.ctr(["task", "ls"]).stdout, 60, "task RUNNING")
         procs = shimtest.sealpod_processes(m.tmp)

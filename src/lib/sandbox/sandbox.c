@@ -155,6 +155,39 @@ static int guest_init(sp_sandbox *sb, const sp_sandbox_opts *o, sp_err **err)
 {
 	if (sp_ttrpc_client_connect(&sb->agent, sb->agent_addr, 10 * SEC, err) < 0)
 		return sp_error_wrap(err, "sandbox %s: connect to the agent", sb->id);
+	/* The agent port is one byte stream that outlives host connections
+	 * (virtio-serial): requests of an earlier client (the launcher's
+	 * readiness probe) may still be in flight there, with stream ids a
+	 * new client would reuse. Idempotent health checks first, until one
+	 * is answered, before anything that changes state. */
+	Sealpod__Agent__V1__CheckRequest chk = SEALPOD__AGENT__V1__CHECK_REQUEST__INIT;
+	for (int i = 0;; i++) {
+		_cleanup_err_ sp_err *e = NULL;
+		ProtobufCMessage *h = NULL;
+		_cleanup_free_ uint8_t *buf = sp_xmalloc(16);
+		size_t len = protobuf_c_message_get_packed_size(&chk.base);
+		protobuf_c_message_pack(&chk.base, buf);
+		_cleanup_free_ uint8_t *out = NULL;
+		size_t out_len = 0;
+		if (sp_ttrpc_client_call(sb->agent, "sealpod.agent.v1.Health", "Check", buf,
+					 len, NULL, 0, 2 * SEC, &out, &out_len, NULL, &e) == 0) {
+			h = protobuf_c_message_unpack(
+				&sealpod__agent__v1__health_check_response__descriptor,
+				NULL, out_len, out);
+			if (h) {
+				protobuf_c_message_free_unpacked(h, NULL);
+				break;
+			}
+		}
+		if (i >= 20)
+			return sp_error(err, SP_ERR_PROTOCOL,
+					"sandbox %s: the agent does not answer Health.Check on %s: %s",
+					sb->id, sb->agent_addr, e ? sp_err_msg(e) : "malformed answer");
+		sp_log_debug("sandbox %s: health check: %s (retrying)", sb->id,
+			     e ? sp_err_msg(e) : "malformed answer");
+		struct timespec ts = {0, 100 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
 	Sealpod__Agent__V1__SetPolicyRequest pol = SEALPOD__AGENT__V1__SET_POLICY_REQUEST__INIT;
 	pol.policy = (char *)sb->policy;
 	if (agent_call(sb, "SetPolicy", &pol.base, NULL, NULL, CALL_TIMEOUT, err) < 0)
@@ -430,7 +463,10 @@ int sp_sandbox_read(sp_sandbox *sb, const char *id, const char *exec_id,
 		return SP_ERR_PROTOCOL;
 	Sealpod__Agent__V1__ReadStreamResponse *r = (void *)resp;
 	*len = r->data.len;
-	*data = sp_xmemdup(r->data.data ? r->data.data : (uint8_t *)"", r->data.len + 1);
+	*data = sp_xmalloc(r->data.len + 1);
+	if (r->data.len)
+		memcpy(*data, r->data.data, r->data.len);
+	(*data)[r->data.len] = 0;
 	protobuf_c_message_free_unpacked(resp, NULL);
 	return 0;
 }
