@@ -156,4 +156,21 @@ SP_PUBLIC int sp_sandbox_policy_container(sp_sandbox *sb, const char *name,
 SP_PUBLIC int sp_sandbox_guest_spec(json_t **out, const json_t *host_spec,
 				    sp_err **err);
 
+/* Asks the guest agent for a TEE report over report_data (at most 64
+ * bytes, zero-padded). *report and *certs are new; *tee gets "snp", "sim"
+ * or "none" (new). The policy decides whether the agent answers. */
+SP_PUBLIC int sp_sandbox_get_report(sp_sandbox *sb, const uint8_t *report_data,
+				    size_t report_data_len, uint8_t **report,
+				    size_t *report_len, uint8_t **certs,
+				    size_t *certs_len, char **tee, sp_err **err);
+
+/* The firmware the sim TEE measures for a UVM booted without firmware
+ * (TCG direct boot): Debian's OVMF (docs/attestation.md). */
+#define SP_SANDBOX_SIM_OVMF "/usr/share/ovmf/OVMF.fd"
+struct sp_snp_measure_opts;
+/* The launch-measurement inputs of a UVM started with config c: what the
+ * sim PSP measures and `sealpod run --attest` predicts. */
+SP_PUBLIC void sp_sandbox_launch_measure_opts(struct sp_snp_measure_opts *mo,
+					      const sp_runtime_config *c);
+
 #endif

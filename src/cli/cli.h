@@ -30,6 +30,7 @@ int cmd_simpsp(int argc, char **argv);
 	{"policy", cmd_policy, "generate, explain and evaluate pod policies"}, \
 	{"image", cmd_image, "build the guest image; import, pack and pull container images"}, \
 	{"vm", cmd_vm, "boot the guest image alone (debugging, benchmarks)"}, \
+	{"run", cmd_run, "run a Kubernetes pod in a confidential UVM"}, \
 	/* end of SP_CLI_COMMANDS */
 
 /* image store verbs (issue 9), called by cmd_image's dispatcher */
