@@ -271,7 +271,9 @@ static int call(sp_ttrpc_client *c, const char *svc, const char *method,
 	if (!bytes_decode(resp, resp_len, &d, &dl))
 		return sp_error(err, SP_ERR_PARSE, "response is not a Bytes message");
 	if (out) {
-		*out = sp_xmemdup(dl ? d : (const uint8_t *)"", dl + 1);
+		*out = sp_xmalloc(dl + 1);
+		if (dl)
+			memcpy(*out, d, dl);
 		(*out)[dl] = 0;
 	}
 	if (out_len)

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz target: VCEK/VLEK certificate extensions, PEM/DER certificate
  * loading and the GHCB certificate table. */
+#include <openssl/x509.h>
+
 #include "sealpod/snp.h"
+#include "snp/snp-internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -23,11 +26,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	sp_err_clear(&err);
 
-	sp_snp_verifier *v = sp_snp_verifier_new();
-	sp_snp_verifier_add_certs(v, data, size, &err);
+	/* PEM or DER, as the verifier loads offered certificates. */
+	STACK_OF(X509) *sk = NULL;
+	if (snp_load_certs(&sk, data, size, &err) == 0) {
+		for (int i = 0; i < sk_X509_num(sk); i++)
+			snp_vek_info_from_x509(&info, sk_X509_value(sk, i), NULL);
+		sk_X509_pop_free(sk, X509_free);
+	}
 	sp_err_clear(&err);
-	sp_snp_verifier_add_cert_table(v, data, size, &err);
-	sp_err_clear(&err);
-	sp_snp_verifier_free(v);
 	return 0;
 }

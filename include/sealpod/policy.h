@@ -94,6 +94,11 @@ SP_PUBLIC int sp_policy_eval(const sp_policy *p, sp_policy_state *state,
 			     const char *name, const ProtobufCMessage *msg,
 			     sp_policy_decision *d);
 
+/* The protobuf-c descriptor of a request name or method (NULL if the
+ * request has no message, or is unknown). */
+SP_PUBLIC const ProtobufCMessageDescriptor *
+sp_policy_request_descriptor(const char *name);
+
 /* Request JSON ({"kind": "...", "request": {...}} as in tests/policy) to
  * a protobuf-c message. Field names may be snake_case or lowerCamelCase;
  * bytes fields holding JSON (oci_spec, process, resources) may be given

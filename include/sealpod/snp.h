@@ -262,6 +262,8 @@ SP_PUBLIC int sp_snp_vmm_parse(const char *name);
  * overrides). The root a verifier trusts with --allow-sim is
  * <state>/ark.pem. */
 #define SP_SIMPSP_DEFAULT_STATE "/var/lib/sealpod/sim-psp"
+#define SP_SIMPSP_DEFAULT_OVMF "/usr/share/ovmf/OVMF.fd"
+#define SP_SIMPSP_DEFAULT_VCPU "EPYC-v4"
 SP_PUBLIC const char *sp_simpsp_default_state(void);
 
 /* Wire protocol (docs/attestation.md): every frame is
@@ -304,7 +306,10 @@ typedef struct sp_simpsp_config {
 	int version;           /* 1 */
 	const char *state_dir; /* NULL: sp_simpsp_default_state() */
 	/* MEASUREMENT: computed from launch (what the VMM really launched)
-	 * when launch is non-NULL, else taken from measurement. */
+	 * when launch is non-NULL, else taken from measurement. A launch
+	 * without firmware (TCG direct kernel boot) is measured with
+	 * SP_SIMPSP_DEFAULT_OVMF and sim_direct_boot; a NULL vcpu_type with
+	 * no vcpu_sig means SP_SIMPSP_DEFAULT_VCPU. */
 	const sp_snp_measure_opts *launch;
 	uint8_t measurement[SP_SNP_MEASUREMENT_LEN];
 	uint8_t host_data[SP_SNP_HOST_DATA_LEN];

@@ -14,7 +14,8 @@
  *	if (sp_vm_start(&vm, &cfg, &err) < 0) ...
  *	// the sim PSP (host side) connects to sp_vm_simpsp_socket(vm)
  *	if (sp_vm_wait_ready(vm, 60 * SP_VM_SEC, &err) < 0) ...
- *	// ttRPC client: sp_ttrpc_client_connect(&c, sp_vm_agent_address(vm))
+ *	// ttRPC client: sp_ttrpc_client_connect(&c, sp_vm_agent_address(vm),
+ *	// ...); one client at a time on the agent port
  *	...
  *	sp_vm_stop(vm, 5 * SP_VM_SEC);
  *	sp_vm_free(vm);                      // also stops it if still running
@@ -38,8 +39,9 @@
 #define SP_VM_SEC 1000000000ull
 /* The virtio-serial port name of the agent's ttRPC channel. */
 #define SP_VM_AGENT_PORT "sealpod.agent"
-/* The line the guest agent writes on the console when it is ready (before
- * the ttRPC channel answers, this is how readiness is seen). */
+/* The line the guest agent writes on the console when it is ready, with
+ * its timings (key=value); benchmarks read it. Readiness itself is
+ * Health.Check answering on the agent port. */
 #define SP_VM_READY_LINE "sealpod-agent: ready"
 
 enum sp_vm_accel {
@@ -144,11 +146,16 @@ typedef struct sp_vm sp_vm;
  * stderr. */
 SP_PUBLIC int sp_vm_start(sp_vm **out, const sp_vm_config *cfg, sp_err **err);
 
-/* Waits until the guest agent is ready, at most timeout_ns: the agent's
- * ready line on the console, and — in builds with the ttRPC client —
- * Health.Check answered on the agent port. If QEMU exits or the time runs
- * out, the error says so and carries the console's last lines. */
+/* Waits until the guest agent is ready, at most timeout_ns: ready means
+ * sealpod.agent.v1.Health/Check answers SERVING on the agent port. Each
+ * attempt connects and disconnects again (a QEMU chardev socket serves one
+ * client at a time), so the caller can connect its own client after. If
+ * QEMU exits or the time runs out, the error says so and carries the
+ * console's last lines. */
 SP_PUBLIC int sp_vm_wait_ready(sp_vm *vm, uint64_t timeout_ns, sp_err **err);
+/* While *flag is nonzero (set from a signal handler, say),
+ * sp_vm_wait_ready() gives up with SP_ERR_STATE ("interrupted"). */
+SP_PUBLIC void sp_vm_set_cancel(sp_vm *vm, const volatile int *flag);
 
 /* "serial:<run_dir>/agent.sock": the ttRPC address of the agent port. */
 SP_PUBLIC const char *sp_vm_agent_address(const sp_vm *vm);

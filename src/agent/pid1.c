@@ -252,7 +252,7 @@ uint64_t sp_pid1_mem_used_kb(uint64_t *total_kb)
 	return total - avail;
 }
 
-static uint64_t uptime_ms(void)
+uint64_t sp_pid1_uptime_ms(void)
 {
 	_cleanup_free_ char *s = read_trim("/proc/uptime");
 	double up = 0;
@@ -268,7 +268,7 @@ int sp_pid1_setup(sp_pid1_stats *stats, sp_err **err)
 	umask(022);
 	if (sp_pid1_mount_all(err) < 0)
 		return sp_error_wrap(err, "PID 1 setup");
-	stats->kernel_ms = uptime_ms();
+	stats->kernel_ms = sp_pid1_uptime_ms();
 	setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1);
 	_cleanup_err_ sp_err *e = NULL;
 	int n = sp_pid1_load_modules(SP_GUEST_MODULES_LIST, &e);

@@ -38,6 +38,9 @@ int sp_pid1_link_virtio_ports(void);
 int sp_pid1_wait_port(const char *name, uint64_t timeout_ns, char **dev,
 		      sp_err **err);
 
+/* Milliseconds since the guest kernel started (/proc/uptime). */
+uint64_t sp_pid1_uptime_ms(void);
+
 /* "MemTotal - MemAvailable" from /proc/meminfo, in KiB (0 if unknown). */
 uint64_t sp_pid1_mem_used_kb(uint64_t *total_kb);
 

@@ -20,6 +20,7 @@ int cmd_policy(int argc, char **argv);
 int cmd_image(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_simpsp(int argc, char **argv);
+int cmd_agent(int argc, char **argv); /* issue 8 */
 
 /* One entry per line, each ending in a backslash; keep the end marker last. */
 #define SP_CLI_COMMANDS \
@@ -28,6 +29,8 @@ int cmd_simpsp(int argc, char **argv);
 	{"report", cmd_report, "show an SNP report as JSON (report show R)"}, \
 	{"sim-psp", cmd_simpsp, "run the sim PSP (SEV-SNP stand-in)"}, \
 	{"policy", cmd_policy, "generate, explain and evaluate pod policies"}, \
+	{"image", cmd_image, "manage container images"}, \
+	{"agent", cmd_agent, "talk to a guest agent (agent call ADDR METHOD JSON)"}, \
 	{"image", cmd_image, "build the guest image; import, pack and pull container images"}, \
 	{"vm", cmd_vm, "boot the guest image alone (debugging, benchmarks)"}, \
 	{"run", cmd_run, "run a Kubernetes pod in a confidential UVM"}, \

@@ -9,6 +9,7 @@
 #include "sealpod/json.h"
 #include "sealpod/log.h"
 #include "sealpod/policy.h"
+#include "agent.pb-c.h"
 
 static void usage(FILE *f)
 {
@@ -17,7 +18,7 @@ static void usage(FILE *f)
 		"                          [--allow-host-path PATH]... [--print-hash]\n"
 		"                          [--output FILE | --in-place]\n"
 		"       sealpod policy explain POLICY\n"
-		"       sealpod policy eval POLICY REQUEST.json [--json]\n"
+		"       sealpod policy eval POLICY REQUEST.json [--json] [--repeat N]\n"
 		"       sealpod policy hash POLICY\n"
 		"       sealpod policy spec POLICY CONTAINER [--values VALUES.json]\n"
 		"POLICY is a policy JSON file, its base64, or a Kubernetes YAML file\n"
@@ -171,14 +172,60 @@ static int do_spec(int argc, char **argv)
 	return rc;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* --repeat N: times N evaluations of one request, each with fresh state,
+ * next to parsing the request's JSON alone (the floor any evaluator pays). */
+static void time_eval(const sp_policy *p, const char *kind, const ProtobufCMessage *msg, long n)
+{
+	uint64_t *t = sp_xcalloc((size_t)n, sizeof(uint64_t)), *u = sp_xcalloc((size_t)n, sizeof(uint64_t));
+	const ProtobufCBinaryData *spec = NULL;
+	if (msg && msg->descriptor == &sealpod__agent__v1__create_container_request__descriptor)
+		spec = &((const Sealpod__Agent__V1__CreateContainerRequest *)msg)->oci_spec;
+	for (long i = 0; i < n; i++) {
+		sp_policy_state *st = sp_policy_state_new();
+		sp_policy_decision d;
+		uint64_t t0 = sp_now_ns();
+		sp_policy_eval(p, st, kind, msg, &d);
+		t[i] = sp_now_ns() - t0;
+		sp_policy_decision_clear(&d);
+		sp_policy_state_free(st);
+		if (spec) {
+			t0 = sp_now_ns();
+			json_t *j = json_loadb((const char *)spec->data, spec->len, 0, NULL);
+			u[i] = sp_now_ns() - t0;
+			json_decref(j);
+		}
+	}
+	qsort(t, (size_t)n, sizeof(uint64_t), cmp_u64);
+	qsort(u, (size_t)n, sizeof(uint64_t), cmp_u64);
+	size_t p99 = (size_t)((double)n * 0.99);
+	if (p99 >= (size_t)n)
+		p99 = (size_t)n - 1;
+	printf("%s: %ld evaluations: median %.1f us, p99 %.1f us", kind, n, t[n / 2] / 1e3, t[p99] / 1e3);
+	if (spec)
+		printf("; parsing its oci_spec (%zu bytes) alone: median %.1f us, p99 %.1f us", spec->len,
+		       u[n / 2] / 1e3, u[p99] / 1e3);
+	printf("\n");
+	free(t);
+	free(u);
+}
+
 static int do_eval(int argc, char **argv)
 {
 	bool as_json = false;
+	long repeat = 0;
 	char *pos[2];
 	int np = 0;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
 			as_json = true;
+		else if (!strcmp(argv[i], "--repeat") && i + 1 < argc && (repeat = atol(argv[++i])) > 0)
+			continue;
 		else if (np < 2 && argv[i][0] != '-')
 			pos[np++] = argv[i];
 		else {
@@ -222,6 +269,8 @@ static int do_eval(int argc, char **argv)
 			rc = 2;
 			break;
 		}
+		if (repeat > 0)
+			time_eval(p, kind, msg, repeat);
 		if (sp_policy_eval(p, st, kind, msg, &d) < 0) {
 			fprintf(stderr, "sealpod policy: %s: request %zu: kind %s has no message\n", pos[1], i, kind);
 			rc = 2;

@@ -125,7 +125,7 @@ int cmd_simpsp(int argc, char **argv)
 		case 'o': mo.ovmf = optarg; have_launch = true; break;
 		case 'n': mo.vcpus = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 't': mo.vcpu_type = optarg; break;
-		case 'k': mo.kernel = optarg; break;
+		case 'k': mo.kernel = optarg; have_launch = true; break;
 		case 'i': mo.initrd = optarg; break;
 		case 'a': mo.append = optarg; break;
 		case 'D': mo.sim_direct_boot = true; break;

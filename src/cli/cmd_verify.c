@@ -119,6 +119,7 @@ int cmd_verify(int argc, char **argv)
 	bool offline = false;
 	_cleanup_free_ uint8_t(*meas)[48] = sp_xcalloc((size_t)argc + 1, 48);
 	_cleanup_err_ sp_err *err = NULL;
+	_cleanup_free_ uint8_t *raw = NULL;
 	char *end;
 	int c;
 	optind = 1;
@@ -210,7 +211,6 @@ int cmd_verify(int argc, char **argv)
 	a.measurements = (const uint8_t(*)[48])meas;
 	a.n_measurements = n_meas;
 
-	_cleanup_free_ uint8_t *raw = NULL;
 	size_t len = 0;
 	if (load_report(report, &raw, &len, &err) < 0)
 		goto fail;

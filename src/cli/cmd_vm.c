@@ -7,12 +7,11 @@
 #include <string.h>
 
 #include "cli.h"
-#include "sealpod/file.h"
 #include "sealpod/guest.h"
 #include "sealpod/log.h"
 #include "sealpod/vm.h"
 
-static volatile sig_atomic_t got_signal;
+static volatile int got_signal;
 
 static void on_signal(int sig)
 {
@@ -156,23 +155,10 @@ static int vm_boot(int argc, char **argv)
 	/* Machine-readable for tests: where things are, before waiting. */
 	fprintf(stderr, "sealpod vm: qemu pid %d, run directory %s\n", (int)sp_vm_pid(vm),
 		sp_vm_run_dir(vm));
-	uint64_t deadline = sp_now_ns() + (uint64_t)timeout_s * SP_VM_SEC;
-	for (;;) {
-		if (got_signal) {
-			fprintf(stderr, "sealpod vm boot: interrupted by signal %d\n", got_signal);
-			goto out;
-		}
-		uint64_t now = sp_now_ns();
-		uint64_t slice = 200 * 1000000ull;
-		bool last = now + slice >= deadline;
-		sp_err_clear(&err);
-		if (sp_vm_wait_ready(vm, last ? (deadline > now ? deadline - now : 0) : slice,
-				     &err) == 0)
-			break;
-		if (err->code != SP_ERR_TIMEOUT || last) {
-			fprintf(stderr, "sealpod vm boot: %s\n", sp_err_msg(err));
-			goto out;
-		}
+	sp_vm_set_cancel(vm, &got_signal);
+	if (sp_vm_wait_ready(vm, (uint64_t)timeout_s * SP_VM_SEC, &err) < 0) {
+		fprintf(stderr, "sealpod vm boot: %s\n", sp_err_msg(err));
+		goto out;
 	}
 	print_ready(vm);
 	if (hold) {

@@ -780,6 +780,36 @@ static void test_sim_protocol_and_tee(void **state)
 	sp_simpsp_free(p);
 }
 
+/* Under TCG there is no firmware: the sim measures Debian's OVMF with the
+ * direct-boot rule, which `sealpod measure --sim-direct-boot` predicts. */
+static void test_sim_measures_direct_boot(void **state)
+{
+	if (access(SP_SIMPSP_DEFAULT_OVMF, R_OK) != 0)
+		skip();
+	char *st = sim_state();
+	sp_snp_measure_opts lo;
+	sp_snp_measure_opts_init(&lo);
+	lo.vcpus = 2;
+	lo.kernel = "/work/shared/vectors/measure/kernel-small.bin";
+	lo.append = "console=hvc0";
+	sp_simpsp_config cfg;
+	sp_simpsp_config_init(&cfg);
+	cfg.state_dir = st;
+	cfg.launch = &lo;
+	sp_simpsp *p = NULL;
+	sp_err *err = NULL;
+	if (sp_simpsp_new(&p, &cfg, &err) < 0)
+		fail_msg("%s", sp_err_msg(err));
+	lo.ovmf = SP_SIMPSP_DEFAULT_OVMF;
+	lo.vcpu_type = SP_SIMPSP_DEFAULT_VCPU;
+	lo.sim_direct_boot = true;
+	uint8_t d[48];
+	assert_int_equal(sp_snp_measure(d, &lo, NULL), 0);
+	assert_memory_equal(sp_simpsp_measurement(p), d, 48);
+	sp_simpsp_free(p);
+	free(st);
+}
+
 static void test_ioctl_abi(void **state)
 {
 	/* The values the kernel's _IOWR('S', n, 32-byte struct) yields. */
@@ -805,6 +835,7 @@ int main(void)
 		cmocka_unit_test(test_measure_api),
 		cmocka_unit_test(test_sim_report_verifies_only_when_trusted),
 		cmocka_unit_test(test_sim_protocol_and_tee),
+		cmocka_unit_test(test_sim_measures_direct_boot),
 		cmocka_unit_test(test_ioctl_abi),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,6 +19,7 @@
 #include "sealpod/hash.h"
 #include "sealpod/json.h"
 #include "sealpod/log.h"
+#include "sealpod/snp.h"
 
 #define MAX_INPUT_FILE (256u << 20)
 #define CMDLINE_BASE "console=ttyS0 panic=-1 oops=panic"
@@ -433,6 +434,52 @@ static int write_out(const char *dir, const char *name, const void *data,
 	return sp_write_file_atomic(p, data, len, 0644, err);
 }
 
+/* The expected SNP launch measurements for this kernel, initrd and
+ * command line with the given OVMF and vCPU count (as the launcher starts
+ * SNP guests: -cpu EPYC-v4, kernel-hashes=on). "launch_measurement" is
+ * what hardware reports; "sim_launch_measurement" what the sim PSP
+ * reports for its direct boot (docs/attestation.md). */
+static json_t *snp_json(const sp_guest_build_opts *o, const char *cmdline)
+{
+	json_t *snp = json_object();
+	unsigned vcpus = o->vcpus ? o->vcpus : 1;
+	json_object_set_new(snp, "vcpus", json_integer(vcpus));
+	json_object_set_new(snp, "vcpu_type", json_string("EPYC-v4"));
+	if (!o->ovmf) {
+		json_object_set_new(snp, "note",
+				    json_string("no measurement: give --ovmf FILE (and "
+						"--vcpus N) to compute the expected one"));
+		return snp;
+	}
+	json_object_set_new(snp, "ovmf", json_string(o->ovmf));
+	uint8_t d[SP_SHA256_LEN];
+	if (sp_sha256_file(d, o->ovmf, NULL) == 0)
+		json_object_set_new(snp, "ovmf_sha256", take_string(sp_hex_dup(d, sizeof(d))));
+	_cleanup_free_ char *k = sp_xasprintf("%s/%s", o->output_dir, SP_GUEST_KERNEL);
+	_cleanup_free_ char *i = sp_xasprintf("%s/%s", o->output_dir, SP_GUEST_INITRD);
+	for (int sim = 0; sim < 2; sim++) {
+		sp_snp_measure_opts mo;
+		sp_snp_measure_opts_init(&mo);
+		mo.ovmf = o->ovmf;
+		mo.vcpus = vcpus;
+		mo.vcpu_type = "EPYC-v4";
+		mo.kernel = k;
+		mo.initrd = i;
+		mo.append = cmdline;
+		mo.sim_direct_boot = sim;
+		uint8_t meas[SP_SNP_MEASUREMENT_LEN];
+		_cleanup_err_ sp_err *e = NULL;
+		const char *key = sim ? "sim_launch_measurement" : "launch_measurement";
+		if (sp_snp_measure(meas, &mo, &e) == 0) {
+			json_object_set_new(snp, key, take_string(sp_hex_dup(meas, sizeof(meas))));
+		} else {
+			_cleanup_free_ char *ek = sp_xasprintf("%s_error", key);
+			json_object_set_new(snp, ek, json_string(sp_err_msg(e)));
+		}
+	}
+	return snp;
+}
+
 /* Everything after collecting: the archive, the files, the manifest. */
 static int write_image(const sp_guest_build_opts *o, image *im, const char *kernel,
 		       const uint8_t *kimg, size_t klen, const char *release,
@@ -526,15 +573,7 @@ static int write_image(const sp_guest_build_opts *o, image *im, const char *kern
 	for (size_t i = 0; i < im->n; i++)
 		json_array_append_new(jf, file_json(&im->v[i]));
 	json_object_set_new(m, "files", jf);
-	json_t *snp = json_object();
-	if (o->ovmf)
-		json_object_set_new(snp, "ovmf", json_string(o->ovmf));
-	json_object_set_new(snp, "vcpus", json_integer(o->vcpus ? o->vcpus : 1));
-	/* The measurement needs sp_snp_measure (issue 5), not merged yet. */
-	json_object_set_new(snp, "note",
-			    json_string("expected launch measurement not computed: "
-					"sp_snp_measure is not available in this build"));
-	json_object_set_new(m, "snp", snp);
+	json_object_set_new(m, "snp", snp_json(o, cmdline));
 	_cleanup_free_ char *text = sp_json_dump_pretty(m);
 	_cleanup_free_ char *textnl = sp_xasprintf("%s\n", text);
 	r = write_out(o->output_dir, SP_GUEST_MANIFEST, textnl, strlen(textnl), err);
@@ -557,6 +596,8 @@ int sp_guest_build(const sp_guest_build_opts *o, sp_err **err)
 				"agent binary `%s` is missing or not executable; build it "
 				"with `make` or give --agent",
 				o->agent ? o->agent : "(none)");
+	if (o->ovmf && access(o->ovmf, R_OK) < 0)
+		return sp_error_sys(err, errno, "OVMF firmware `%s` (--ovmf)", o->ovmf);
 	_cleanup_free_ char *kernel = o->kernel ? sp_xstrdup(o->kernel)
 						: newest_cloud_kernel(err);
 	if (!kernel)

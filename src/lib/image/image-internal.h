@@ -47,6 +47,8 @@ img_stream *img_fd_stream_take(int fd);
  * than size bytes and, at the end, a count or digest that differs. */
 img_stream *img_verify_stream(img_stream *inner, const char *digest,
 			      int64_t size, const char *what);
+/* Reads inner ahead in a thread (takes inner). */
+img_stream *img_readahead_stream(img_stream *inner);
 /* Decompression: "gzip", "zstd" or NULL (none). Takes inner. */
 img_stream *img_decompress_stream(img_stream *inner, const char *algo);
 

@@ -193,7 +193,7 @@ static int apply_layer(sp_image_store *s, const sp_image_ref *ref,
 	if ((r = s->ops->open_blob(s, ref, d->digest, d->size, &raw, err)) < 0)
 		return r;
 	img_stream *comp = img_verify_stream(raw, d->digest, d->size, "layer");
-	img_stream *plain = img_decompress_stream(comp, algo);
+	img_stream *plain = img_readahead_stream(img_decompress_stream(comp, algo));
 	_cleanup_stream_ img_stream *v = img_verify_stream(plain, diff_id, -1,
 							   "uncompressed layer");
 	img_tar *t = img_tar_new(v);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Byte streams: memory, a window of a file or block device, a verifying
  * stream that hashes and counts, and gzip/zstd decompression. */
+#include <pthread.h>
 #include <string.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -355,4 +356,137 @@ img_stream *img_decompress_stream(img_stream *inner, const char *algo)
 			sp_oom();
 	}
 	return &d->s;
+}
+
+/* ---- read-ahead in a thread: inflate and hashing of the compressed
+ * blob run beside the tar parsing and file writes (tar | gzip -d does
+ * the same with two processes). ---- */
+#define RA_BUFS 4
+#define RA_SIZE (1u << 20)
+
+struct ra_stream {
+	img_stream s;
+	img_stream *inner;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint8_t *buf[RA_BUFS];
+	size_t len[RA_BUFS];
+	size_t head, tail, count; /* ring of filled buffers */
+	size_t off;               /* consumer offset in buf[head] */
+	bool eof, stop;
+	int code;                 /* producer's error */
+	sp_err *err;
+};
+
+static void *ra_main(void *arg)
+{
+	struct ra_stream *r = arg;
+	for (;;) {
+		pthread_mutex_lock(&r->mu);
+		while (r->count == RA_BUFS && !r->stop)
+			pthread_cond_wait(&r->cv, &r->mu);
+		bool stop = r->stop;
+		size_t slot = r->tail;
+		pthread_mutex_unlock(&r->mu);
+		if (stop)
+			return NULL;
+		size_t got = 0;
+		sp_err *e = NULL;
+		ssize_t n = 0;
+		while (got < RA_SIZE) {
+			n = r->inner->read(r->inner, r->buf[slot] + got, RA_SIZE - got, &e);
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+		}
+		pthread_mutex_lock(&r->mu);
+		if (got) {
+			r->len[slot] = got;
+			r->tail = (r->tail + 1) % RA_BUFS;
+			r->count++;
+		}
+		if (n < 0) {
+			r->code = (int)n;
+			r->err = e;
+		}
+		if (n <= 0)
+			r->eof = true;
+		pthread_cond_broadcast(&r->cv);
+		pthread_mutex_unlock(&r->mu);
+		if (n <= 0)
+			return NULL;
+	}
+}
+
+static ssize_t ra_read(img_stream *s, void *buf, size_t n, sp_err **err)
+{
+	struct ra_stream *r = (struct ra_stream *)s;
+	pthread_mutex_lock(&r->mu);
+	while (r->count == 0 && !r->eof)
+		pthread_cond_wait(&r->cv, &r->mu);
+	if (r->count == 0) {
+		int code = r->code;
+		if (code < 0 && r->err) {
+			sp_error(err, r->err->code, "%s", r->err->msg);
+			if (err && *err)
+				(*err)->sys_errno = r->err->sys_errno;
+		}
+		pthread_mutex_unlock(&r->mu);
+		return code;
+	}
+	size_t slot = r->head;
+	pthread_mutex_unlock(&r->mu);
+	/* The slot is ours until we hand it back. */
+	size_t k = r->len[slot] - r->off < n ? r->len[slot] - r->off : n;
+	memcpy(buf, r->buf[slot] + r->off, k);
+	r->off += k;
+	if (r->off == r->len[slot]) {
+		pthread_mutex_lock(&r->mu);
+		r->off = 0;
+		r->head = (r->head + 1) % RA_BUFS;
+		r->count--;
+		pthread_cond_broadcast(&r->cv);
+		pthread_mutex_unlock(&r->mu);
+	}
+	return (ssize_t)k;
+}
+
+static void ra_close(img_stream *s)
+{
+	struct ra_stream *r = (struct ra_stream *)s;
+	pthread_mutex_lock(&r->mu);
+	r->stop = true;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	pthread_join(r->thread, NULL);
+	img_stream_close(r->inner);
+	for (int i = 0; i < RA_BUFS; i++)
+		free(r->buf[i]);
+	sp_err_free(r->err);
+	pthread_mutex_destroy(&r->mu);
+	pthread_cond_destroy(&r->cv);
+	free(r);
+}
+
+img_stream *img_readahead_stream(img_stream *inner)
+{
+	struct ra_stream *r = sp_xzalloc(sizeof(*r));
+	r->s.read = ra_read;
+	r->s.close = ra_close;
+	r->inner = inner;
+	for (int i = 0; i < RA_BUFS; i++)
+		r->buf[i] = sp_xmalloc(RA_SIZE);
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cv, NULL);
+	if (pthread_create(&r->thread, NULL, ra_main, r) != 0) {
+		/* No thread: read inline. */
+		for (int i = 0; i < RA_BUFS; i++)
+			free(r->buf[i]);
+		pthread_mutex_destroy(&r->mu);
+		pthread_cond_destroy(&r->cv);
+		free(r);
+		return inner;
+	}
+	return &r->s;
 }

@@ -56,10 +56,11 @@ static bool set_has(const struct pathset *ps, const char *p)
 	}
 }
 
-static void set_add1(struct pathset *ps, const char *p)
+/* Returns false if p was there already. */
+static bool set_add1(struct pathset *ps, const char *p)
 {
 	if (set_has(ps, p))
-		return;
+		return false;
 	if ((ps->len + 1) * 2 > ps->cap) {
 		struct pathset n = {sp_xcalloc(ps->cap ? ps->cap * 2 : 64,
 					       sizeof(char *)),
@@ -80,6 +81,7 @@ static void set_add1(struct pathset *ps, const char *p)
 		i = (i + 1) & (ps->cap - 1);
 	ps->slot[i] = sp_xstrdup(p);
 	ps->len++;
+	return true;
 }
 
 /* Adds p and its ancestors. */
@@ -87,7 +89,9 @@ static void set_add(struct pathset *ps, const char *p)
 {
 	_cleanup_free_ char *c = sp_xstrdup(p);
 	for (;;) {
-		set_add1(ps, c);
+		/* An ancestor already there brought its own ancestors. */
+		if (!set_add1(ps, c))
+			return;
 		char *s = strrchr(c, '/');
 		if (!s)
 			return;
@@ -338,7 +342,9 @@ static bool xattr_allowed(const char *name)
 static int apply_meta(img_unpack *u, int fd, const struct img_tar_entry *e,
 		      const char *path, sp_err **err)
 {
-	if (u->o.chown && fchown(fd, (uid_t)e->uid, (gid_t)e->gid) < 0)
+	/* New objects already belong to us: skip the no-op chown. */
+	if (u->o.chown && (e->uid != geteuid() || e->gid != getegid()) &&
+	    fchown(fd, (uid_t)e->uid, (gid_t)e->gid) < 0)
 		return sp_error_sys(err, errno, "chown `%s`", path);
 	if (fchmod(fd, e->mode) < 0)
 		return sp_error_sys(err, errno, "chmod `%s`", path);

@@ -363,7 +363,6 @@ static const struct reqdef {
 	{"AddARPNeighbors", "AddARPNeighborsRequest", NULL, R_NETWORK},
 };
 
-const ProtobufCMessageDescriptor *sp_policy_request_descriptor(const char *name);
 const ProtobufCMessageDescriptor *sp_policy_request_descriptor(const char *name)
 {
 	if (!strcmp(name, "ReadStreamRequest"))

@@ -18,6 +18,13 @@ static char *q(const char *s)
 	return r;
 }
 
+/* "<prefix><rendered v>" as a new string. */
+static char *prefixed(const char *prefix, const json_t *v)
+{
+	_cleanup_free_ char *r = sp_policy_render(v);
+	return sp_xasprintf("%s%s", prefix, r);
+}
+
 static bool keys_ok(struct sp_eval *e, const json_t *obj, const char *const *allowed,
 		    const char *path)
 {
@@ -148,7 +155,10 @@ static bool check_env(const struct pcontainer *c, struct sp_eval *e, const json_
 		for (size_t k = 0; k < i; k++) {
 			const char *o = json_string_value(json_array_get(env, k));
 			if (strcspn(o, "=") == nl && !strncmp(o, s, nl)) {
-				ok = sp_eval_deny(e, sp_xstrdup("each variable once"), q(s), "%s", p);
+				bool secret = rule >= 0 && c->env[rule].secret;
+				ok = sp_eval_deny(e, sp_xstrdup("each variable once"),
+						  secret ? sp_xasprintf("%.*s twice (from a Secret: value not shown)", (int)nl, s)
+							 : q(s), "%s", p);
 				break;
 			}
 		}
@@ -205,7 +215,7 @@ static bool check_process(const struct pcontainer *c, struct sp_eval *e, const j
 			json_array_foreach(c->exec, i, cmd) if (args && json_equal(args, cmd)) ok = true;
 		if (!ok)
 			return sp_eval_deny(e, c->exec && json_array_size(c->exec)
-						       ? sp_xasprintf("one of %s", sp_policy_render(c->exec))
+						       ? prefixed("one of ", c->exec)
 						       : sp_xasprintf("no exec in container %s", c->name),
 					    sp_policy_render(args), "%s.args", base);
 	}
@@ -527,10 +537,10 @@ static bool check_linux(const struct pcontainer *c, struct sp_eval *e, const jso
 
 	json_t *mp = json_object_get(lx, "maskedPaths"), *rop = json_object_get(lx, "readonlyPaths");
 	if ((mp && !is_strv(mp)) || !subset(c->masked_paths, mp))
-		return sp_eval_deny(e, sp_xasprintf("at least %s", sp_policy_render(c->masked_paths)),
+		return sp_eval_deny(e, prefixed("at least ", c->masked_paths),
 				    sp_policy_render(mp), "%s.maskedPaths", b);
 	if ((rop && !is_strv(rop)) || !subset(c->readonly_paths, rop))
-		return sp_eval_deny(e, sp_xasprintf("at least %s", sp_policy_render(c->readonly_paths)),
+		return sp_eval_deny(e, prefixed("at least ", c->readonly_paths),
 				    sp_policy_render(rop), "%s.readonlyPaths", b);
 
 	json_t *res = json_object_get(lx, "resources");
@@ -581,8 +591,8 @@ bool sp_eval_create_container(const sp_policy *p, struct sp_eval *e,
 		for (size_t i = 0; i < p->n_c; i++)
 			if (p->c[i].init == init)
 				json_array_append_new(names, json_string(p->c[i].name));
-		char *exp = sp_xasprintf("one of the policy's %scontainers %s", init ? "init " : "",
-					 sp_policy_render(names));
+		char *exp = prefixed(init ? "one of the policy's init containers " : "one of the policy's containers ",
+				     names);
 		json_decref(names);
 		return sp_eval_deny(e, exp, q(r->container_name), "container_name");
 	}

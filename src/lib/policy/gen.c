@@ -51,7 +51,7 @@ static const char *const seccomp_denied[] = {
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define DNS_RE "[a-z0-9]([-a-z0-9.]*[a-z0-9])?"
 #define SERVICE_NAME_RE "[A-Z_][A-Z0-9_]*_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT(_[0-9]+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)?)"
-#define SERVICE_VALUE_RE "[a-z0-9.:/\\[\\]-]*"
+#define SERVICE_VALUE_RE "[]a-z0-9.:/[-]*"
 
 static bool is_strv_nonempty(const json_t *a)
 {

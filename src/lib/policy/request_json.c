@@ -9,7 +9,6 @@
 #include "sealpod/codec.h"
 #include "sealpod/json.h"
 
-const ProtobufCMessageDescriptor *sp_policy_request_descriptor(const char *name);
 
 static char *snake(const char *k)
 {

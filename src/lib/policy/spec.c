@@ -86,8 +86,8 @@ int sp_policy_container_spec(const sp_policy *p, size_t index, const json_t *val
 		json_object_set_new(caps, sp_policy_cap_sets[s], strv_or_empty(c->caps[s]));
 	json_t *user = json_pack("{s:I, s:I, s:o}", "uid", (json_int_t)c->uid, "gid", (json_int_t)c->gid,
 				 "additionalGids", c->groups ? json_deep_copy(c->groups) : json_array());
-	json_t *proc = json_pack("{s:b, s:o, s:O, s:O, s:s, s:o, s:b}", "terminal", c->terminal,
-				 "user", user, "args", c->args, "env", env, "cwd", c->cwd,
+	json_t *proc = json_pack("{s:b, s:o, s:o, s:O, s:s, s:o, s:b}", "terminal", c->terminal,
+				 "user", user, "args", json_deep_copy(c->args), "env", env, "cwd", c->cwd,
 				 "capabilities", caps, "noNewPrivileges", c->no_new_privs);
 	if (c->apparmor[0])
 		json_object_set_new(proc, "apparmorProfile", json_string(c->apparmor));

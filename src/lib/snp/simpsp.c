@@ -312,7 +312,14 @@ int sp_simpsp_new(sp_simpsp **out, const sp_simpsp_config *c, sp_err **err)
 	p->guest_svn = c->guest_svn;
 	memcpy(p->host_data, c->host_data, 32);
 	if (c->launch) {
-		if (sp_snp_measure(p->measurement, c->launch, err) < 0) {
+		sp_snp_measure_opts mo = *c->launch;
+		if (!mo.ovmf) {
+			mo.ovmf = SP_SIMPSP_DEFAULT_OVMF;
+			mo.sim_direct_boot = true;
+		}
+		if (!mo.vcpu_type && !mo.vcpu_sig)
+			mo.vcpu_type = SP_SIMPSP_DEFAULT_VCPU;
+		if (sp_snp_measure(p->measurement, &mo, err) < 0) {
 			sp_simpsp_free(p);
 			return sp_error_wrap(err, "sim PSP: launch measurement");
 		}

@@ -144,7 +144,9 @@ static void *reader_main(void *arg)
 		sp_buf_reserve(&buf, want);
 		ssize_t n = read(fd, buf.data + buf.len, buf.cap - buf.len);
 		if (n == 0) {
-			why = sp_xstrdup("connection closed by the server");
+			why = c->address ? sp_xasprintf("connection to `%s` closed by the server",
+							c->address)
+					 : sp_xstrdup("connection closed by the server");
 			break;
 		}
 		if (n < 0) {
@@ -403,6 +405,10 @@ int sp_ttrpc_client_call(sp_ttrpc_client *c, const char *service,
 		complete(p, werr->code, wr == SP_ERR_TIMEOUT ? SP_RPC_DEADLINE_EXCEEDED
 							      : SP_RPC_UNAVAILABLE,
 			 sp_err_msg(werr));
+		/* Broken now, not when the reader notices: the next call
+		 * must redial rather than write to this stream again. */
+		if (c->gen == gen)
+			break_locked(c, SP_ERR_PROTOCOL, "connection dropped after a failed send");
 	}
 	while (!p->done) {
 		if (!deadline) {

@@ -12,8 +12,10 @@
 #include "sealpod/file.h"
 #include "sealpod/json.h"
 #include "sealpod/log.h"
+#include "sealpod/ttrpc.h"
 #include "sealpod/vm.h"
 #include "vm/vm-internal.h"
+#include "agent.pb-c.h"
 
 #define QMP_START_TIMEOUT (30 * SP_VM_SEC)
 
@@ -29,8 +31,8 @@ struct sp_vm {
 	char *console_copy;  /* cfg.console_log */
 	sp_qmp *qmp;
 	uint64_t t_start, qmp_ms, ready_ms;
-	off_t console_off;   /* how far wait_ready has scanned */
 	bool ready;
+	const volatile int *cancel;
 };
 
 static char *file_tail(const char *path, size_t nlines)
@@ -48,11 +50,24 @@ static char *file_tail(const char *path, size_t nlines)
 	close(fd);
 	if (n < 0)
 		n = 0;
-	/* Drop CRs and NULs so the text prints cleanly in an error. */
+	/* Drop CRs, NULs and terminal escapes (the firmware clears the
+	 * screen) so the text prints cleanly in an error. */
 	size_t len = 0;
-	for (ssize_t i = 0; i < n; i++)
+	for (ssize_t i = 0; i < n; i++) {
+		if (buf[i] == 0x1b) {
+			if (i + 1 < n && buf[i + 1] == '[') {
+				i += 2;
+				while (i < n && !((buf[i] >= 'A' && buf[i] <= 'Z') ||
+						  (buf[i] >= 'a' && buf[i] <= 'z')))
+					i++;
+			} else {
+				i++;
+			}
+			continue;
+		}
 		if (buf[i] != '\r' && buf[i] != 0)
 			buf[len++] = buf[i];
+	}
 	while (len && buf[len - 1] == '\n')
 		len--;
 	buf[len] = 0;
@@ -329,40 +344,41 @@ fail:
 	return sp_error_wrap(err, "starting the UVM");
 }
 
-/* Scans the console from where the last call stopped for the ready line;
- * only whole lines count, so a half-written line is read again. */
-static bool console_has_ready(sp_vm *vm)
+/* One Health.Check on the agent port over *c (connected on first use; the
+ * client redials by itself after a transport error): true when it answers SERVING. */
+static bool health_check(sp_vm *vm, sp_ttrpc_client **c, uint64_t timeout_ns,
+			 char **why)
 {
-	int fd = open(vm->console_path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	Sealpod__Agent__V1__CheckRequest req = SEALPOD__AGENT__V1__CHECK_REQUEST__INIT;
+	uint8_t buf[16];
+	size_t len = protobuf_c_message_get_packed_size(&req.base);
+	protobuf_c_message_pack(&req.base, buf);
+	_cleanup_err_ sp_err *e = NULL;
+	_cleanup_free_ uint8_t *out = NULL;
+	size_t out_len = 0;
+	int code = SP_RPC_OK;
+	if (!*c && sp_ttrpc_client_connect(c, vm->agent_addr, timeout_ns, &e) < 0) {
+		free(*why);
+		*why = sp_xstrdup(sp_err_msg(e));
 		return false;
-	char buf[16384];
-	bool found = false;
-	for (;;) {
-		ssize_t n = pread(fd, buf, sizeof(buf) - 1, vm->console_off);
-		if (n <= 0)
-			break;
-		buf[n] = 0;
-		char *last_nl = memrchr(buf, '\n', (size_t)n);
-		if (!last_nl) {
-			if ((size_t)n < sizeof(buf) - 1)
-				break;
-			/* A line longer than the buffer: skip it. */
-			vm->console_off += n;
-			continue;
-		}
-		*last_nl = 0;
-		for (char *p = buf; p < last_nl; p++)
-			if (*p == 0)
-				*p = ' ';
-		if (strstr(buf, SP_VM_READY_LINE))
-			found = true;
-		vm->console_off += last_nl - buf + 1;
-		if (found)
-			break;
 	}
-	close(fd);
-	return found;
+	if (sp_ttrpc_client_call(*c, "sealpod.agent.v1.Health", "Check", buf, len, NULL, 0,
+				 timeout_ns, &out, &out_len, &code, &e) < 0) {
+		free(*why);
+		*why = sp_xstrdup(sp_err_msg(e));
+		return false;
+	}
+	Sealpod__Agent__V1__HealthCheckResponse *h =
+		sealpod__agent__v1__health_check_response__unpack(NULL, out_len, out);
+	bool ok = h && h->status && !strcmp(h->status, "SERVING");
+	if (!ok) {
+		free(*why);
+		*why = sp_xasprintf("Health.Check answered `%s`",
+				    h && h->status ? h->status : "(unparsable)");
+	}
+	if (h)
+		sealpod__agent__v1__health_check_response__free_unpacked(h, NULL);
+	return ok;
 }
 
 int sp_vm_wait_ready(sp_vm *vm, uint64_t timeout_ns, sp_err **err)
@@ -370,23 +386,45 @@ int sp_vm_wait_ready(sp_vm *vm, uint64_t timeout_ns, sp_err **err)
 	if (vm->ready)
 		return 0;
 	uint64_t deadline = sp_now_ns() + timeout_ns;
+	_cleanup_free_ char *why = NULL;
+	/* One connection for the whole wait: a QEMU chardev socket serves one
+	 * client at a time, and each reconnection makes the guest reopen its
+	 * port. It is closed before returning, for the caller's own client. */
+	sp_ttrpc_client *c = NULL;
+	int r = 0;
 	for (;;) {
-		if (console_has_ready(vm))
+		if (reap(vm, WNOHANG)) {
+			r = died_error(vm, "before the guest agent was ready", err);
 			break;
-		if (reap(vm, WNOHANG))
-			return died_error(vm, "before the guest agent was ready", err);
-		if (sp_now_ns() >= deadline) {
-			_cleanup_free_ char *con = sp_vm_console_tail(vm, 20);
-			return sp_error(err, SP_ERR_TIMEOUT,
-					"the guest agent was not ready within %llu ms "
-					"(accelerator %s); last lines of the guest console "
-					"(%s):\n%s",
-					(unsigned long long)(timeout_ns / 1000000),
-					sp_vm_accel_name(vm->accel), vm->console_path,
-					*con ? con : "(empty)");
 		}
+		if (vm->cancel && *vm->cancel) {
+			r = sp_error(err, SP_ERR_STATE,
+				     "interrupted while waiting for the guest agent");
+			break;
+		}
+		uint64_t now = sp_now_ns();
+		if (now >= deadline) {
+			_cleanup_free_ char *con = sp_vm_console_tail(vm, 20);
+			r = sp_error(err, SP_ERR_TIMEOUT,
+					"the guest agent did not answer Health.Check on %s "
+					"within %llu ms (accelerator %s; last attempt: %s); "
+					"last lines of the guest console (%s):\n%s",
+					vm->agent_path, (unsigned long long)(timeout_ns / 1000000),
+					sp_vm_accel_name(vm->accel), why ? why : "none",
+					vm->console_path, *con ? con : "(empty)");
+			break;
+		}
+		/* Short attempts, so that a dead QEMU or a cancel is noticed;
+		 * until the guest opens its port, the request just waits in
+		 * QEMU, and a late answer to an abandoned call is discarded. */
+		uint64_t slice = deadline - now < 500000000ull ? deadline - now : 500000000ull;
+		if (health_check(vm, &c, slice, &why))
+			break;
 		poll(NULL, 0, 20);
 	}
+	sp_ttrpc_client_free(c);
+	if (r < 0)
+		return r;
 	vm->ready = true;
 	vm->ready_ms = (sp_now_ns() - vm->t_start) / 1000000;
 	return 0;
@@ -407,6 +445,11 @@ int sp_vm_status(sp_vm *vm, char **status, sp_err **err)
 		return SP_ERR_PARSE;
 	*status = sp_xstrdup(s);
 	return 0;
+}
+
+void sp_vm_set_cancel(sp_vm *vm, const volatile int *flag)
+{
+	vm->cancel = flag;
 }
 
 const char *sp_vm_agent_address(const sp_vm *vm)

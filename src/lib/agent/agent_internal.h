@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The agent's private structures: sandbox state, container and process
+ * table, bounded output streams. One mutex guards all of it; one condition
+ * variable (on CLOCK_MONOTONIC) wakes every blocked call when anything
+ * changes. The agent is small and calls are few: simplicity over
+ * fine-grained locking. */
+#ifndef SEALPOD_AGENT_INTERNAL_H
+#define SEALPOD_AGENT_INTERNAL_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <sys/types.h>
+
+#include "agent.pb-c.h"
+#include "agent/agent_config.h"
+#include "sealpod/agent.h"
+#include "sealpod/bytes.h"
+#include "sealpod/hash.h"
+#include "sealpod/tee.h"
+
+/* Shorter names for the generated types. */
+typedef Sealpod__Agent__V1__Storage AStorage;
+typedef Sealpod__Agent__V1__CreateSandboxRequest ACreateSandbox;
+typedef Sealpod__Agent__V1__CreateContainerRequest ACreateContainer;
+typedef Sealpod__Agent__V1__StartContainerRequest AStartContainer;
+typedef Sealpod__Agent__V1__RemoveContainerRequest ARemoveContainer;
+typedef Sealpod__Agent__V1__ExecProcessRequest AExecProcess;
+typedef Sealpod__Agent__V1__SignalProcessRequest ASignalProcess;
+typedef Sealpod__Agent__V1__WaitProcessRequest AWaitProcess;
+typedef Sealpod__Agent__V1__ReadStreamRequest AReadStream;
+typedef Sealpod__Agent__V1__WriteStreamRequest AWriteStream;
+typedef Sealpod__Agent__V1__CloseStdinRequest ACloseStdin;
+typedef Sealpod__Agent__V1__TtyWinResizeRequest ATtyWinResize;
+typedef Sealpod__Agent__V1__StatsContainerRequest AStatsContainer;
+typedef Sealpod__Agent__V1__ListProcessesRequest AListProcesses;
+typedef Sealpod__Agent__V1__UpdateContainerRequest AUpdateContainer;
+typedef Sealpod__Agent__V1__SetPolicyRequest ASetPolicy;
+typedef Sealpod__Agent__V1__CopyFileRequest ACopyFile;
+typedef Sealpod__Agent__V1__GetReportRequest AGetReport;
+
+/* Limits on what a (hostile) host can make the agent hold. */
+#define AGENT_MAX_CONTAINERS 128
+#define AGENT_MAX_EXECS 256      /* live exec processes per container */
+#define AGENT_MAX_ID 128         /* container and exec ids */
+#define AGENT_MAX_READ (1u << 20) /* one ReadStdout answer */
+#define AGENT_DEFAULT_READ (64u << 10)
+
+/* Bounded ring buffer fed from a pipe or pty by the I/O thread. When it is
+ * full the thread stops reading the fd (so the writer blocks in the
+ * kernel): output is never dropped. */
+typedef struct stream {
+	uint8_t *buf;
+	size_t cap, head, len;
+	int fd;     /* read end, -1 once closed */
+	bool armed; /* fd is in the epoll set with EPOLLIN */
+	bool eof;   /* no more data will come (fd closed) */
+	struct proc *proc;
+	int which;  /* 1 stdout, 2 stderr */
+} stream;
+
+enum proc_state { PROC_CREATED, PROC_RUNNING, PROC_EXITED };
+
+typedef struct proc {
+	struct proc *next;
+	struct container *c;
+	char *exec_id;   /* "" for the container's main process */
+	pid_t pid;
+	int pidfd;       /* -1 when the PID-1 reaper reports exits */
+	int stdin_fd;    /* write end, -1 when closed */
+	int start_fd;    /* main process: a write releases it to exec */
+	int pty;         /* pty master when terminal, else -1 */
+	bool terminal;
+	stream out, err;
+	enum proc_state state;
+	int status;      /* shell-style exit status */
+	bool waited;     /* WaitProcess returned the status */
+	bool dead;       /* unlinked, waiting for the I/O thread to free it */
+} proc;
+
+enum container_state { C_CREATED, C_RUNNING, C_STOPPED };
+
+typedef struct container {
+	struct container *next;
+	char *id;
+	char *name;
+	enum container_state state;
+	proc *procs;      /* main process first */
+	size_t n_execs;
+	char *rootfs;     /* the root filesystem the processes see */
+	char *bundle;     /* the agent's directory for it, removed at the end */
+	bool rootfs_owned;/* rootfs is inside bundle (pulled image) */
+	json_t *spec;     /* runtime-spec config.json */
+	bool oom;         /* an OOM kill not yet reported */
+} container;
+
+struct exit_note {
+	struct exit_note *next;
+	pid_t pid;
+	int status;
+};
+
+struct sp_agent {
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* broadcast on any state change */
+	bool stopping;
+
+	bool native;
+	char *state_dir;
+	char *image_store;
+	char *rootfs_dir;
+	size_t stream_max;
+	sp_agent_tee tee;
+	bool have_tee;
+
+	/* Policy: set once, before any container. */
+	bool policy_set;
+	bool set_policy_busy;
+	uint8_t policy_hash[SP_SHA256_LEN];
+	void *policy;       /* sp_policy * when the evaluator is built in */
+	void *policy_state; /* sp_policy_state * */
+
+	bool sandbox_created;
+	char *sandbox_id;
+	char *hostname;
+	bool ever_container; /* SetPolicy is refused once one was created */
+
+	container *containers;
+	size_t n_containers;
+	proc *graveyard;    /* unlinked procs, freed by the I/O thread */
+
+	int epfd;
+	int wakefd;         /* eventfd: wakes the I/O thread */
+	pthread_t io_thread;
+	bool io_started;
+	bool io_quit;
+	void (*watch_child)(struct sp_agent *, pid_t);
+	/* Exits reported by an external reaper, applied by the I/O thread
+	 * (the reporter may run while the agent lock is held). */
+	pthread_mutex_t exit_lock;
+	struct exit_note *exits;
+
+	struct attest_server *attest;
+	int attest_port;
+
+	sp_ttrpc_method *methods;
+	size_t n_methods;
+};
+
+/* A handler's outcome: an sp_rpc_code plus message, or a response. */
+typedef struct reply {
+	uint8_t *out;
+	size_t out_len;
+	char *msg;
+} reply;
+
+int reply_err(reply *r, int rpc_code, const char *fmt, ...) SP_PRINTF(3, 4);
+int reply_sp_err(reply *r, sp_err *e, const char *what);
+int reply_msg(reply *r, const ProtobufCMessage *m);
+int reply_empty(reply *r);
+
+/* Deadline waits on a->cond; false when the deadline passed. */
+bool agent_wait(sp_agent *a, uint64_t deadline_ns);
+void agent_broadcast(sp_agent *a);
+
+bool valid_id(const char *s);
+container *container_find(sp_agent *a, const char *id);
+proc *proc_find(container *c, const char *exec_id);
+
+/* stream.c */
+void stream_init(stream *s, proc *p, int which, size_t cap, int fd);
+/* Moves up to max bytes out; returns the count. */
+size_t stream_take(stream *s, uint8_t *dst, size_t max);
+/* I/O thread: fill from fd. Returns false when the stream ended. */
+void stream_fill(sp_agent *a, stream *s);
+void stream_arm(sp_agent *a, stream *s);
+/* After a take: room again, so read the fd again (ends backpressure). */
+void stream_resume(sp_agent *a, stream *s);
+void stream_close(sp_agent *a, stream *s);
+
+/* proc.c */
+int io_start(sp_agent *a, sp_err **err);
+void io_stop(sp_agent *a);
+typedef struct launch {
+	char **argv;
+	char **envp;
+	const char *cwd;
+	const char *rootfs;
+	uid_t uid;
+	gid_t gid;
+	gid_t *groups;
+	size_t n_groups;
+	bool terminal;
+	bool hold;      /* wait for start_fd before exec (the main process) */
+} launch;
+int launch_parse_process(launch *l, const json_t *process, const char *what,
+			 sp_err **err);
+void launch_clear(launch *l);
+/* Forks the process; fills p's pid and fds; registers them for I/O. */
+int proc_spawn(sp_agent *a, proc *p, const launch *l, sp_err **err);
+void proc_exited(sp_agent *a, proc *p, int wait_status);
+/* Unlinks p from the epoll set and hands it to the I/O thread to free. */
+void proc_bury(sp_agent *a, proc *p);
+proc *proc_new(container *c, const char *exec_id);
+
+/* containers.c: the container and process handlers. */
+int h_create_sandbox(sp_agent *a, const ACreateSandbox *q, reply *r);
+int h_destroy_sandbox(sp_agent *a, reply *r);
+int h_create_container(sp_agent *a, const ACreateContainer *q, reply *r);
+int h_start_container(sp_agent *a, const AStartContainer *q, reply *r);
+int h_remove_container(sp_agent *a, const ARemoveContainer *q,
+		       uint64_t deadline, reply *r);
+int h_exec_process(sp_agent *a, const AExecProcess *q, reply *r);
+int h_signal_process(sp_agent *a, const ASignalProcess *q, reply *r);
+int h_wait_process(sp_agent *a, const AWaitProcess *q, uint64_t deadline,
+		   reply *r);
+int h_read_stream(sp_agent *a, const AReadStream *q, int which,
+		  uint64_t deadline, reply *r);
+int h_write_stdin(sp_agent *a, const AWriteStream *q, uint64_t deadline,
+		  reply *r);
+int h_close_stdin(sp_agent *a, const ACloseStdin *q, reply *r);
+int h_tty_win_resize(sp_agent *a, const ATtyWinResize *q, reply *r);
+int h_stats_container(sp_agent *a, const AStatsContainer *q, reply *r);
+int h_list_processes(sp_agent *a, const AListProcesses *q, reply *r);
+int h_update_container(sp_agent *a, const AUpdateContainer *q, reply *r);
+int h_get_oom_event(sp_agent *a, uint64_t deadline, reply *r);
+void containers_destroy_all(sp_agent *a);
+
+/* copyfile.c */
+int h_copy_file(sp_agent *a, const ACopyFile *q, reply *r);
+/* The guest path /run/sealpod/sandbox maps to this directory. */
+char *sandbox_dir(sp_agent *a);
+
+/* attest.c: the workload attestation endpoint. */
+int attest_start(sp_agent *a, const char *listen, const char *netns,
+		 sp_err **err);
+void attest_stop(sp_agent *a);
+/* REPORT_DATA for /aa/evidence: SHA-512 of the runtime data. */
+void attest_bind_runtime_data(uint8_t out[64], const void *data, size_t len);
+/* Handles one HTTP request (already read, bounded); writes the response
+ * into *resp. Exposed for the unit tests and the fuzzer. */
+void attest_handle(sp_agent *a, const uint8_t *req, size_t len, sp_buf *resp);
+
+/* policy gate (gate.c) */
+/* Decides whether a request may run; on deny fills r with
+ * PERMISSION_DENIED and the evaluator's explanation and returns false. */
+bool gate_check(sp_agent *a, const char *method, const ProtobufCMessage *msg,
+		reply *r);
+/* After an allowed CreateContainer failed: the policy forgets it. */
+void gate_forget(sp_agent *a, const char *container_id);
+int gate_set_policy(sp_agent *a, const char *policy, size_t len, reply *r);
+void gate_free(sp_agent *a);
+
+#endif

@@ -1,0 +1,585 @@
+"""sealpod-agent in native mode, driven over its real ttRPC socket: the
+gate before SetPolicy, SetPolicy bound to the sim TEE's HOST_DATA, a
+hostile host (malformed frames, huge lengths, unknown methods, reused
+ids, unknown containers), the workload attestation endpoint, and — with
+the policy evaluator built in — the container lifecycle, exec, I/O with a
+slow reader and a policy-deny matrix.
+
+The client below speaks the ttRPC wire format itself (10-byte frame
+header, Request/Response protobufs) so the tests also check the agent
+against an implementation of the protocol that is not sealpod's own."""
+import hashlib
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import time
+import urllib.request
+
+SANITIZE = True
+NEEDS_ROOT = True
+
+AS = "sealpod.agent.v1.AgentService"
+HEALTH = "sealpod.agent.v1.Health"
+
+# ---- protobuf, just enough ----
+
+
+def _varint(n):
+    if n < 0:
+        n += 1 << 64
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def pb(*fields):
+    """fields: (number, value) with value int (varint), str/bytes (length
+    delimited) or list of those (repeated)."""
+    out = bytearray()
+    for num, val in fields:
+        vals = val if isinstance(val, list) else [val]
+        for v in vals:
+            if v is None:
+                continue
+            if isinstance(v, bool) or isinstance(v, int):
+                out += _varint(num << 3) + _varint(int(v))
+            else:
+                if isinstance(v, str):
+                    v = v.encode()
+                out += _varint(num << 3 | 2) + _varint(len(v)) + v
+    return bytes(out)
+
+
+def unpb(data):
+    """Decodes to {field: [values]} (varints as int, length-delimited as bytes)."""
+    out = {}
+    i = 0
+    while i < len(data):
+        key, i = _read_varint(data, i)
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            v, i = _read_varint(data, i)
+        elif wt == 2:
+            n, i = _read_varint(data, i)
+            v, i = data[i:i + n], i + n
+        elif wt == 1:
+            v, i = data[i:i + 8], i + 8
+        elif wt == 5:
+            v, i = data[i:i + 4], i + 4
+        else:
+            raise ValueError("wire type %d" % wt)
+        out.setdefault(num, []).append(v)
+    return out
+
+
+def _read_varint(d, i):
+    shift = n = 0
+    while True:
+        b = d[i]
+        i += 1
+        n |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return n, i
+
+
+def first(msg, num, default=None):
+    v = msg.get(num)
+    return v[0] if v else default
+
+# ---- ttRPC client ----
+
+
+class RpcError(Exception):
+    def __init__(self, code, message):
+        super().__init__("%d %s" % (code, message))
+        self.code = code
+        self.message = message
+
+
+OK, INVALID_ARGUMENT, DEADLINE_EXCEEDED, NOT_FOUND, ALREADY_EXISTS, \
+    PERMISSION_DENIED = 0, 3, 4, 5, 6, 7
+FAILED_PRECONDITION, UNIMPLEMENTED = 9, 12
+
+
+class Client:
+    def __init__(self, path):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.settimeout(30)
+        self.s.connect(path)
+        self.next_id = 1
+
+    def close(self):
+        self.s.close()
+
+    def send_frame(self, sid, typ, body, flags=0, length=None):
+        n = len(body) if length is None else length
+        self.s.sendall(struct.pack(">IIBB", n, sid, typ, flags) + body)
+
+    def recv_frame(self):
+        hdr = self._recv(10)
+        n, sid, typ, flags = struct.unpack(">IIBB", hdr)
+        return sid, typ, self._recv(n)
+
+    def _recv(self, n):
+        buf = b""
+        while len(buf) < n:
+            c = self.s.recv(n - len(buf))
+            if not c:
+                raise ConnectionError("agent closed the connection")
+            buf += c
+        return buf
+
+    def call_raw(self, service, method, payload, timeout_s=10, sid=None):
+        if sid is None:
+            sid = self.next_id
+            self.next_id += 2
+        req = pb((1, service), (2, method), (3, payload),
+                 (4, int(timeout_s * 1e9) if timeout_s else None))
+        self.send_frame(sid, 1, req)
+        rsid, typ, body = self.recv_frame()
+        assert rsid == sid and typ == 2, (rsid, sid, typ)
+        resp = unpb(body)
+        st = unpb(first(resp, 1, b""))
+        code = first(st, 1, 0)
+        if code:
+            raise RpcError(code, first(st, 2, b"").decode())
+        return unpb(first(resp, 2, b""))
+
+    def call(self, method, timeout_s=10, **fields):
+        timeout_s = fields.pop("timeout_s", timeout_s)
+        return self.call_raw(HEALTH if method == "Check" else AS, method,
+                             encode(method, fields), timeout_s)
+
+
+# Field numbers of agent.proto requests (name -> number, kind).
+REQ = {
+    "CreateSandbox": {"hostname": 1, "dns": 2, "storages": 3, "sandbox_pidns": 4,
+                      "sandbox_id": 5, "pod_name": 6, "pod_namespace": 7},
+    "CreateContainer": {"container_id": 1, "exec_id": 2, "oci_spec": 3,
+                        "storages": 4, "image": 5, "container_name": 6,
+                        "container_type": 7},
+    "StartContainer": {"container_id": 1},
+    "RemoveContainer": {"container_id": 1, "timeout": 2},
+    "ExecProcess": {"container_id": 1, "exec_id": 2, "process": 3},
+    "SignalProcess": {"container_id": 1, "exec_id": 2, "signal": 3},
+    "WaitProcess": {"container_id": 1, "exec_id": 2},
+    "ReadStdout": {"container_id": 1, "exec_id": 2, "len": 3},
+    "ReadStderr": {"container_id": 1, "exec_id": 2, "len": 3},
+    "WriteStdin": {"container_id": 1, "exec_id": 2, "data": 3},
+    "CloseStdin": {"container_id": 1, "exec_id": 2},
+    "TtyWinResize": {"container_id": 1, "exec_id": 2, "row": 3, "column": 4},
+    "StatsContainer": {"container_id": 1},
+    "ListProcesses": {"container_id": 1, "format": 2, "args": 3},
+    "UpdateContainer": {"container_id": 1, "resources": 2},
+    "SetPolicy": {"policy": 1},
+    "CopyFile": {"path": 1, "file_size": 2, "file_mode": 3, "dir_mode": 4,
+                 "uid": 5, "gid": 6, "offset": 7, "data": 8},
+    "GetReport": {"report_data": 1},
+    "Check": {"service": 1},
+}
+STORAGE = {"driver": 1, "driver_options": 2, "source": 3, "fstype": 4,
+           "options": 5, "mount_point": 6}
+
+
+def encode(method, fields):
+    nums = REQ.get(method, {})
+    out = []
+    for k, v in fields.items():
+        if k == "storages":
+            v = [pb(*[(STORAGE[a], b) for a, b in s.items()]) for s in v]
+        elif isinstance(v, (dict, list)) and k in ("oci_spec", "process", "resources"):
+            v = json.dumps(v)
+        out.append((nums[k], v))
+    return pb(*out)
+
+# ---- fixtures ----
+
+
+def busybox_rootfs(path):
+    """A minimal root filesystem: static busybox and its applets."""
+    os.makedirs(os.path.join(path, "bin"), exist_ok=True)
+    for d in ("proc", "dev", "tmp", "etc"):
+        os.makedirs(os.path.join(path, d), exist_ok=True)
+    shutil.copy("/usr/bin/busybox", os.path.join(path, "bin", "busybox"))
+    for app in ("sh", "echo", "cat", "sleep", "true", "false", "head", "yes",
+                "stty", "ls", "wc", "id", "dd", "seq"):
+        os.symlink("busybox", os.path.join(path, "bin", app))
+    return path
+
+
+def start_psp(m, name, host_data_of):
+    """A sim PSP whose reports carry HOST_DATA = sha256(host_data_of)."""
+    sock = m.path(name + ".sock")
+    state = m.path(name + "-state")
+    os.makedirs(state, exist_ok=True)
+    hd = hashlib.sha256(host_data_of).hexdigest()
+    m.spawn([m.prog("sealpod"), "sim-psp", "--listen", "unix:" + sock, "--state", state,
+             "--measurement", "00" * 48, "--host-data", hd],
+            stdout=subprocess.DEVNULL, stderr=open(m.path(name + ".log"), "w"))
+    return sock
+
+
+def wait_path(path, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if os.path.exists(path):
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out after %ds waiting for %s" % (timeout, what))
+
+
+M = None
+
+
+def setup_module(m):
+    """Shared by the tests: the policy (generated once) and two sim PSPs,
+    one launched with the policy's hash in HOST_DATA, one with another."""
+    global M
+    M = m
+    import harness
+    if not os.path.exists(os.path.join(m.build, "sealpod-agent")):
+        raise harness.Skip("sealpod-agent is not built yet (it needs src/agent/pid1.c "
+                           "from the vm branch)")
+    m.layout, m.digest, m.policy, m.spec = policy_fixture(m)
+    m.psp_good = start_psp(m, "psp-good", m.policy)
+    m.psp_bad = start_psp(m, "psp-bad", b"the policy the host launched with")
+    m.rootfs = busybox_rootfs(m.path("rootfs"))
+    for p in (m.psp_good, m.psp_bad):
+        wait_path(p, 120, "the sim PSP socket " + p)
+
+
+class Agent:
+    """An agent on a unix socket, using one of the module's sim PSPs."""
+
+    def __init__(self, t, good=True, attest=False, image_store=None):
+        self.t = t
+        self.sock = t.path("agent.sock")
+        self.rootfs = M.rootfs
+        argv = [t.prog("sealpod-agent"), "--listen", "unix:" + self.sock,
+                "--tee", "sim:" + (M.psp_good if good else M.psp_bad),
+                "--state-dir", t.path("state"),
+                "--rootfs-dir", self.rootfs, "--log-level", "debug"]
+        if attest:
+            argv += ["--attest", "127.0.0.1:0"]
+        if image_store:
+            argv += ["--image-store", image_store]
+        self.log = t.path("agent.log")
+        self.proc = t.spawn(argv, stdout=subprocess.PIPE, stderr=open(self.log, "w"),
+                            text=True)
+        self.ready = self.proc.stdout.readline()
+        t.check("ready" in self.ready, "agent ready line", self.log_text())
+        self.c = Client(self.sock)
+        t.cleanup(self.c.close)
+
+    def log_text(self):
+        with open(self.log) as f:
+            return f.read()[-4000:]
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def attest_port(self):
+        for w in self.ready.split():
+            if w.startswith("attest_port="):
+                return int(w.split("=")[1])
+        return 0
+
+
+def expect_code(t, code, fn, what):
+    try:
+        fn()
+    except RpcError as e:
+        t.eq(e.code, code, what + " (" + e.message + ")")
+        return e.message
+    raise AssertionError("%s: call succeeded, expected code %d" % (what, code))
+
+# ---- tests without a policy ----
+
+
+def test_before_set_policy_only_three_requests(t):
+    a = Agent(t)
+    r = a.c.call("Check")
+    t.eq(first(r, 1), b"SERVING", "health status")
+    r = a.c.call("GetGuestDetails")
+    t.eq(first(r, 3), b"sim", "tee kind")
+    t.eq(first(r, 4, b""), b"", "no policy hash yet")
+    for method, fields in [
+            ("CreateSandbox", {"hostname": "h"}),
+            ("CreateContainer", {"container_id": "c1", "oci_spec": {"process": {"args": ["true"]}}}),
+            ("StartContainer", {"container_id": "c1"}),
+            ("ExecProcess", {"container_id": "c1", "exec_id": "e"}),
+            ("ReadStdout", {"container_id": "c1"}),
+            ("ReadStderr", {"container_id": "c1"}),
+            ("WriteStdin", {"container_id": "c1", "data": b"x"}),
+            ("CopyFile", {"path": "/run/sealpod/sandbox/configmap/a/b"}),
+            ("GetReport", {"report_data": b"n"}),
+            ("DestroySandbox", {})]:
+        msg = expect_code(t, PERMISSION_DENIED, lambda: a.c.call(method, **fields), method)
+        t.check("SetPolicy" in msg, "denial says what to do", msg)
+    t.check(not os.path.exists(t.path("state", "containers", "c1")), "nothing created")
+
+
+def test_set_policy_wrong_hash_refused(t):
+    a = PolicyAgent(t, good=False, set_policy=False)
+    msg = expect_code(t, PERMISSION_DENIED,
+                      lambda: a.c.call("SetPolicy", policy=a.policy.decode()), "SetPolicy")
+    t.check("HOST_DATA" in msg, "names HOST_DATA", msg)
+    t.check(hashlib.sha256(a.policy).hexdigest() in msg, "names the hash", msg)
+    r = a.c.call("GetGuestDetails")
+    t.eq(first(r, 4, b""), b"", "still no policy")
+    expect_code(t, PERMISSION_DENIED,
+                lambda: a.create(), "gate still closed")
+    # A document that is not a policy is refused too.
+    expect_code(t, PERMISSION_DENIED,
+                lambda: a.c.call("SetPolicy", policy='{"version":1}'), "not a policy")
+
+
+def test_hostile_host_never_crashes_agent(t):
+    a = Agent(t)
+    c = a.c
+    # Unknown service and method.
+    expect_code(t, UNIMPLEMENTED, lambda: c.call_raw(AS, "Frobnicate", b""), "unknown method")
+    expect_code(t, UNIMPLEMENTED, lambda: c.call_raw("x.Y", "Check", b""), "unknown service")
+    # A payload that is not the request message.
+    expect_code(t, INVALID_ARGUMENT,
+                lambda: c.call_raw(AS, "SetPolicy", b"\x0a\xff\xff\xff\xff\x0f"), "bad payload")
+    # Requests out of order and for containers that do not exist (denied
+    # before the policy, but never a crash).
+    for m in ("StartContainer", "WaitProcess", "RemoveContainer", "SignalProcess"):
+        expect_code(t, PERMISSION_DENIED, lambda: c.call(m, container_id="nope"), m)
+    # Reused stream id: the agent answers (or drops) but keeps serving.
+    c.call_raw(HEALTH, "Check", b"", sid=101)
+    c.call_raw(HEALTH, "Check", b"", sid=101)
+    # Garbage and a huge length on fresh connections.
+    for junk in (b"\xff" * 64, struct.pack(">IIBB", 0xFFFFFFF0, 1, 1, 0) + b"x" * 100,
+                 struct.pack(">IIBB", 5, 2, 1, 0) + b"\x0a\x03abc",
+                 struct.pack(">IIBB", 3, 3, 9, 0) + b"abc"):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(5)
+        s.connect(a.sock)
+        try:
+            s.sendall(junk)
+            s.shutdown(socket.SHUT_WR)
+            s.recv(4096)
+        except OSError:
+            pass
+        s.close()
+    time.sleep(0.2)
+    t.check(a.alive(), "agent still running", a.log_text())
+    fresh = Client(a.sock)
+    t.eq(first(fresh.call("Check"), 1), b"SERVING", "still serving")
+    fresh.close()
+
+
+def test_fuzz_corpus_replayed_over_the_socket(t):
+    """The dispatcher fuzz corpus, sent as real requests."""
+    a = Agent(t)
+    corpus = os.path.join(os.path.dirname(__file__), "..", "..", "fuzz", "corpus",
+                          "agent_dispatch")
+    names = ["CreateSandbox", "DestroySandbox", "CreateContainer", "StartContainer",
+             "RemoveContainer", "ExecProcess", "SignalProcess", "WaitProcess",
+             "ReadStdout", "ReadStderr", "WriteStdin", "CloseStdin", "TtyWinResize",
+             "StatsContainer", "ListProcesses", "UpdateContainer", "GetOOMEvent",
+             "GetGuestDetails", "SetPolicy", "CopyFile", "GetReport", "Check",
+             "NoSuchMethod"]
+    for f in sorted(os.listdir(corpus)):
+        data = open(os.path.join(corpus, f), "rb").read()
+        off = 0
+        while off + 3 <= len(data):
+            m = names[data[off] % len(names)]
+            n = min(data[off + 1] | data[off + 2] << 8, len(data) - off - 3)
+            payload = data[off + 3:off + 3 + n]
+            off += 3 + n
+            try:
+                a.c.call_raw(HEALTH if m == "Check" else AS, m, payload, timeout_s=0.2)
+            except RpcError:
+                pass
+    t.check(a.alive(), "agent survived the corpus", a.log_text())
+
+
+def test_attestation_endpoint(t):
+    a = Agent(t, attest=True)
+    port = a.attest_port()
+    t.check(port > 0, "endpoint port on the ready line", a.ready)
+    url = "http://127.0.0.1:%d/aa/evidence?runtime_data=nonce-123" % port
+    with urllib.request.urlopen(url, timeout=10) as r:
+        t.eq(r.status, 200, "status")
+        body = json.loads(r.read())
+    t.eq(body["tee"], "sim", "tee")
+    import base64
+    rep = base64.b64decode(body["attestation_report"])
+    t.eq(len(rep), 1184, "report size")
+    t.eq(rep[0x50:0x90], hashlib.sha512(b"nonce-123").digest(), "REPORT_DATA binds runtime_data")
+    try:
+        urllib.request.urlopen("http://127.0.0.1:%d/cdh/resource/default/key/1" % port,
+                               timeout=10)
+        raise AssertionError("resource request should fail until a KBS exists")
+    except urllib.error.HTTPError as e:
+        t.eq(e.code, 501, "resource status")
+        t.check(b"key broker" in e.read(), "explains why")
+
+# ---- with a real policy: lifecycle, exec, slow reader, deny matrix ----
+
+POD = """apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  namespace: default
+  annotations:
+    io.sealpod.policy/logs: "app"
+    io.sealpod.policy/exec: '{"app": [["/bin/sh", "-c", "yes | head -c 3000000"], ["/bin/cat"]]}'
+spec:
+  containers:
+  - name: app
+    image: docker.io/library/busybox:latest
+    command: ["/bin/sh", "-c", "echo started; sleep 30"]
+    stdin: true
+"""
+
+
+def policy_fixture(t):
+    """A busybox layout, a policy generated for POD, the allowed spec."""
+    import base64
+    import images
+    import yaml
+    lay = images.busybox_layout()
+    digest = images.manifest_digest(lay)
+    with open(t.path("pod.yaml"), "w") as f:
+        f.write(POD)
+    r = t.run([t.prog("sealpod"), "policy", "gen", t.path("pod.yaml"), "--image-dir", lay,
+               "--output", t.path("pod-policy.yaml")])
+    if r.returncode != 0:
+        raise AssertionError("policy gen: " + r.stderr)
+    doc = yaml.safe_load(open(t.path("pod-policy.yaml")))
+    policy = base64.b64decode(doc["metadata"]["annotations"]["io.sealpod.policy"])
+    with open(t.path("policy.json"), "wb") as f:
+        f.write(policy)
+    with open(t.path("values.json"), "w") as f:
+        json.dump({"HOSTNAME": "web"}, f)
+    r = t.run([t.prog("sealpod"), "policy", "spec", t.path("policy.json"), "app",
+               "--values", t.path("values.json")])
+    if r.returncode != 0:
+        raise AssertionError("policy spec: " + r.stderr)
+    spec = json.loads(r.stdout)
+    return lay, digest, policy, spec
+
+
+class PolicyAgent(Agent):
+    def __init__(self, t, good=True, set_policy=True):
+        self.layout, self.digest, self.policy, self.spec = M.layout, M.digest, M.policy, M.spec
+        super().__init__(t, good=good, image_store=self.layout)
+        if set_policy:
+            self.c.call("SetPolicy", policy=self.policy.decode())
+        self.image = images_name() + "@" + self.digest
+
+    def process(self, args):
+        p = json.loads(json.dumps(self.spec["process"]))
+        p["args"] = args
+        return p
+
+    def create(self, cid="c1", spec=None, **extra):
+        return self.c.call("CreateContainer", container_id=cid, container_name="app",
+                           image=self.image, oci_spec=spec or self.spec, **extra)
+
+
+def images_name():
+    import images
+    return images.NAME
+
+
+def read_all(c, cid, eid="", method="ReadStdout", chunk=65536, delay=0):
+    out = b""
+    while True:
+        r = c.call(method, container_id=cid, exec_id=eid, len=chunk)
+        d = first(r, 1, b"")
+        if not d:
+            return out
+        out += d
+        if delay:
+            time.sleep(delay)
+
+
+def test_lifecycle_exec_and_slow_reader_under_policy(t):
+    a = PolicyAgent(t)
+    r = a.c.call("GetGuestDetails")
+    t.eq(first(r, 4).decode(), hashlib.sha256(a.policy).hexdigest(), "policy hash in force")
+    # A second SetPolicy is refused.
+    expect_code(t, PERMISSION_DENIED, lambda: a.c.call("SetPolicy", policy=a.policy.decode()),
+                "second SetPolicy")
+    a.c.call("CreateSandbox", hostname="web", sandbox_id="sb1", pod_name="web",
+             pod_namespace="default")
+    a.create()
+    a.c.call("StartContainer", container_id="c1")
+    r = a.c.call("ReadStdout", container_id="c1", len=100)
+    t.eq(first(r, 1), b"started\n", "container output")
+    # Exec outside the policy's list: denied, with the reason.
+    msg = expect_code(t, PERMISSION_DENIED,
+                      lambda: a.c.call("ExecProcess", container_id="c1", exec_id="e0",
+                                       process=a.process(["/bin/sh", "-c", "id"])), "exec")
+    t.check("denied" in msg, "explanation", msg)
+    # 3 MB through the agent's 1 MiB buffer, read slowly: nothing lost.
+    a.c.call("ExecProcess", container_id="c1", exec_id="big",
+             process=a.process(["/bin/sh", "-c", "yes | head -c 3000000"]))
+    time.sleep(0.5)
+    data = read_all(a.c, "c1", "big", chunk=200000, delay=0.02)
+    t.eq(len(data), 3000000, "bytes read")
+    t.check(data[:4] == b"y\ny\n", "content", data[:10])
+    r = a.c.call("WaitProcess", container_id="c1", exec_id="big")
+    t.eq(first(r, 1, 0), 0, "exec status")
+    # stdin through cat.
+    a.c.call("ExecProcess", container_id="c1", exec_id="cat", process=a.process(["/bin/cat"]))
+    r = a.c.call("WriteStdin", container_id="c1", exec_id="cat", data=b"ping\n")
+    t.eq(first(r, 1), 5, "bytes written")
+    a.c.call("CloseStdin", container_id="c1", exec_id="cat")
+    t.eq(read_all(a.c, "c1", "cat"), b"ping\n", "echoed stdin")
+    t.eq(first(a.c.call("WaitProcess", container_id="c1", exec_id="cat"), 1, 0), 0, "cat status")
+    # ReadStdout with nothing to read waits for the deadline, then errors.
+    expect_code(t, DEADLINE_EXCEEDED,
+                lambda: a.c.call("ReadStdout", container_id="c1", timeout_s=0.5), "read deadline")
+    a.c.call("SignalProcess", container_id="c1", signal=9)
+    r = a.c.call("WaitProcess", container_id="c1")
+    t.eq(first(r, 1), 137, "killed status")
+    a.c.call("RemoveContainer", container_id="c1")
+    # The policy forgot it with the removal: requests for it are denied.
+    expect_code(t, PERMISSION_DENIED, lambda: a.c.call("WaitProcess", container_id="c1"),
+                "wait after remove")
+    t.check(not os.path.exists(t.path("state", "containers", "c1")), "container files removed")
+    t.check(a.alive(), "agent alive", a.log_text())
+
+
+def test_policy_deny_matrix(t):
+    a = PolicyAgent(t)
+    bad_args = json.loads(json.dumps(a.spec))
+    bad_args["process"]["args"] = ["/bin/sh", "-c", "cat /etc/shadow"]
+    priv = json.loads(json.dumps(a.spec))
+    priv.setdefault("process", {}).setdefault("capabilities", {})["bounding"] = ["CAP_SYS_ADMIN"]
+    cases = [
+        ("CreateContainer args", lambda: a.create("x1", spec=bad_args)),
+        ("CreateContainer capabilities", lambda: a.create("x2", spec=priv)),
+        ("CreateContainer unknown name", lambda: a.c.call(
+            "CreateContainer", container_id="x3", container_name="evil", image=a.image,
+            oci_spec=a.spec)),
+        ("CreateContainer other image", lambda: a.c.call(
+            "CreateContainer", container_id="x4", container_name="app",
+            image=images_name() + "@sha256:" + "0" * 64, oci_spec=a.spec)),
+        ("CreateContainer dir storage", lambda: a.create(
+            "x5", storages=[{"driver": "dir", "source": a.rootfs}])),
+        ("ReadStdout of unknown container", lambda: a.c.call("ReadStdout", container_id="nope")),
+        ("CopyFile outside volumes", lambda: a.c.call(
+            "CopyFile", path="/etc/passwd", file_size=1, file_mode=0o100644, data=b"x")),
+    ]
+    for what, fn in cases:
+        msg = expect_code(t, PERMISSION_DENIED, fn, what)
+        t.check("denied" in msg, what + ": explanation", msg)
+    t.check(not os.path.exists(t.path("state", "containers", "x1")), "nothing created")
+    t.check(a.alive(), "agent alive", a.log_text())

@@ -1,0 +1,160 @@
+"""The guest image and the UVM launcher, with the real kernel and QEMU
+(TCG here): the image builds reproducibly, boots to the agent's ready line
+with the agent port found in the guest, and a QEMU killed or a launcher
+interrupted during boot leaves nothing behind."""
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+
+import harness
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def build_image(t, out, extra_env=None):
+    env = dict(os.environ, SOURCE_DATE_EPOCH="0")
+    env.update(extra_env or {})
+    r = t.run([t.prog("sealpod"), "image", "build", "--output", out,
+               "--agent", t.prog("sealpod-agent")], env=env)
+    if r.returncode != 0:
+        raise harness.Failure("image build failed: %s" % r.stderr)
+    return out
+
+
+def setup_module(m):
+    if not os.path.exists("/boot") or not any(
+            f.endswith("-cloud-amd64") for f in os.listdir("/boot")):
+        raise harness.Skip("no Debian cloud kernel in /boot")
+    m.image = build_image(m, m.path("guest"))
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for our purposes only once reaped; check its state.
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_image_build_is_reproducible(t):
+    first = t.module.image
+    second = build_image(t, t.path("again"))
+    for name in ("vmlinuz", "initrd.img", "cmdline", "manifest.json"):
+        t.eq(sha256(os.path.join(second, name)), sha256(os.path.join(first, name)),
+             "SHA-256 of %s across two builds" % name)
+    # The entry time is part of the bytes: another SOURCE_DATE_EPOCH gives
+    # another initrd (so the equality above is not vacuous).
+    third = build_image(t, t.path("later"), {"SOURCE_DATE_EPOCH": "1700000000"})
+    t.check(sha256(os.path.join(third, "initrd.img")) !=
+            sha256(os.path.join(first, "initrd.img")), "mtime changes the initrd")
+
+
+def test_manifest_lists_sources(t):
+    with open(os.path.join(t.module.image, "manifest.json")) as f:
+        m = json.load(f)
+    t.eq(m["initrd"]["sha256"], sha256(os.path.join(t.module.image, "initrd.img")),
+         "initrd hash in manifest")
+    t.eq(m["cmdline_sha256"], hashlib.sha256(m["cmdline"].encode()).hexdigest(),
+         "cmdline hash")
+    files = {f["path"]: f for f in m["files"]}
+    t.eq(files["/sbin/sealpod-agent"]["origin"], "sealpod", "agent origin")
+    t.eq(files["/init"]["target"], "/sbin/sealpod-agent", "/init")
+    libc = files.get("/lib/x86_64-linux-gnu/libc.so.6")
+    t.check(libc and libc["package"].startswith("libc6") and libc["version"],
+            "libc with package and version", libc)
+    t.check(m["kernel"]["package"].startswith("linux-image-"), "kernel package",
+            m["kernel"])
+    mods = {x["name"]: x["status"] for x in m["modules"]}
+    t.eq(mods["virtio_console"], "module", "virtio_console packed")
+    t.check(not any(p.startswith("/bin/") for p in files), "no shell in production",
+            [p for p in files if p.startswith("/bin/")])
+    size = os.path.getsize(os.path.join(t.module.image, "initrd.img"))
+    t.check(size <= 8 << 20, "initrd at most 8 MiB", size)
+
+
+def test_boot_to_agent_ready(t):
+    run_dir = t.path("run")
+    r = t.run([t.prog("sealpod"), "vm", "boot", "--image", t.module.image,
+               "--run-dir", run_dir, "--timeout", "120"], timeout=180)
+    t.eq(r.returncode, 0, "exit code (stderr: %s)" % r.stderr)
+    info = json.loads(r.stdout.strip().splitlines()[-1])
+    t.eq(info["status"], "running", "QMP status when ready")
+    line = info["ready_line"]
+    t.check(line.startswith("sealpod-agent: ready"), "ready line", line)
+    # The guest found the agent's virtio-serial port by its name.
+    t.check(re.search(r"port=/dev/vport\d+p\d+", line), "agent port found", line)
+    t.check(int(re.search(r"modules=(\d+)", line).group(1)) > 0, "modules loaded", line)
+    pid = int(re.search(r"qemu pid (\d+)", r.stderr).group(1))
+    t.check(not pid_alive(pid), "QEMU gone after stop")
+    t.check(not os.path.exists(run_dir), "run directory removed", os.listdir(t.tmp))
+
+
+def start_boot(t, run_dir):
+    p = t.spawn([t.prog("sealpod"), "vm", "boot", "--image", t.module.image,
+                 "--run-dir", run_dir, "--timeout", "120"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in p.stderr:  # log lines (e.g. the KVM probe) may come first
+        seen.append(line)
+        m = re.search(r"qemu pid (\d+)", line)
+        if m:
+            return p, int(m.group(1))
+    raise harness.Failure("launcher never named the QEMU pid: %s" % "".join(seen))
+
+
+def test_qemu_killed_during_boot(t):
+    run_dir = t.path("run")
+    p, qpid = start_boot(t, run_dir)
+    time.sleep(0.3)  # firmware or kernel, well before the agent
+    os.kill(qpid, signal.SIGKILL)
+    out, err = p.communicate(timeout=60)
+    t.eq(p.returncode, 1, "exit code")
+    t.check("killed by signal 9" in err and "before the guest agent was ready" in err,
+            "error says what happened", err)
+    t.check("last lines of the guest console" in err, "error shows the console", err)
+    t.check(not pid_alive(qpid), "no QEMU left")
+    t.check(not os.path.exists(run_dir), "no run directory (sockets) left",
+            os.listdir(t.tmp))
+
+
+def test_launcher_interrupted_during_boot(t):
+    run_dir = t.path("run")
+    p, qpid = start_boot(t, run_dir)
+    time.sleep(0.3)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=60)
+    t.eq(p.returncode, 1, "exit code")
+    t.check("interrupted" in err, "error says interrupted", err)
+    t.check(not pid_alive(qpid), "no QEMU left")
+    t.check(not os.path.exists(run_dir), "no run directory left")
+
+
+def test_missing_image_is_named(t):
+    r = t.run([t.prog("sealpod"), "vm", "boot", "--image", t.path("nope")])
+    t.eq(r.returncode, 1, "exit code")
+    t.check(t.path("nope") in r.stderr and "sealpod image build" in r.stderr,
+            "error names the directory and the fix", r.stderr)
+
+
+def test_image_build_bad_input(t):
+    out = t.path("out")
+    r = t.run([t.prog("sealpod"), "image", "build", "--output", out,
+               "--agent", t.path("no-agent")])
+    t.eq(r.returncode, 1, "exit code")
+    t.check("no-agent" in r.stderr, "error names the agent path", r.stderr)
+    t.check(not os.path.exists(out), "no output directory left behind")
+    r = t.run([t.prog("sealpod"), "image", "build", "--compress", "lz4"])
+    t.eq(r.returncode, 2, "usage error")
+    t.check("lz4" in r.stderr, "names the bad value", r.stderr)

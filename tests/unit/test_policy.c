@@ -1,0 +1,388 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Pod policy: the allow/deny corpus in tests/policy/cases (every request
+ * type and the attacks that matter), canonical loading, the runtime-spec
+ * builder, and the generator's Kubernetes semantics. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <dirent.h>
+#include <string.h>
+
+#include "sealpod/codec.h"
+#include "sealpod/file.h"
+#include "sealpod/json.h"
+#include "sealpod/bytes.h"
+#include "sealpod/hash.h"
+#include "sealpod/policy.h"
+#include "agent.pb-c.h"
+
+static const char *root(void)
+{
+	const char *r = getenv("SP_SOURCE_ROOT");
+	return r ? r : SP_SOURCE_ROOT;
+}
+
+static sp_policy *load_named(const char *name)
+{
+	_cleanup_free_ char *path = sp_xasprintf("%s/tests/policy/policies/%s", root(), name);
+	_cleanup_json_ json_t *doc = NULL;
+	sp_err *err = NULL;
+	sp_policy *p = NULL;
+	if (sp_json_load_file(&doc, path, 1u << 20, &err) < 0 || sp_policy_load_json(&p, doc, &err) < 0)
+		fail_msg("%s: %s", path, sp_err_msg(err));
+	return p;
+}
+
+static int run_file(const char *path, size_t *count)
+{
+	_cleanup_json_ json_t *f = NULL;
+	sp_err *err = NULL;
+	int failures = 0;
+	if (sp_json_load_file(&f, path, 4u << 20, &err) < 0)
+		fail_msg("%s", sp_err_msg(err));
+	const char *pname = json_string_value(json_object_get(f, "policy"));
+	sp_policy *p = pname ? load_named(pname) : NULL;
+	sp_policy *installed = NULL;
+	sp_policy_state *st = sp_policy_state_new();
+	size_t i;
+	json_t *c;
+	json_array_foreach(json_object_get(f, "cases"), i, c) {
+		const char *desc = json_string_value(json_object_get(c, "description"));
+		bool want = json_is_true(json_object_get(c, "allowed"));
+		const char *kind;
+		ProtobufCMessage *msg = NULL;
+		sp_policy_decision d;
+		const sp_policy *cur = installed ? installed : p;
+		if ((cur && sp_policy_request_expand(cur, c, &err) < 0) ||
+		    sp_policy_request_from_json(c, &kind, &msg, &err) < 0)
+			fail_msg("%s [%zu] %s: %s", path, i, desc, sp_err_msg(err));
+		assert_int_equal(sp_policy_eval(cur, st, kind, msg, &d), 0);
+		(*count)++;
+		const char *dp = json_string_value(json_object_get(c, "deny_path"));
+		const char *nc = json_string_value(json_object_get(c, "deny_not_contains"));
+		if (d.allow != want) {
+			print_error("FAIL %s [%zu] %s: want %s, got %s%s%s\n", path, i, desc,
+				    want ? "allow" : "deny", d.allow ? "allow" : "deny",
+				    d.message ? ": " : "", d.message ? d.message : "");
+			failures++;
+		} else if (!d.allow && dp && !strstr(d.path, dp)) {
+			print_error("FAIL %s [%zu] %s: denial path `%s` lacks `%s` (%s)\n", path, i, desc,
+				    d.path, dp, d.message);
+			failures++;
+		} else if (!d.allow && nc && strstr(d.message, nc)) {
+			print_error("FAIL %s [%zu] %s: the denial echoes `%s`: %s\n", path, i, desc, nc, d.message);
+			failures++;
+		}
+		/* Every denial explains itself. */
+		if (!d.allow && (!d.path || !d.expected || !d.got || !strstr(d.message, "denied by policy"))) {
+			print_error("FAIL %s [%zu] %s: incomplete denial\n", path, i, desc);
+			failures++;
+		}
+		/* An allowed SetPolicy installs the new policy (as the agent does). */
+		if (d.allow && !strcmp(kind, "SetPolicy")) {
+			const char *b = ((Sealpod__Agent__V1__SetPolicyRequest *)msg)->policy;
+			sp_policy *np = NULL;
+			assert_int_equal(sp_policy_load(&np, b, strlen(b), NULL), 0);
+			sp_policy_free(installed);
+			installed = np;
+		}
+		sp_policy_decision_clear(&d);
+		if (msg)
+			protobuf_c_message_free_unpacked(msg, NULL);
+	}
+	sp_policy_state_free(st);
+	sp_policy_free(p);
+	sp_policy_free(installed);
+	return failures;
+}
+
+static void test_case_corpus(void **state)
+{
+	_cleanup_free_ char *dir = sp_xasprintf("%s/tests/policy/cases", root());
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	struct dirent *de;
+	size_t count = 0;
+	int failures = 0;
+	while ((de = readdir(d))) {
+		if (!strstr(de->d_name, ".json"))
+			continue;
+		_cleanup_free_ char *path = sp_xasprintf("%s/%s", dir, de->d_name);
+		failures += run_file(path, &count);
+	}
+	closedir(d);
+	print_message("%zu policy cases\n", count);
+	assert_true(count >= 100);
+	assert_int_equal(failures, 0);
+}
+
+static void test_canonical_only(void **state)
+{
+	sp_policy *p = load_named("web.json");
+	size_t len;
+	const char *bytes = sp_policy_bytes(p, &len);
+	sp_policy *q = NULL;
+	sp_err *err = NULL;
+	assert_int_equal(sp_policy_load(&q, bytes, len, &err), 0);
+	uint8_t h1[32], h2[32];
+	sp_policy_hash(q, h1);
+	sp_sha256(h2, bytes, len);
+	assert_memory_equal(h1, h2, 32);
+	sp_policy_free(q);
+	/* The same policy with a space is refused: one policy, one hash. */
+	_cleanup_free_ char *spaced = sp_xasprintf(" %s", bytes);
+	assert_int_equal(sp_policy_load(&q, spaced, len + 1, &err), SP_ERR_PARSE);
+	assert_non_null(strstr(err->msg, "canonical"));
+	sp_err_clear(&err);
+	/* Unknown keys are refused, naming the key. */
+	_cleanup_json_ json_t *doc = json_deep_copy(sp_policy_json(p));
+	json_object_set_new(json_array_get(json_object_get(doc, "containers"), 0), "priviliged", json_true());
+	assert_int_equal(sp_policy_load_json(&q, doc, &err), SP_ERR_PARSE);
+	assert_non_null(strstr(err->msg, "priviliged"));
+	sp_err_clear(&err);
+	sp_policy_free(p);
+}
+
+/* ---- generator ---- */
+
+static int fake_resolve(void *ctx, const char *ref, sp_image_config *out, sp_err **err)
+{
+	memset(out, 0, sizeof(*out));
+	if (strstr(ref, "missing"))
+		return sp_error(err, SP_ERR_NOT_FOUND, "no such image");
+	out->reference = sp_xasprintf("%s@sha256:%064d", strstr(ref, "named") ? "named" : "img", 1);
+	out->entrypoint = sp_xcalloc(2, sizeof(char *));
+	out->entrypoint[0] = sp_xstrdup("/entry");
+	out->cmd = sp_xcalloc(3, sizeof(char *));
+	out->cmd[0] = sp_xstrdup("serve");
+	out->cmd[1] = sp_xstrdup("--port=80");
+	out->env = sp_xcalloc(3, sizeof(char *));
+	out->env[0] = sp_xstrdup("PATH=/bin");
+	out->env[1] = sp_xstrdup("LANG=C");
+	out->working_dir = sp_xstrdup("/app");
+	out->user = sp_xstrdup(strstr(ref, "named") ? "nginx" : "1000:1000");
+	return 0;
+}
+
+static json_t *gen_one(const char *yaml, sp_err **err)
+{
+	sp_policy_gen_opts o = {.version = 1, .resolve = fake_resolve};
+	_cleanup_json_ json_t *docs = NULL;
+	if (sp_yaml_to_json(yaml, strlen(yaml), &docs, err) < 0)
+		return NULL;
+	json_t *pol = NULL;
+	if (sp_policy_generate(json_array_get(docs, json_array_size(docs) - 1), NULL, &o, &pol, err) < 0)
+		return NULL;
+	return pol;
+}
+
+static json_t *c0(json_t *pol, size_t i)
+{
+	return json_array_get(json_object_get(pol, "containers"), i);
+}
+
+static char *args_str(json_t *c)
+{
+	return sp_json_dump_canonical(json_object_get(c, "args"));
+}
+
+static void test_gen_command_args(void **state)
+{
+	sp_err *err = NULL;
+	const char *base = "kind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: a\n    image: x:1\n";
+	/* Neither: Entrypoint + Cmd. */
+	json_t *pol = gen_one(base, &err);
+	assert_non_null(pol);
+	_cleanup_free_ char *a1 = args_str(c0(pol, 0));
+	assert_string_equal(a1, "[\"/entry\",\"serve\",\"--port=80\"]");
+	assert_string_equal(json_string_value(json_object_get(c0(pol, 0), "cwd")), "/app");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(c0(pol, 0), "user"), "uid")), 1000);
+	json_decref(pol);
+	/* args only: Entrypoint + args. */
+	_cleanup_free_ char *y2 = sp_xasprintf("%s    args: [\"x\", \"$(NOPE)\", \"$$(ESC)\"]\n", base);
+	pol = gen_one(y2, &err);
+	_cleanup_free_ char *a2 = args_str(c0(pol, 0));
+	assert_string_equal(a2, "[\"/entry\",\"x\",\"$(NOPE)\",\"$(ESC)\"]");
+	json_decref(pol);
+	/* command only: the image's Cmd is dropped; $(VAR) expands from env. */
+	_cleanup_free_ char *y3 = sp_xasprintf("%s    command: [\"/bin/sh\", \"-c\", \"echo $(MSG)\"]\n"
+					       "    env: [{name: MSG, value: hi}]\n", base);
+	pol = gen_one(y3, &err);
+	_cleanup_free_ char *a3 = args_str(c0(pol, 0));
+	assert_string_equal(a3, "[\"/bin/sh\",\"-c\",\"echo hi\"]");
+	json_decref(pol);
+	/* $(SECRET) cannot be pinned. */
+	_cleanup_free_ char *y4 = sp_xasprintf("%s    command: [\"echo\", \"$(PW)\"]\n    env:\n    - name: PW\n"
+					       "      valueFrom: {secretKeyRef: {name: s, key: k}}\n", base);
+	assert_null(gen_one(y4, &err));
+	assert_non_null(strstr(err->msg, "$(PW)"));
+	sp_err_clear(&err);
+}
+
+static bool has_cap(json_t *c, const char *cap)
+{
+	json_t *b = json_object_get(json_object_get(c, "capabilities"), "bounding");
+	size_t i;
+	json_t *v;
+	json_array_foreach(b, i, v) if (!strcmp(json_string_value(v), cap)) return true;
+	return false;
+}
+
+static void test_gen_security_context(void **state)
+{
+	sp_err *err = NULL;
+	json_t *pol = gen_one("kind: Deployment\nmetadata: {name: d, namespace: ns}\nspec:\n  template:\n    spec:\n"
+			      "      securityContext: {runAsUser: 5, runAsGroup: 6, fsGroup: 7, supplementalGroups: [8],\n"
+			      "        sysctls: [{name: net.core.somaxconn, value: '1024'}], seccompProfile: {type: RuntimeDefault}}\n"
+			      "      containers:\n      - name: a\n        image: x:1\n        securityContext:\n"
+			      "          allowPrivilegeEscalation: false\n          readOnlyRootFilesystem: true\n"
+			      "          capabilities: {drop: [ALL], add: [NET_BIND_SERVICE]}\n"
+			      "        readinessProbe: {exec: {command: [cat, /ready]}}\n"
+			      "      - name: b\n        image: x:1\n        securityContext: {privileged: true}\n",
+			      &err);
+	assert_non_null(pol);
+	json_t *a = c0(pol, 0), *b = c0(pol, 1);
+	assert_null(json_object_get(json_object_get(pol, "pod"), "name")); /* generated names */
+	assert_string_equal(json_string_value(json_object_get(json_object_get(pol, "pod"), "namespace")), "ns");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(a, "user"), "uid")), 5);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(a, "user"), "gid")), 6);
+	assert_int_equal(json_array_size(json_object_get(json_object_get(a, "user"), "groups")), 2);
+	assert_true(json_is_true(json_object_get(a, "no_new_privileges")));
+	assert_true(json_is_true(json_object_get(a, "read_only_root")));
+	assert_true(has_cap(a, "CAP_NET_BIND_SERVICE"));
+	assert_false(has_cap(a, "CAP_CHOWN"));
+	assert_true(has_cap(c0(pol, 1), "CAP_SYS_ADMIN"));
+	assert_true(json_is_true(json_object_get(b, "privileged")));
+	assert_null(json_object_get(b, "masked_paths"));
+	assert_non_null(json_object_get(a, "seccomp"));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(a, "sysctls"), "net.core.somaxconn")), "1024");
+	_cleanup_free_ char *ex = sp_json_dump_canonical(json_object_get(a, "exec"));
+	assert_string_equal(ex, "[[\"cat\",\"/ready\"]]");
+	/* The generated policy's spec is allowed by the evaluator. */
+	sp_policy *p = NULL;
+	assert_int_equal(sp_policy_load_json(&p, pol, &err), 0);
+	_cleanup_json_ json_t *spec = NULL, *vals = json_pack("{s:s}", "HOSTNAME", "d-1");
+	assert_int_equal(sp_policy_container_spec(p, 0, vals, &spec, &err), 0);
+	char *s = sp_json_dump_canonical(spec);
+	Sealpod__Agent__V1__CreateContainerRequest r = SEALPOD__AGENT__V1__CREATE_CONTAINER_REQUEST__INIT;
+	r.container_id = "c1";
+	r.container_name = "a";
+	r.image = (char *)json_string_value(json_object_get(a, "image"));
+	r.oci_spec.data = (uint8_t *)s;
+	r.oci_spec.len = strlen(s);
+	sp_policy_state *st = sp_policy_state_new();
+	sp_policy_decision d;
+	assert_int_equal(sp_policy_eval(p, st, "CreateContainer", &r.base, &d), 0);
+	if (!d.allow)
+		fail_msg("%s", d.message);
+	assert_int_equal(sp_policy_state_container(st, "c1"), 0);
+	free(s);
+	sp_policy_state_free(st);
+	sp_policy_free(p);
+	json_decref(pol);
+}
+
+static void test_gen_refusals(void **state)
+{
+	sp_err *err = NULL;
+	const char *hp = "kind: Pod\nmetadata: {name: p}\nspec:\n  volumes: [{name: h, hostPath: {path: /etc}}]\n"
+			 "  containers: [{name: a, image: x}]\n";
+	assert_null(gen_one(hp, &err));
+	assert_non_null(strstr(err->msg, "--allow-host-path /etc"));
+	sp_err_clear(&err);
+	char *allow[] = {"/etc", NULL};
+	sp_policy_gen_opts o = {.version = 1, .resolve = fake_resolve, .allow_host_paths = allow};
+	_cleanup_json_ json_t *docs = NULL, *pol = NULL;
+	assert_int_equal(sp_yaml_to_json(hp, strlen(hp), &docs, &err), 0);
+	assert_int_equal(sp_policy_generate(json_array_get(docs, 0), NULL, &o, &pol, &err), 0);
+
+	assert_null(gen_one("kind: Pod\nspec:\n  hostNetwork: true\n  containers: [{name: a, image: x}]\n", &err));
+	assert_non_null(strstr(err->msg, "hostNetwork"));
+	sp_err_clear(&err);
+	assert_null(gen_one("kind: Pod\nspec:\n  containers: [{name: a, image: named}]\n", &err));
+	assert_non_null(strstr(err->msg, "runAsUser"));
+	sp_err_clear(&err);
+	assert_null(gen_one("kind: Pod\nspec:\n  containers: [{name: a, image: missing}]\n", &err));
+	assert_non_null(strstr(err->msg, "missing"));
+	sp_err_clear(&err);
+	assert_null(gen_one("kind: Pod\nspec:\n  containers: [{name: a, image: x, envFrom: [{secretRef: {name: s}}]}]\n", &err));
+	assert_non_null(strstr(err->msg, "secretKeyRef"));
+	sp_err_clear(&err);
+	/* Objects without pods produce nothing. */
+	_cleanup_json_ json_t *none = gen_one("kind: Service\nmetadata: {name: s}\n", &err);
+	assert_null(none);
+	assert_null(err);
+}
+
+static void test_gen_yaml_roundtrip(void **state)
+{
+	const char *y = "apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: cj\nspec:\n  schedule: \"* * * * *\"\n"
+			"  jobTemplate:\n    spec:\n      template:\n        metadata:\n          annotations:\n"
+			"        spec:\n          containers:\n          - name: a\n            image: x:1\n"
+			"---\napiVersion: v1\nkind: Service\nmetadata:\n  name: s\n";
+	sp_policy_gen_opts o = {.version = 1, .resolve = fake_resolve};
+	char *out = NULL, *hashes = NULL;
+	sp_err *err = NULL;
+	if (sp_policy_generate_yaml(y, strlen(y), &o, &out, &hashes, &err) < 0)
+		fail_msg("%s", sp_err_msg(err));
+	_cleanup_json_ json_t *docs = NULL;
+	assert_int_equal(sp_yaml_to_json(out, strlen(out), &docs, &err), 0);
+	assert_int_equal(json_array_size(docs), 2);
+	json_t *ann = json_object_get(json_object_get(json_object_get(json_object_get(json_object_get(
+		json_object_get(json_object_get(json_array_get(docs, 0), "spec"), "jobTemplate"), "spec"), "template"),
+		"metadata"), "annotations"), SP_POLICY_ANNOTATION);
+	assert_true(json_is_string(ann));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(json_array_get(docs, 0), "spec"), "schedule")),
+			    "* * * * *");
+	uint8_t *pb = NULL;
+	size_t pl = 0;
+	assert_int_equal(sp_base64_decode(&pb, &pl, json_string_value(ann), json_string_length(ann), SP_B64_STD, &err), 0);
+	sp_policy *p = NULL;
+	assert_int_equal(sp_policy_load(&p, pb, pl, &err), 0);
+	uint8_t h[32];
+	char hex[65];
+	sp_policy_hash(p, h);
+	sp_hex_encode(hex, h, 32);
+	assert_non_null(strstr(hashes, hex));
+	assert_non_null(strstr(hashes, "CronJob/cj"));
+	/* Generating again over the output replaces the annotation. */
+	char *out2 = NULL, *h2 = NULL;
+	assert_int_equal(sp_policy_generate_yaml(out, strlen(out), &o, &out2, &h2, &err), 0);
+	assert_string_equal(out, out2);
+	sp_policy_free(p);
+	free(pb);
+	free(out);
+	free(out2);
+	free(hashes);
+	free(h2);
+}
+
+static void test_yaml_limits(void **state)
+{
+	/* An alias bomb is refused instead of expanded. */
+	sp_buf b = SP_BUF_INIT;
+	sp_buf_printf(&b, "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+	for (int i = 1; i < 12; i++)
+		sp_buf_printf(&b, "a%d: &a%d [*a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d]\n", i, i,
+			      i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1);
+	json_t *j = NULL;
+	sp_err *err = NULL;
+	assert_int_equal(sp_yaml_to_json(b.data, b.len, &j, &err), SP_ERR_LIMIT);
+	sp_err_clear(&err);
+	sp_buf_free(&b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_case_corpus),
+		cmocka_unit_test(test_canonical_only),
+		cmocka_unit_test(test_gen_command_args),
+		cmocka_unit_test(test_gen_security_context),
+		cmocka_unit_test(test_gen_refusals),
+		cmocka_unit_test(test_gen_yaml_roundtrip),
+		cmocka_unit_test(test_yaml_limits),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
