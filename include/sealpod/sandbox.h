@@ -84,6 +84,7 @@ typedef struct sp_container_opts {
 	const json_t *spec;
 	const char *image;         /* image reference the guest pulls and verifies */
 	const char *name;          /* container name in the pod */
+	bool init;                 /* an init container (the policy tells them apart) */
 } sp_container_opts;
 
 SP_PUBLIC int sp_sandbox_create_container(sp_sandbox *sb,

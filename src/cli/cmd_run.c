@@ -119,6 +119,7 @@ struct ctr {
 
 struct pod {
 	sp_sandbox *sb;
+	const char *hostname;
 	struct ctr *ctrs;
 	size_t n;
 	pthread_mutex_t mu;
@@ -152,12 +153,14 @@ static int create_and_start(struct pod *pod, struct ctr *c, sp_err **err)
 {
 	_cleanup_json_ json_t *spec = NULL;
 	_cleanup_free_ char *image = NULL, *resolved = NULL;
-	if (sp_sandbox_policy_container(pod->sb, c->name, NULL, &spec, &image, &resolved, err) < 0)
+	/* The values the policy leaves to the runtime: the hostname. */
+	_cleanup_json_ json_t *host = json_pack("{s:s}", "hostname", pod->hostname);
+	if (sp_sandbox_policy_container(pod->sb, c->name, host, &spec, &image, &resolved, err) < 0)
 		return sp_error_wrap(err, "container %s", c->name);
 	run_progress("creating container %s (%s): the guest pulls and verifies its image", c->name,
 		     image);
 	sp_container_opts o = {.version = 1, .id = c->id, .spec = spec, .image = image,
-			       .name = c->name};
+			       .name = c->name, .init = c->init};
 	if (sp_sandbox_create_container(pod->sb, &o, err) < 0)
 		return sp_error_wrap(err, "container %s", c->name);
 	c->created = true;
@@ -367,7 +370,8 @@ int cmd_run(int argc, char **argv)
 	sp_sandbox_opts so = {.version = 1, .id = sbid, .hostname = rp.pod_name,
 			      .pod_name = rp.pod_name, .pod_namespace = rp.pod_namespace,
 			      .policy = (const uint8_t *)pbytes, .policy_len = plen};
-	struct pod pod = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	struct pod pod = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
+			  .hostname = rp.pod_name};
 	int rc = 0;
 	uint64_t t0 = sp_now_ns();
 	if (sp_sandbox_start(&pod.sb, cfg, &so, &err) < 0) {

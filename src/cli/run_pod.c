@@ -88,7 +88,11 @@ int run_pod_load(struct run_pod *rp, const struct run_opts *o, sp_err **err)
 		return sp_error(err, SP_ERR_INVALID,
 				"%s: no Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job "
 				"or CronJob in the file", o->file);
-	const json_t *meta = json_object_get(pod, "metadata");
+	json_t *meta = json_object_get(pod, "metadata");
+	if (!json_is_object(meta)) {
+		meta = json_object();
+		json_object_set_new((json_t *)pod, "metadata", meta);
+	}
 	const json_t *ometa = json_object_get(obj, "metadata");
 	const char *name = json_string_value(json_object_get(meta, "name"));
 	if (!name)
@@ -117,6 +121,15 @@ int run_pod_load(struct run_pod *rp, const struct run_opts *o, sp_err **err)
 				"give --image-dir DIR (an OCI layout) or --registry URL",
 				o->file, SP_POLICY_ANNOTATION);
 	run_progress("generating the policy from %s (reading each image's config)", o->file);
+	/* `sealpod run` streams the containers' output, so unless the pod
+	 * says otherwise its generated policy lets the host read it. */
+	json_t *annots = json_object_get(meta, "annotations");
+	if (!json_is_object(annots)) {
+		annots = json_object();
+		json_object_set_new((json_t *)meta, "annotations", annots);
+	}
+	if (!json_object_get(annots, "io.sealpod.policy/logs"))
+		json_object_set_new(annots, "io.sealpod.policy/logs", json_string("*"));
 	struct resolver r = {.image_dir = o->image_dir, .registry = o->registry};
 	sp_policy_gen_opts go = {.version = 1, .resolve = resolve, .resolve_ctx = &r};
 	_cleanup_json_ json_t *pj = NULL;

@@ -350,6 +350,7 @@ int sp_sandbox_create_container(sp_sandbox *sb, const sp_container_opts *o,
 	req.oci_spec.len = strlen(spec);
 	req.image = str_or_empty(o->image);
 	req.container_name = str_or_empty(o->name);
+	req.container_type = o->init ? "init" : "";
 	if (agent_call(sb, "CreateContainer", &req.base, NULL, NULL,
 		       CREATE_TIMEOUT, err) < 0)
 		return sp_error_wrap(err, "container %s", o->id);
