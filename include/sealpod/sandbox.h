@@ -44,6 +44,9 @@ typedef struct sp_runtime_config {
  * neither exists, built-in defaults. Unknown keys are errors. */
 SP_PUBLIC int sp_runtime_config_load(sp_runtime_config **out, const char *path,
 				     sp_err **err);
+/* The same from bytes; source names them in messages. */
+SP_PUBLIC int sp_runtime_config_parse(sp_runtime_config **out, const void *data,
+				      size_t len, const char *source, sp_err **err);
 SP_PUBLIC void sp_runtime_config_free(sp_runtime_config *c);
 
 typedef struct sp_sandbox sp_sandbox;

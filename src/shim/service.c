@@ -48,6 +48,7 @@ struct ctr {
 	char *bundle;
 	bool pause;    /* CRI sandbox container: nothing runs in the guest */
 	bool in_guest; /* the agent created it */
+	json_t *process; /* the process object the guest got: execs inherit it */
 	proc init;
 	proc *execs;
 	ctr *next;
@@ -66,6 +67,8 @@ static struct shim {
 	shim_publisher *pub;
 	sp_ttrpc_server *srv;
 	bool shutting_down;
+	pthread_t monitor, oom;
+	bool threads_started;
 } S = {
 	.mu = PTHREAD_MUTEX_INITIALIZER,
 	.cv = PTHREAD_COND_INITIALIZER,
@@ -351,6 +354,16 @@ static int start_sandbox(const char *id, const json_t *spec,
 		return SP_ERR_DENIED;
 	const char *pod_name = shim_annotation(spec, ANN_SANDBOX_NAME);
 	const char *pod_ns = shim_annotation(spec, ANN_SANDBOX_NAMESPACE);
+	/* `ctr run` knows no pod: a pod of one takes the policy's names. */
+	_cleanup_json_ json_t *pdoc = NULL;
+	if ((!pod_name || !pod_ns) &&
+	    sp_json_parse(&pdoc, policy, policy_len, "policy", NULL) == 0) {
+		json_t *pod = json_object_get(pdoc, "pod");
+		if (!pod_name)
+			pod_name = json_string_value(json_object_get(pod, "name"));
+		if (!pod_ns)
+			pod_ns = json_string_value(json_object_get(pod, "namespace"));
+	}
 	const char *hostname = json_string_value(json_object_get(spec, "hostname"));
 	sp_sandbox_opts so = {
 		.version = 1,
@@ -369,8 +382,10 @@ static int start_sandbox(const char *id, const json_t *spec,
 	S.sandbox_id = sp_xstrdup(id);
 	S.sandbox_dead = false;
 	pthread_mutex_unlock(&S.mu);
-	spawn_detached(monitor_thread, sb);
-	spawn_detached(oom_thread, sb);
+	if (pthread_create(&S.monitor, NULL, monitor_thread, sb) != 0 ||
+	    pthread_create(&S.oom, NULL, oom_thread, sb) != 0)
+		sp_oom();
+	S.threads_started = true;
 	return 0;
 }
 
@@ -384,7 +399,8 @@ static const char *container_image(const json_t *spec)
 	return img && *img ? img : NULL;
 }
 
-static int create_in_guest(const char *id, const json_t *spec, sp_err **err)
+static int create_in_guest(const char *id, const json_t *spec, json_t **process,
+			   sp_err **err)
 {
 	const char *name = shim_annotation(spec, ANN_CONTAINER_NAME);
 	if (!name || !*name)
@@ -416,7 +432,41 @@ static int create_in_guest(const char *id, const json_t *spec, sp_err **err)
 		.image = image,
 		.name = pname,
 	};
-	return sp_sandbox_create_container(S.sb, &co, err);
+	if (sp_sandbox_create_container(S.sb, &co, err) < 0)
+		return SP_ERR_STATE;
+	*process = json_incref(json_object_get(gspec, "process"));
+	return 0;
+}
+
+/* An exec runs as the container's process does (user, cwd, environment,
+ * capabilities, as the policy built them); only the command and the
+ * terminal come from the request. The rest of containerd's process
+ * object is host input the policy would refuse anyway. */
+static char *exec_process(const json_t *base, const char *req_json, size_t len,
+			  sp_err **err)
+{
+	_cleanup_json_ json_t *req = NULL;
+	if (sp_json_parse(&req, req_json, len, "exec process spec", err) < 0)
+		return NULL;
+	json_t *args = json_object_get(req, "args");
+	if (!json_is_array(args) || !json_array_size(args)) {
+		sp_error(err, SP_ERR_INVALID, "exec process spec: no args");
+		return NULL;
+	}
+	_cleanup_json_ json_t *p = base ? json_deep_copy(base) : json_object();
+	if (!p)
+		sp_oom();
+	json_object_set(p, "args", args);
+	json_object_set_new(p, "terminal", json_boolean(json_is_true(json_object_get(req, "terminal"))));
+	json_t *cs = json_object_get(req, "consoleSize");
+	if (json_is_object(cs))
+		json_object_set(p, "consoleSize", cs);
+	else
+		json_object_del(p, "consoleSize");
+	char *out = json_dumps(p, JSON_COMPACT);
+	if (!out)
+		sp_oom();
+	return out;
 }
 
 /* ---- Task service -------------------------------------------------------- */
@@ -480,7 +530,8 @@ static int task_create(void *user, const sp_ttrpc_call *call, uint8_t **out,
 		}
 		started_here = true;
 	}
-	if (!pause && create_in_guest(req->id, spec, &err) < 0) {
+	json_t *process = NULL;
+	if (!pause && create_in_guest(req->id, spec, &process, &err) < 0) {
 		rc = fail_err(status_msg, err);
 		if (started_here) {
 			pthread_mutex_lock(&S.mu);
@@ -502,6 +553,7 @@ static int task_create(void *user, const sp_ttrpc_call *call, uint8_t **out,
 	c->bundle = sp_xstrdup(req->bundle);
 	c->pause = pause;
 	c->in_guest = !pause;
+	c->process = process;
 	proc_init(&c->init, c, "", req->stdin, req->stdout, req->stderr, req->terminal);
 	pthread_mutex_lock(&S.mu);
 	c->next = S.ctrs;
@@ -742,7 +794,16 @@ static int task_exec(void *user, const sp_ttrpc_call *call, uint8_t **out,
 	} else {
 		proc *p = sp_xzalloc(sizeof(*p));
 		proc_init(p, c, req->exec_id, req->stdin, req->stdout, req->stderr, req->terminal);
-		p->process_json = sp_xstrndup((const char *)req->spec->value.data, req->spec->value.len);
+		_cleanup_err_ sp_err *err = NULL;
+		p->process_json = exec_process(c->process, (const char *)req->spec->value.data,
+					       req->spec->value.len, &err);
+		if (!p->process_json) {
+			proc_free(p);
+			free(p);
+			rc = fail(status_msg, SP_RPC_INVALID_ARGUMENT, "exec %s: %s", req->exec_id,
+				  sp_err_msg(err));
+			goto exec_out;
+		}
 		p->next = c->execs;
 		c->execs = p;
 		Containerd__Events__TaskExecAdded ev = CONTAINERD__EVENTS__TASK_EXEC_ADDED__INIT;
@@ -751,6 +812,7 @@ static int task_exec(void *user, const sp_ttrpc_call *call, uint8_t **out,
 		publish("/tasks/exec-added", "containerd.events.TaskExecAdded", &ev.base);
 		rc = reply_empty(out, out_len);
 	}
+exec_out:
 	pthread_mutex_unlock(&S.mu);
 	containerd__task__v2__exec_process_request__free_unpacked(req, NULL);
 	return rc;
@@ -841,6 +903,7 @@ static int task_delete(void *user, const sp_ttrpc_call *call, uint8_t **out,
 		free(e);
 	}
 	proc_free(&c->init);
+	json_decref(c->process);
 	free(c->id);
 	free(c->bundle);
 	free(c);
@@ -1104,16 +1167,21 @@ int shim_serve(const shim_flags *f, int listen_fd)
 	sp_log_info("pod %s: shim exits", S.sandbox_id ? S.sandbox_id : f->id);
 	/* The socket goes with the shim, so a later start does not find a
 	 * stale one. */
-	_cleanup_json_ json_t *spec = NULL;
-	if (f->bundle && shim_read_spec(&spec, f->bundle, NULL) == 0) {
-		/* bundle still there (unusual): derive the group from it */
-	}
 	const char *group = S.sandbox_id ? S.sandbox_id : f->id;
 	_cleanup_free_ char *sock = shim_socket_path(f->address, f->ns, group);
 	unlink(sock);
 	if (S.sb) {
 		sp_sandbox_stop(S.sb, NULL);
-		sp_sandbox_free(S.sb);
+		/* Both threads end once the guest is gone. */
+		if (S.threads_started) {
+			pthread_join(S.monitor, NULL);
+			pthread_join(S.oom, NULL);
+		}
+		pthread_mutex_lock(&S.mu);
+		bool idle = !S.ctrs;
+		pthread_mutex_unlock(&S.mu);
+		if (idle) /* else process threads may still look at it */
+			sp_sandbox_free(S.sb);
 	}
 	shim_publisher_free(S.pub);
 	sp_ttrpc_server_free(S.srv);

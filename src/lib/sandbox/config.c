@@ -3,6 +3,7 @@
  * a misspelt key silently ignored would boot a UVM nobody asked for. */
 #include <string.h>
 
+#include "sealpod/file.h"
 #include "sealpod/json.h"
 #include "sealpod/log.h"
 #include "sealpod/sandbox.h"
@@ -127,28 +128,43 @@ static int parse(sp_runtime_config *c, const json_t *doc, const char *path,
 	return 0;
 }
 
-int sp_runtime_config_load(sp_runtime_config **out, const char *path,
-			   sp_err **err)
+int sp_runtime_config_parse(sp_runtime_config **out, const void *data,
+			    size_t len, const char *source, sp_err **err)
 {
 	sp_runtime_config *c = sp_xzalloc(sizeof(*c));
 	defaults(c);
+	const char *src = source ? source : "runtime configuration";
+	_cleanup_json_ json_t *doc = NULL;
+	if (sp_json_parse(&doc, data, len, src, err) < 0 ||
+	    parse(c, doc, src, err) < 0) {
+		sp_runtime_config_free(c);
+		return err && *err ? (*err)->code : SP_ERR_PARSE;
+	}
+	set_str(&c->source, src);
+	*out = c;
+	return 0;
+}
+
+int sp_runtime_config_load(sp_runtime_config **out, const char *path,
+			   sp_err **err)
+{
 	const char *p = path && *path ? path : getenv("SEALPOD_CONFIG");
 	bool explicit_path = p && *p;
 	if (!explicit_path)
 		p = SP_RUNTIME_CONFIG_DEFAULT;
 	if (!explicit_path && access(p, F_OK) < 0) {
+		sp_runtime_config *c = sp_xzalloc(sizeof(*c));
+		defaults(c);
 		set_str(&c->source, "(built-in defaults)");
 		*out = c;
 		return 0;
 	}
-	_cleanup_json_ json_t *doc = NULL;
-	if (sp_json_load_file(&doc, p, CONFIG_MAX, err) < 0 ||
-	    parse(c, doc, p, err) < 0) {
-		sp_runtime_config_free(c);
+	_cleanup_free_ uint8_t *data = NULL;
+	size_t len = 0;
+	if (sp_read_file(&data, &len, p, CONFIG_MAX, err) < 0)
+		return sp_error_wrap(err, "runtime configuration (set SEALPOD_CONFIG or the runtime's ConfigPath option)");
+	if (sp_runtime_config_parse(out, data, len, p, err) < 0)
 		return sp_error_wrap(err, "runtime configuration %s", p);
-	}
-	set_str(&c->source, p);
-	*out = c;
 	return 0;
 }
 

@@ -13,7 +13,7 @@
 #if SP_SANDBOX_HAVE_POLICY
 #include "sealpod/policy.h"
 
-static json_t *env_values(const json_t *host_spec)
+static json_t *env_values(const json_t *host_spec, const char *pod_hostname)
 {
 	json_t *v = json_object();
 	size_t i;
@@ -27,6 +27,8 @@ static json_t *env_values(const json_t *host_spec)
 		json_object_set_new(v, k, json_string(eq + 1));
 	}
 	const char *host = json_string_value(json_object_get(host_spec, "hostname"));
+	if (!host || !*host)
+		host = pod_hostname; /* `ctr run` sets none: the pod's */
 	if (host && !json_object_get(v, "HOSTNAME"))
 		json_object_set_new(v, "HOSTNAME", json_string(host));
 	return v;
@@ -58,7 +60,7 @@ int sp_sandbox_policy_container(sp_sandbox *sb, const char *name,
 	json_t *entry = json_array_get(containers, (size_t)idx);
 	const char *img = json_string_value(json_object_get(entry, "image"));
 	const char *cname = json_string_value(json_object_get(entry, "name"));
-	values = env_values(host_spec);
+	values = env_values(host_spec, sb->hostname);
 	if (sp_policy_container_spec(p, (size_t)idx, values, spec, err) < 0) {
 		rc = sp_error_wrap(err, "pod %s: container %s", sb->id, cname ? cname : "?");
 		goto out;

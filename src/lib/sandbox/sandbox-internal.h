@@ -26,6 +26,7 @@ enum { PHASE_STARTING, PHASE_RUNNING, PHASE_DEAD };
 
 struct sp_sandbox {
 	char *id;
+	char *hostname;
 	char *run_dir;               /* <state_dir>/<id>, removed at the end */
 	sp_runtime_config cfg;       /* borrowed strings: see sandbox.c */
 	const sp_runtime_config *cfgp;

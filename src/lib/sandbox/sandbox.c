@@ -166,15 +166,6 @@ static int guest_init(sp_sandbox *sb, const sp_sandbox_opts *o, sp_err **err)
 	cs.pod_name = (char *)(o->pod_name ? o->pod_name : "");
 	cs.pod_namespace = (char *)(o->pod_namespace ? o->pod_namespace : "");
 	cs.sandbox_pidns = false;
-	Sealpod__Agent__V1__Storage store = SEALPOD__AGENT__V1__STORAGE__INIT;
-	Sealpod__Agent__V1__Storage *stores[1] = {&store};
-	if (sb->cfg.image_store && !strcmp(sb->cfg.backend, "vm")) {
-		/* The image store is the UVM's first disk (vm.c). */
-		store.driver = "oci-store";
-		store.source = "/dev/vda";
-		cs.n_storages = 1;
-		cs.storages = stores;
-	}
 	if (agent_call(sb, "CreateSandbox", &cs.base, NULL, NULL, CALL_TIMEOUT, err) < 0)
 		return sp_error_wrap(err, "create the guest sandbox");
 	return 0;
@@ -207,6 +198,7 @@ int sp_sandbox_start(sp_sandbox **out, const sp_runtime_config *cfg,
 				o->id);
 	sp_sandbox *sb = sp_xzalloc(sizeof(*sb));
 	sb->id = sp_xstrdup(o->id);
+	sb->hostname = sp_xstrdup(o->hostname ? o->hostname : o->id);
 	sb->cfg = *cfg; /* strings stay the caller's: cfg outlives the sandbox */
 	sb->cfgp = cfg;
 	sb->policy = sp_xmalloc(o->policy_len + 1);
@@ -303,6 +295,13 @@ int sp_sandbox_stop(sp_sandbox *sb, sp_err **err)
 		pthread_join(sb->thread, NULL);
 		sb->thread_started = false;
 	}
+	/* Nothing stays behind once the UVM is gone: sockets, logs, the
+	 * agent's native state. */
+	if (sb->run_dir && access(sb->run_dir, F_OK) == 0) {
+		_cleanup_err_ sp_err *e = NULL;
+		if (sp_rm_rf(sb->run_dir, &e) < 0)
+			sp_log_warn("%s", sp_err_msg(e));
+	}
 	(void)err;
 	return 0;
 }
@@ -313,11 +312,6 @@ void sp_sandbox_free(sp_sandbox *sb)
 		return;
 	sp_sandbox_stop(sb, NULL);
 	sp_ttrpc_client_free(sb->agent);
-	if (sb->run_dir) {
-		_cleanup_err_ sp_err *e = NULL;
-		if (sp_rm_rf(sb->run_dir, &e) < 0)
-			sp_log_warn("%s", sp_err_msg(e));
-	}
 	sp_err_free(sb->launch_err);
 	pthread_mutex_destroy(&sb->mu);
 	pthread_cond_destroy(&sb->cv);
@@ -325,6 +319,7 @@ void sp_sandbox_free(sp_sandbox *sb)
 	free(sb->run_dir);
 	free(sb->policy);
 	free(sb->id);
+	free(sb->hostname);
 	free(sb);
 }
 
@@ -351,6 +346,16 @@ int sp_sandbox_create_container(sp_sandbox *sb, const sp_container_opts *o,
 	req.image = str_or_empty(o->image);
 	req.container_name = str_or_empty(o->name);
 	req.container_type = o->init ? "init" : "";
+	Sealpod__Agent__V1__Storage store = SEALPOD__AGENT__V1__STORAGE__INIT;
+	Sealpod__Agent__V1__Storage *stores[1] = {&store};
+	if (sb->cfg.image_store && !strcmp(sb->cfg.backend, "vm")) {
+		/* The host's image store is the UVM's first disk (vm.c): an
+		 * untrusted tar of an OCI layout the guest verifies. */
+		store.driver = "oci-store";
+		store.source = "/dev/vda";
+		req.n_storages = 1;
+		req.storages = stores;
+	}
 	if (agent_call(sb, "CreateContainer", &req.base, NULL, NULL,
 		       CREATE_TIMEOUT, err) < 0)
 		return sp_error_wrap(err, "container %s", o->id);

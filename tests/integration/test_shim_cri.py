@@ -1,0 +1,167 @@
+"""A Kubernetes pod through containerd's CRI with the sealpod runtime
+handler, driven by a real gRPC client (tests/cri/cri.py): RunPodSandbox,
+two CreateContainer/StartContainer in one UVM, ExecSync, container logs,
+StopPodSandbox, RemovePodSandbox, and nothing left behind.
+
+One boot (the pod); the pod uses the host network, so no CNI is needed."""
+import json
+import os
+import sys
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "cri"))
+
+import harness  # noqa: E402
+import shimtest  # noqa: E402
+
+NEEDS_ROOT = True
+IMAGE = "docker.io/library/sp-busybox:1"
+NS = "k8s.io"
+
+POD = """apiVersion: v1
+kind: Pod
+metadata:
+  name: cripod
+  namespace: default
+  annotations:
+    io.sealpod.policy/logs: "*"
+    io.sealpod.policy/exec: '{"web": [["echo", "exec-ok"]]}'
+spec:
+  automountServiceAccountToken: false
+  containers:
+  - name: web
+    image: %(image)s
+    command: ["sh", "-c", "echo web-started; exec sleep 1000"]
+  - name: side
+    image: %(image)s
+    command: ["sh", "-c", "echo side-started; exec sleep 1000"]
+""" % {"image": IMAGE}
+
+
+def setup_module(m):
+    shimtest.require_modules(harness)
+    try:
+        import cri  # noqa: F401  (python3-grpcio, python3-protobuf)
+    except ImportError as e:
+        raise harness.Skip("CRI client needs python3-grpcio and python3-protobuf: %s" % e)
+    build = harness.build_dir()
+    m.guest = shimtest.guest_image(build)
+    m.layout = m.path("layout")
+    shimtest.make_image_layout(m.layout, IMAGE)
+    m.image_tar = m.path("image.tar")
+    shimtest.tar_layout(m.layout, m.image_tar)
+    m.policy = shimtest.policy_for(build, POD, m.layout, m.tmp)
+    with open(os.path.join(m.guest, "cmdline")) as f:
+        cmdline = f.read().strip()
+    m.runtime_config = m.path("runtime.json")
+    with open(m.runtime_config, "w") as f:
+        json.dump({"backend": "vm", "kernel": os.path.join(m.guest, "vmlinuz"),
+                   "initrd": os.path.join(m.guest, "initrd.img"), "kernel_cmdline": cmdline,
+                   "accel": "tcg", "tee": "sim", "memory_mib": 512,
+                   "image_store": m.image_tar, "state_dir": m.path("run"),
+                   "boot_timeout_s": 300, "log_level": "debug"}, f)
+    m.cd = shimtest.Containerd(m.path("cd"), build, pause=IMAGE, env={
+        "SEALPOD_CONFIG": m.runtime_config,
+        "SEALPOD_SIM_STATE": m.path("sim"),
+        "SEALPOD_SHIM_LOG": m.path("shim.log"),
+    })
+    m.cd.start(m.spawn)
+    m.cleanup(m.cd.stop)
+    m.cd.ctr(["image", "import", m.image_tar], ns=NS)
+
+
+def _diag(t):
+    m = t.module
+    try:
+        with open(m.path("shim.log")) as f:
+            shim = "".join(f.readlines()[-40:])
+    except OSError:
+        shim = "(no shim log)"
+    return "shim log:\n%s\ncontainerd:\n%s" % (shim, m.cd.log_tail(30))
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def test_pod_with_two_containers_in_one_uvm(t):
+    import cri
+    m = t.module
+    rs = cri.RuntimeService(m.cd.sock)
+    t.cleanup(rs.close)
+    logdir = m.path("podlogs")
+    os.makedirs(logdir)
+    sandbox_config = cri.msg(
+        "PodSandboxConfig",
+        metadata=cri.msg("PodSandboxMetadata", name="cripod", namespace="default",
+                         uid=str(uuid.uuid4()), attempt=0),
+        hostname="cripod", log_directory=logdir,
+        annotations={"io.sealpod.policy": m.policy},
+        linux=cri.msg("LinuxPodSandboxConfig", security_context=cri.msg(
+            "LinuxSandboxSecurityContext",
+            namespace_options=cri.msg("NamespaceOption", network=cri.NODE))))
+    sid = None
+    try:
+        try:
+            sid = rs.run_pod_sandbox(sandbox_config, "sealpod")
+        except Exception as e:
+            raise harness.Failure("RunPodSandbox: %s\n%s" % (e, _diag(t)))
+        t.eq(rs.pod_sandbox_status(sid).state, cri.SANDBOX_READY, "sandbox state")
+        ids = {}
+        for name in ("web", "side"):
+            cfg = cri.msg("ContainerConfig",
+                          metadata=cri.msg("ContainerMetadata", name=name),
+                          image=cri.msg("ImageSpec", image=IMAGE),
+                          log_path=name + ".log")
+            try:
+                ids[name] = rs.create_container(sid, cfg, sandbox_config)
+                rs.start_container(ids[name])
+            except Exception as e:
+                raise harness.Failure("container %s: %s\n%s" % (name, e, _diag(t)))
+        for name, cid in ids.items():
+            t.eq(rs.container_status(cid).state, cri.CONTAINER_RUNNING, name + " running")
+
+        procs = shimtest.sealpod_processes(m.tmp)
+        qemus = [p for p, c in procs if "qemu-system" in c.split(" ")[0]]
+        shims = [p for p, c in procs if c.split(" ")[0].endswith("containerd-shim-sealpod-v2")]
+        t.eq(len(qemus), 1, "one UVM for the pod's sandbox and both containers")
+        t.eq(len(shims), 1, "one shim for the pod")
+
+        r = rs.exec_sync(ids["web"], ["echo", "exec-ok"], timeout=60)
+        t.eq((r.exit_code, r.stdout), (0, b"exec-ok\n"), "ExecSync of an allowed command")
+        try:
+            r = rs.exec_sync(ids["web"], ["cat", "/etc/passwd"], timeout=60)
+            t.check(r.exit_code != 0 and b"root:" not in r.stdout,
+                    "ExecSync of a command the policy does not list fails", r)
+        except Exception as e:
+            t.check("denied" in str(e), "the error says the policy denied it", str(e))
+
+        for name in ("web", "side"):
+            path = os.path.join(logdir, name + ".log")
+            t.wait_for(lambda: (name + "-started") in _read(path), 30, name + " log line")
+            t.check(" stdout F %s-started" % name in _read(path), "CRI log format", _read(path))
+
+        rs.stop_pod_sandbox(sid)
+        for name, cid in ids.items():
+            t.eq(rs.container_status(cid).state, cri.CONTAINER_EXITED, name + " exited")
+        rs.remove_pod_sandbox(sid)
+        sid = None
+    finally:
+        if sid:
+            try:
+                rs.stop_pod_sandbox(sid)
+                rs.remove_pod_sandbox(sid)
+            except Exception:
+                pass
+    left = shimtest.wait_gone(m.tmp, 60)
+    t.check(not left, "no shim, QEMU or agent left", "%r\n%s" % (left, _diag(t)))
+    sockdir = os.path.join(m.cd.base, "s")
+    t.eq(os.listdir(sockdir) if os.path.isdir(sockdir) else [], [], "shim sockets left")
+    run = m.path("run")
+    t.eq(os.listdir(run) if os.path.isdir(run) else [], [], "sandbox state left")
