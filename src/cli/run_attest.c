@@ -89,7 +89,7 @@ int run_attest(sp_sandbox *sb, const struct run_opts *o, const sp_runtime_config
 	json_object_set_new(summary, "host_data_matches", json_true());
 	json_object_set_new(summary, "report_data_bound", json_true());
 	json_object_set(summary, "reported_tcb", json_object_get(claims, "reported_tcb"));
-	json_object_set(summary, "claims", claims);
+	json_object_set(summary, "verified", json_object_get(claims, "verified"));
 	char *txt = sp_json_dump_pretty(summary);
 	json_decref(summary);
 	printf("%s\n", txt);

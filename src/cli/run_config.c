@@ -2,10 +2,12 @@
 /* The runtime configuration of `sealpod run`: guest image, image disk,
  * accelerator and TEE. */
 #include <string.h>
-#include <sys/stat.h>
 
 #include "run.h"
+#include "sealpod/codec.h"
 #include "sealpod/file.h"
+#include "sealpod/hash.h"
+#include "sealpod/json.h"
 #include "sealpod/guest.h"
 #include "sealpod/image.h"
 #include "sealpod/sandbox.h"
@@ -16,13 +18,28 @@ static void set(char **field, const char *value)
 	*field = value ? sp_xstrdup(value) : NULL;
 }
 
-static bool newer(const char *a, const char *b)
+/* True when the image's agent is not the agent built next to us: the
+ * image is then stale (a rebuilt agent must not run an old one). */
+static bool agent_changed(const char *manifest, const char *agent)
 {
-	struct stat sa, sb;
-	if (stat(a, &sa) < 0 || stat(b, &sb) < 0)
-		return false;
-	return sa.st_mtim.tv_sec > sb.st_mtim.tv_sec ||
-	       (sa.st_mtim.tv_sec == sb.st_mtim.tv_sec && sa.st_mtim.tv_nsec > sb.st_mtim.tv_nsec);
+	_cleanup_json_ json_t *m = NULL;
+	if (sp_json_load_file(&m, manifest, 16u << 20, NULL) < 0)
+		return true;
+	size_t i;
+	json_t *f;
+	json_array_foreach(json_object_get(m, "files"), i, f) {
+		const char *path = json_string_value(json_object_get(f, "path"));
+		const char *want = json_string_value(json_object_get(f, "sha256"));
+		if (!path || !want || strcmp(path, "/sbin/sealpod-agent"))
+			continue;
+		uint8_t d[SP_SHA256_LEN];
+		char hex[2 * SP_SHA256_LEN + 1];
+		if (sp_sha256_file(d, agent, NULL) < 0)
+			return false; /* no agent next to us: use the image as it is */
+		sp_hex_encode(hex, d, sizeof(d));
+		return strcmp(hex, want) != 0;
+	}
+	return true;
 }
 
 /* Loads the guest image, building it first when it is missing or older
@@ -31,10 +48,10 @@ static int guest_image(sp_guest_image **out, const char *dir_opt, sp_err **err)
 {
 	_cleanup_free_ char *dir = dir_opt ? sp_xstrdup(dir_opt) : sp_guest_default_dir();
 	_cleanup_free_ char *agent = sp_guest_default_agent();
-	_cleanup_free_ char *initrd = sp_xasprintf("%s/initrd.img", dir);
+	_cleanup_free_ char *manifest = sp_xasprintf("%s/manifest.json", dir);
 	sp_err *e = NULL;
 	if (sp_guest_image_load(out, dir, &e) == 0) {
-		if (dir_opt || !newer(agent, initrd))
+		if (dir_opt || !agent_changed(manifest, agent))
 			return 0;
 		sp_guest_image_free(*out);
 		*out = NULL;

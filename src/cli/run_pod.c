@@ -130,6 +130,10 @@ int run_pod_load(struct run_pod *rp, const struct run_opts *o, sp_err **err)
 	}
 	if (!json_object_get(annots, "io.sealpod.policy/logs"))
 		json_object_set_new(annots, "io.sealpod.policy/logs", json_string("*"));
+	/* --attest asks the guest for a report: the policy must allow it. */
+	if (o->attest && !json_object_get(annots, "io.sealpod.policy/requests"))
+		json_object_set_new(annots, "io.sealpod.policy/requests",
+				    json_string("{\"report\":true}"));
 	struct resolver r = {.image_dir = o->image_dir, .registry = o->registry};
 	sp_policy_gen_opts go = {.version = 1, .resolve = resolve, .resolve_ctx = &r};
 	_cleanup_json_ json_t *pj = NULL;

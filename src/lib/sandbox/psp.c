@@ -47,6 +47,7 @@ void sp_sandbox_launch_measure_opts(sp_snp_measure_opts *mo, const sp_runtime_co
 {
 	sp_snp_measure_opts_init(mo);
 	mo->ovmf = SP_SANDBOX_SIM_OVMF;
+	mo->vcpu_type = "EPYC-v4";
 	mo->vcpus = c->vcpus;
 	mo->kernel = c->kernel;
 	mo->initrd = c->initrd;
