@@ -38,28 +38,29 @@ def example(name):
     return os.path.join(ROOT, "examples", name)
 
 
-def no_leftovers(t, before):
-    """No qemu of ours left, no sandbox state left."""
-    t.wait_for(lambda: not qemu_pids() - before, 10, "QEMU to exit")
-    left = [d for d in os.listdir("/run/sealpod")] if os.path.isdir("/run/sealpod") else []
-    t.check(not [d for d in left if not d.startswith(".")], "no sandbox state left", left)
-
-
-def qemu_pids():
-    out = subprocess.run(["pgrep", "-f", "qemu-system-x86_64"], stdout=subprocess.PIPE,
-                         text=True).stdout
+def qemu_pids(pod):
+    """QEMU processes of this pod's sandboxes (their run directory is
+    /run/sealpod/<pod>-<random>/); other modules' VMs run in parallel."""
+    out = subprocess.run(["pgrep", "-f", "qemu-system-x86_64.*/run/sealpod/%s-" % pod],
+                         stdout=subprocess.PIPE, text=True).stdout
     return set(out.split())
 
 
+def no_leftovers(t, pod):
+    """No QEMU of the pod left, no sandbox state of it left."""
+    t.wait_for(lambda: not qemu_pids(pod), 10, "QEMU to exit")
+    left = os.listdir("/run/sealpod") if os.path.isdir("/run/sealpod") else []
+    t.check(not [d for d in left if d.startswith(pod + "-")], "no sandbox state left", left)
+
+
 def test_hello_with_attestation(t):
-    before = qemu_pids()
     r = run(t, example("hello.yaml"), "--attest")
     t.eq(r.returncode, 0, "exit code\n" + r.stderr)
     t.check("hello | hello from a confidential pod" in r.stdout, "prefixed output", r.stdout)
     t.check('"measurement_matches": true' in r.stdout, "measurement predicted", r.stdout)
     t.check('"host_data_matches": true' in r.stdout, "HOST_DATA = policy hash", r.stdout)
     t.check("sim" in r.stdout, "root of trust says sim", r.stdout)
-    no_leftovers(t, before)
+    no_leftovers(t, "hello")
 
 
 def test_emptydir_two_containers(t):
@@ -128,7 +129,6 @@ spec:
 
 
 def test_ctrl_c_stops_the_pod(t):
-    before = qemu_pids()
     y = t.path("sleep.yaml")
     with open(y, "w") as f:
         f.write("""apiVersion: v1
@@ -153,11 +153,10 @@ spec:
     except subprocess.TimeoutExpired:
         raise harness.Failure("sealpod run did not stop after SIGINT")
     t.check(rc != 0, "non-zero exit after interrupt", rc)
-    no_leftovers(t, before)
+    no_leftovers(t, "sleeper")
 
 
 def test_killing_qemu_is_a_clear_error(t):
-    before = qemu_pids()
     y = t.path("long.yaml")
     with open(y, "w") as f:
         f.write("""apiVersion: v1
@@ -174,7 +173,9 @@ spec:
     p = t.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = p.stdout.readline()
     t.check("v | running" in line, "container started", line)
-    for pid in qemu_pids() - before:
+    pids = qemu_pids("victim")
+    t.check(pids, "the pod's QEMU is running")
+    for pid in pids:
         os.kill(int(pid), signal.SIGKILL)
     try:
         rc = p.wait(60)
@@ -183,4 +184,4 @@ spec:
     err = p.stderr.read()
     t.check(rc != 0, "non-zero exit", rc)
     t.check("UVM" in err or "guest" in err, "says the UVM died", err)
-    no_leftovers(t, before)
+    no_leftovers(t, "victim")
