@@ -7,7 +7,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static int stub(void *ctx, const char *ref, sp_image_config *out, sp_err **err)
+static int stub(void *ctx, const char *ref, sp_policy_image *out, sp_err **err)
 {
 	memset(out, 0, sizeof(*out));
 	out->reference = sp_xstrdup("img@sha256:0000000000000000000000000000000000000000000000000000000000000000");

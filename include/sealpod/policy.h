@@ -15,6 +15,7 @@
 #include "sealpod/common.h"
 #include "sealpod/err.h"
 #include "sealpod/hash.h"
+#include "sealpod/image.h"
 
 #define SP_POLICY_VERSION 1
 /* Largest policy document accepted (bytes). */
@@ -116,37 +117,44 @@ SP_PUBLIC int sp_policy_request_expand(const sp_policy *p, json_t *doc,
 
 /* ---- Generation from Kubernetes YAML ---- */
 
-/* An image's config as the generator needs it. */
-typedef struct sp_image_config {
-	char *reference; /* "name@sha256:<hex>" (the resolved digest) */
-	char **entrypoint;
+/* What the generator needs of an image's config. The image module reads
+ * and verifies it (sp_image_fetch_config, sp_image_config_get); this is
+ * the policy's own view, named apart from the image module's
+ * sp_image_config so both headers can be used together. */
+typedef struct sp_policy_image {
+	char *reference; /* the reference as the pod wrote it, without tag,
+			    "@" the digest the store resolved: "name@sha256:<hex>" */
+	char **entrypoint; /* NULL-terminated, or NULL */
 	char **cmd;
 	char **env; /* "K=V" */
 	char *working_dir;
 	char *user;
-} sp_image_config;
-SP_PUBLIC void sp_image_config_clear(sp_image_config *c);
+} sp_policy_image;
+SP_PUBLIC void sp_policy_image_clear(sp_policy_image *img);
 
 /* Finds an image's config: `ref` is the reference as the pod wrote it. */
-typedef int (*sp_image_resolver)(void *ctx, const char *ref,
-				 sp_image_config *out, sp_err **err);
+typedef int (*sp_policy_image_resolver)(void *ctx, const char *ref,
+					sp_policy_image *out, sp_err **err);
 
-/* Reads an image's config from an OCI image layout directory (index.json
- * -> manifest -> config, every digest verified). The image is found by
- * digest, by the org.opencontainers.image.ref.name annotation equal to the
- * whole reference, to "name:tag" without the registry, or to the tag. */
-SP_PUBLIC int sp_image_config_from_layout(const char *dir, const char *ref,
-					  sp_image_config *out, sp_err **err);
-/* Reads an image's config from a registry (distribution API over HTTPS;
- * plain HTTP only for localhost and 127.0.0.1). `registry` (a URL) may be
- * NULL to use the reference's own registry. */
-SP_PUBLIC int sp_image_config_from_registry(const char *registry,
-					    const char *ref,
-					    sp_image_config *out, sp_err **err);
+/* From an open image store (sp_image_store_open: "dir:", "tar:",
+ * "registry:"): a tag resolves to the digest of the manifest or index it
+ * names, an index to its linux/amd64 manifest; every blob is verified. */
+SP_PUBLIC int sp_policy_image_from_store(sp_image_store *store, const char *ref,
+					 sp_policy_image *out, sp_err **err);
+/* The same from the OCI image layout (or unpacked docker-archive) at dir. */
+SP_PUBLIC int sp_policy_image_from_layout(const char *dir, const char *ref,
+					  sp_policy_image *out, sp_err **err);
+/* The same from a registry: `registry` is a URL ("https://host[:port]",
+ * or plain "http://" for 127.0.0.1, localhost or [::1]), or NULL for the
+ * reference's own registry (over HTTPS, plain HTTP when it is local).
+ * opts (may be NULL) carries credentials and a CA file. */
+SP_PUBLIC int sp_policy_image_from_registry(const char *registry, const char *ref,
+					    const struct sp_image_store_opts *opts,
+					    sp_policy_image *out, sp_err **err);
 
 typedef struct sp_policy_gen_opts {
 	int version; /* 1 */
-	sp_image_resolver resolve;
+	sp_policy_image_resolver resolve;
 	void *resolve_ctx;
 	/* hostPath paths the pod may mount (NULL-terminated; may be NULL). */
 	char **allow_host_paths;

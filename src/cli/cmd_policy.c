@@ -15,6 +15,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: sealpod policy gen FILE.yaml [--image-dir DIR] [--registry URL]\n"
+		"                          [--username U --password-file F] [--ca-file F]\n"
 		"                          [--allow-host-path PATH]... [--print-hash]\n"
 		"                          [--output FILE | --in-place]\n"
 		"       sealpod policy explain POLICY\n"
@@ -331,43 +332,58 @@ int cmd_policy(int argc, char **argv)
 	return 2;
 }
 
+/* Image configs come from the image module: the layout is opened once;
+ * a registry (given, or each reference's own) with optional credentials. */
 struct resolver {
 	const char *image_dir;
 	const char *registry;
+	sp_image_store *layout;
+	struct sp_image_store_opts opts;
 };
 
-static int resolve(void *ctx, const char *ref, sp_image_config *out, sp_err **err)
+static int resolve(void *ctx, const char *ref, sp_policy_image *out, sp_err **err)
 {
 	struct resolver *r = ctx;
 	if (r->image_dir) {
-		if (sp_image_config_from_layout(r->image_dir, ref, out, err) == 0)
+		int rc = 0;
+		if (!r->layout) {
+			_cleanup_free_ char *spec = sp_xasprintf("dir:%s", r->image_dir);
+			rc = sp_image_store_open(&r->layout, spec, NULL, err);
+		}
+		if (rc == 0 && sp_policy_image_from_store(r->layout, ref, out, err) == 0)
 			return 0;
 		if (!r->registry)
 			return (*err)->code;
 		sp_err_clear(err);
 	}
-	return sp_image_config_from_registry(r->registry, ref, out, err);
+	return sp_policy_image_from_registry(r->registry, ref, &r->opts, out, err);
 }
 
 int cmd_policy_gen(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"image-dir", required_argument, NULL, 'd'}, {"registry", required_argument, NULL, 'r'},
+		{"username", required_argument, NULL, 'u'},  {"password-file", required_argument, NULL, 'P'},
+		{"ca-file", required_argument, NULL, 'c'},
 		{"print-hash", no_argument, NULL, 'H'},      {"output", required_argument, NULL, 'o'},
 		{"in-place", no_argument, NULL, 'i'},        {"allow-host-path", required_argument, NULL, 'p'},
 		{"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0},
 	};
-	struct resolver r = {0};
+	struct resolver r = {.opts.version = SP_IMAGE_STORE_OPTS_VERSION};
+	const char *pwfile = NULL;
 	const char *output = NULL;
 	bool print_hash = false, in_place = false;
 	char **hostpaths = sp_xcalloc((size_t)argc + 1, sizeof(char *));
 	size_t nhp = 0;
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:r:Ho:ip:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:r:u:P:c:Ho:ip:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': r.image_dir = optarg; break;
 		case 'r': r.registry = optarg; break;
+		case 'u': r.opts.username = optarg; break;
+		case 'P': pwfile = optarg; break;
+		case 'c': r.opts.ca_file = optarg; break;
 		case 'H': print_hash = true; break;
 		case 'o': output = optarg; break;
 		case 'i': in_place = true; break;
@@ -389,11 +405,23 @@ int cmd_policy_gen(int argc, char **argv)
 		free(hostpaths);
 		return fail(err);
 	}
+	_cleanup_free_ uint8_t *pw = NULL;
+	size_t pwlen = 0;
+	if (pwfile) {
+		if (sp_read_file(&pw, &pwlen, pwfile, 4096, &err) < 0) {
+			free(hostpaths);
+			return fail(err);
+		}
+		while (pwlen && (pw[pwlen - 1] == '\n' || pw[pwlen - 1] == '\r'))
+			pw[--pwlen] = 0;
+		r.opts.password = (const char *)pw;
+	}
 	sp_policy_gen_opts go = {.version = 1, .resolve = resolve, .resolve_ctx = &r,
 				 .allow_host_paths = hostpaths};
 	_cleanup_free_ char *yaml = NULL, *hashes = NULL;
 	int rc = sp_policy_generate_yaml(data, len, &go, &yaml, &hashes, &err);
 	free(hostpaths);
+	sp_image_store_close(r.layout);
 	if (rc < 0)
 		return fail(err);
 	const char *dest = in_place ? file : output;

@@ -12,6 +12,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "policy"))
 import mklayout  # noqa: E402
+import images  # noqa: E402
 
 SANITIZE = True
 
@@ -166,3 +167,28 @@ def test_gen_from_registry(t):
     img = p["containers"][0]["image"]
     t.check(img.startswith("127.0.0.1:%d/tools/busybox@sha256:" % port), "registry digest", img)
     t.eq(p["containers"][0]["cwd"], "/w", "config read from the registry")
+
+
+def test_gen_from_registry_with_credentials(t):
+    """The generator reads images through the image module, so a registry
+    that wants basic auth works with --username/--password-file."""
+    if not shutil.which("docker-registry") or not shutil.which("skopeo"):
+        t.skip("docker-registry or skopeo missing")
+    d, _ = layout(t)
+    reg = images.Registry(t, htpasswd={"alice": "s3cret"})
+    dig = reg.push(d, "busybox:1.36", "team/busybox:1.36")
+    pod = t.path("pod.yaml")
+    with open(pod, "w") as f:
+        f.write(POD % {"image": "%s/team/busybox:1.36" % reg.host})
+    pw = t.path("pw")
+    with open(pw, "w") as f:
+        f.write("s3cret\n")
+    sp = t.prog("sealpod")
+    r = t.run([sp, "policy", "gen", pod, "--registry", reg.url, "--username", "alice",
+               "--password-file", pw], check=True)
+    p = json.loads(base64.b64decode(annotation(r.stdout)))
+    t.eq(p["containers"][0]["image"], "%s/team/busybox@%s" % (reg.host, dig), "pinned to the pushed digest")
+    t.eq(p["containers"][0]["cwd"], "/w", "config read through basic auth")
+    r = t.run([sp, "policy", "gen", pod, "--registry", reg.url])
+    t.eq(r.returncode, 1, "without credentials")
+    t.check("credentials" in r.stderr and "container app" in r.stderr, "the error says what is missing", r.stderr)

@@ -40,7 +40,7 @@ static int fake_report(void *ctx, const uint8_t rd[64], uint8_t **report,
 
 static const sp_agent_tee fake_tee = {"sim", fake_report, NULL};
 
-static int resolve(void *ctx, const char *ref, sp_image_config *out, sp_err **err)
+static int resolve(void *ctx, const char *ref, sp_policy_image *out, sp_err **err)
 {
 	char *digest = sp_xasprintf("docker.io/library/busybox:latest@sha256:%064d", 0);
 	out->reference = digest;

@@ -16,6 +16,7 @@
 #include "sealpod/hash.h"
 #include "sealpod/policy.h"
 #include "agent.pb-c.h"
+#include "policy/internal.h"
 
 static const char *root(void)
 {
@@ -32,6 +33,29 @@ static sp_policy *load_named(const char *name)
 	if (sp_json_load_file(&doc, path, 1u << 20, &err) < 0 || sp_policy_load_json(&p, doc, &err) < 0)
 		fail_msg("%s: %s", path, sp_err_msg(err));
 	return p;
+}
+
+/* The fast path (eval_fast.c) against the full evaluator: it may pass
+ * only specs the full check passes, and should pass most allowed ones. */
+static size_t fast_allowed, create_allowed;
+
+static int check_fast(const sp_policy *p, const char *path, size_t i, const char *desc,
+		      const ProtobufCMessage *msg, const sp_policy_decision *d)
+{
+	const Sealpod__Agent__V1__CreateContainerRequest *r = (const void *)msg;
+	int idx = p ? sp_policy_container_find(p, r->container_name) : -1;
+	if (idx < 0)
+		return 0;
+	bool fast = sp_eval_spec_fast(&p->c[idx], r->oci_spec.data, r->oci_spec.len);
+	if (d->allow) {
+		create_allowed++;
+		fast_allowed += fast;
+	} else if (fast && d->path && !strncmp(d->path, "oci_spec", 8)) {
+		print_error("FAIL %s [%zu] %s: the fast path allowed a spec the full check denies: %s\n",
+			    path, i, desc, d->message);
+		return 1;
+	}
+	return 0;
 }
 
 static int run_file(const char *path, size_t *count)
@@ -74,6 +98,8 @@ static int run_file(const char *path, size_t *count)
 			print_error("FAIL %s [%zu] %s: the denial echoes `%s`: %s\n", path, i, desc, nc, d.message);
 			failures++;
 		}
+		if (!strcmp(kind, "CreateContainerRequest") || !strcmp(kind, "CreateContainer"))
+			failures += check_fast(cur, path, i, desc, msg, &d);
 		/* Every denial explains itself. */
 		if (!d.allow && (!d.path || !d.expected || !d.got || !strstr(d.message, "denied by policy"))) {
 			print_error("FAIL %s [%zu] %s: incomplete denial\n", path, i, desc);
@@ -112,7 +138,9 @@ static void test_case_corpus(void **state)
 		failures += run_file(path, &count);
 	}
 	closedir(d);
-	print_message("%zu policy cases\n", count);
+	print_message("%zu policy cases; the fast path proved %zu of %zu allowed CreateContainer\n",
+		      count, fast_allowed, create_allowed);
+	assert_true(create_allowed >= 10 && fast_allowed * 10 >= create_allowed * 8);
 	assert_true(count >= 100);
 	assert_int_equal(failures, 0);
 }
@@ -146,7 +174,7 @@ static void test_canonical_only(void **state)
 
 /* ---- generator ---- */
 
-static int fake_resolve(void *ctx, const char *ref, sp_image_config *out, sp_err **err)
+static int fake_resolve(void *ctx, const char *ref, sp_policy_image *out, sp_err **err)
 {
 	memset(out, 0, sizeof(*out));
 	if (strstr(ref, "missing"))

@@ -305,12 +305,7 @@ static bool check_process(const struct pcontainer *c, struct sp_eval *e, const j
 
 /* Mounts the runtime adds to every container; they carry no pod data.
  * Bind sources must be the agent's own files for them. */
-static const struct std_mount {
-	const char *dest;
-	const char *type, *type2;
-	const char *bind_src; /* prefix a bind's source must have, NULL = no bind */
-	bool ro_unless_privileged;
-} std_mounts[] = {
+const struct sp_std_mount sp_policy_std_mounts[SP_STD_MOUNTS] = {
 	{"/proc", "proc", NULL, NULL, false},
 	{"/dev", "tmpfs", NULL, NULL, false},
 	{"/dev/pts", "devpts", NULL, NULL, false},
@@ -324,14 +319,14 @@ static const struct std_mount {
 	{"/dev/termination-log", "bind", NULL, SP_POLICY_VOLUME_ROOT "/termination/", false},
 };
 
-static const char *const volume_opts[] = {"bind", "rbind", "ro", "rw", "nosuid", "nodev",
+const char *const sp_policy_volume_opts[] = {"bind", "rbind", "ro", "rw", "nosuid", "nodev",
 					  "noexec", "private", "rprivate", "slave", "rslave", NULL};
 
 static bool check_mounts(const struct pcontainer *c, struct sp_eval *e, const json_t *mounts)
 {
 	if (mounts && !json_is_array(mounts))
 		return sp_eval_deny(e, sp_xstrdup("an array"), sp_policy_render(mounts), "oci_spec.mounts");
-	bool vseen[64] = {0}, sseen[SP_ARRAY_LEN(std_mounts)] = {0};
+	bool vseen[64] = {0}, sseen[SP_STD_MOUNTS] = {0};
 	if (c->n_mounts > 64)
 		return sp_eval_deny(e, sp_xstrdup("at most 64 volume mounts"), sp_xasprintf("%zu", c->n_mounts),
 				    "policy.containers[%s].mounts", c->name);
@@ -385,7 +380,7 @@ static bool check_mounts(const struct pcontainer *c, struct sp_eval *e, const js
 			json_t *o;
 			json_array_foreach(oj, k, o) {
 				bool good = false;
-				for (const char *const *a = volume_opts; *a; a++)
+				for (const char *const *a = sp_policy_volume_opts; *a; a++)
 					if (!strcmp(*a, json_string_value(o)))
 						good = true;
 				if (!good)
@@ -395,13 +390,13 @@ static bool check_mounts(const struct pcontainer *c, struct sp_eval *e, const js
 			continue;
 		}
 		int si = -1;
-		for (size_t k = 0; k < SP_ARRAY_LEN(std_mounts); k++)
-			if (!strcmp(std_mounts[k].dest, dest))
+		for (size_t k = 0; k < SP_STD_MOUNTS; k++)
+			if (!strcmp(sp_policy_std_mounts[k].dest, dest))
 				si = (int)k;
 		if (si < 0)
 			return sp_eval_deny(e, sp_xstrdup("a volume the policy lists or a standard runtime mount"),
 					    q(dest), "%s.destination", mp);
-		const struct std_mount *sm = &std_mounts[si];
+		const struct sp_std_mount *sm = &sp_policy_std_mounts[si];
 		if (sseen[si])
 			return sp_eval_deny(e, sp_xstrdup("one mount per destination"), q(dest), "%s.destination", mp);
 		sseen[si] = true;
@@ -623,9 +618,18 @@ bool sp_eval_create_container(const sp_policy *p, struct sp_eval *e,
 	if (r->oci_spec.len > MAX_SPEC)
 		return sp_eval_deny(e, sp_xasprintf("at most %u bytes", MAX_SPEC),
 				    sp_xasprintf("%zu bytes", r->oci_spec.len), "oci_spec");
+	/* Most specs are allowed: prove that without building a JSON tree;
+	 * anything else (and every denial's message) takes the full check. */
+	if (sp_eval_spec_fast(c, r->oci_spec.data, r->oci_spec.len))
+		return true;
+	return sp_eval_spec_full(c, e, r->oci_spec.data, r->oci_spec.len);
+}
+
+bool sp_eval_spec_full(const struct pcontainer *c, struct sp_eval *e, const void *data, size_t len)
+{
 	_cleanup_json_ json_t *spec = NULL;
 	_cleanup_err_ sp_err *err = NULL;
-	if (sp_json_parse(&spec, r->oci_spec.data, r->oci_spec.len, "oci_spec", &err) < 0)
+	if (sp_json_parse(&spec, data, len, "oci_spec", &err) < 0)
 		return sp_eval_deny(e, sp_xstrdup("runtime-spec JSON"), sp_xstrdup(sp_err_msg(err)), "oci_spec");
 	if (!json_is_object(spec))
 		return sp_eval_deny(e, sp_xstrdup("an object"), sp_policy_render(spec), "oci_spec");

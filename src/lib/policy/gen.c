@@ -186,7 +186,7 @@ static int field_rule(const json_t *pod_meta, const char *kind, const char *name
 	return 0;
 }
 
-static int build_env(struct envset *e, const json_t *cont, const sp_image_config *img,
+static int build_env(struct envset *e, const json_t *cont, const sp_policy_image *img,
 		     const json_t *pod_meta, const char *kind, const json_t *cms,
 		     bool service_links, sp_err **err)
 {
@@ -431,7 +431,7 @@ static int gen_container(struct podctx *pc, const json_t *cont, bool init, json_
 	const char *cname = jstr(cont, "name"), *image = jstr(cont, "image");
 	if (!cname || !image)
 		return sp_error(err, SP_ERR_PARSE, "a container without name or image");
-	sp_image_config img = {0};
+	sp_policy_image img = {0};
 	if (!pc->opts->resolve)
 		return sp_error(err, SP_ERR_INVALID, "no image source: give --image-dir or --registry");
 	if (pc->opts->resolve(pc->opts->resolve_ctx, image, &img, err) < 0)
@@ -639,7 +639,7 @@ static int gen_container(struct podctx *pc, const json_t *cont, bool init, json_
 out:
 	json_decref(c);
 	json_decref(e.rules);
-	sp_image_config_clear(&img);
+	sp_policy_image_clear(&img);
 	return rc < 0 ? (*err)->code : 0;
 }
 

@@ -139,14 +139,15 @@ int sp_policy_container_spec(const sp_policy *p, size_t index, const json_t *val
 			for (size_t k = 0; k < SP_ARRAY_LEN(map); k++) {
 				json_t *v = json_object_get(d, map[k][0]);
 				if (v)
-					json_object_set(o, map[k][1], v);
+					json_object_set_new(o, map[k][1], json_deep_copy(v));
 			}
 			json_array_append_new(devs, o);
 		}
 		json_object_set_new(lx, "devices", devs);
 	}
 	if (c->seccomp)
-		json_object_set(lx, "seccomp", json_object_get(c->j, "seccomp"));
+		/* A copy: callers edit specs, never the policy. */
+		json_object_set_new(lx, "seccomp", json_deep_copy(json_object_get(c->j, "seccomp")));
 	if (c->masked_paths)
 		json_object_set_new(lx, "maskedPaths", json_deep_copy(c->masked_paths));
 	if (c->readonly_paths)

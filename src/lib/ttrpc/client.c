@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/eventfd.h>
 
 #include "sealpod/bytes.h"
@@ -278,6 +279,15 @@ int sp_ttrpc_client_connect(sp_ttrpc_client **out, const char *address,
 		return (*err) ? (*err)->code : SP_ERR_SYSTEM;
 	sp_ttrpc_client *c = client_alloc();
 	c->address = sp_xstrdup(address);
+	/* A serial port is one byte stream that outlives host connections:
+	 * a request an earlier client left behind (say, a health check sent
+	 * while the guest booted) may still be in flight in the guest under
+	 * stream 1. Starting at a random odd id keeps clients apart. */
+	if (!strncmp(address, "serial:", 7)) {
+		uint32_t r = 0;
+		if (getrandom(&r, sizeof(r), 0) == sizeof(r))
+			c->next_id = (r & 0x3fffffffu) | 1u;
+	}
 	c->dial_timeout = timeout_ns;
 	pthread_mutex_lock(&c->mu);
 	int r = attach(c, fd, err);
