@@ -61,6 +61,10 @@ typedef struct sp_sandbox_opts {
 	 * the agent receives exactly these bytes. Required. */
 	const uint8_t *policy;
 	size_t policy_len;
+	/* Tests only: launch with these 32 bytes as HOST_DATA instead of the
+	 * policy's hash, as a lying host would; the agent must then refuse
+	 * the policy. NULL in every real use. */
+	const uint8_t *unsafe_host_data;
 } sp_sandbox_opts;
 
 /* Boots the UVM, waits for the agent, sets the policy and creates the

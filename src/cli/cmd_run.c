@@ -261,7 +261,7 @@ static int fail(sp_err *err)
 int cmd_run(int argc, char **argv)
 {
 	enum { O_IMAGE_DIR = 256, O_REGISTRY, O_TEE, O_ACCEL, O_ATTEST, O_GUEST, O_VCPUS,
-	       O_MEMORY, O_GRACE, O_NAME, O_BACKEND, O_DETACH };
+	       O_MEMORY, O_GRACE, O_NAME, O_BACKEND, O_DETACH, O_UNSAFE_HOST_DATA };
 	static const struct option opts[] = {
 		{"image-dir", required_argument, NULL, O_IMAGE_DIR},
 		{"registry", required_argument, NULL, O_REGISTRY},
@@ -275,11 +275,15 @@ int cmd_run(int argc, char **argv)
 		{"name", required_argument, NULL, O_NAME},
 		{"backend", required_argument, NULL, O_BACKEND},
 		{"detach", no_argument, NULL, O_DETACH},
+		/* Tests: launch with another HOST_DATA, as a lying host would. */
+		{"unsafe-host-data", required_argument, NULL, O_UNSAFE_HOST_DATA},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
 	struct run_opts ro = {.tee = "sim", .accel = "auto", .vcpus = 1, .memory_mib = 512,
 			      .grace_s = -1, .backend = "vm"};
+	uint8_t unsafe_host_data[SP_SHA256_LEN];
+	bool use_unsafe = false;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -295,6 +299,16 @@ int cmd_run(int argc, char **argv)
 		case O_GRACE: ro.grace_s = atoi(optarg); break;
 		case O_NAME: ro.name = optarg; break;
 		case O_BACKEND: ro.backend = optarg; break;
+		case O_UNSAFE_HOST_DATA: {
+			sp_err *e = NULL;
+			if (sp_hex_decode(unsafe_host_data, sizeof(unsafe_host_data), optarg, &e) < 0) {
+				fprintf(stderr, "sealpod run: --unsafe-host-data: %s\n", sp_err_msg(e));
+				sp_err_free(e);
+				return 2;
+			}
+			use_unsafe = true;
+			break;
+		}
 		case O_DETACH:
 			fprintf(stderr, "sealpod run: --detach is not implemented yet; run in the foreground\n");
 			return 2;
@@ -369,7 +383,8 @@ int cmd_run(int argc, char **argv)
 	_cleanup_free_ char *sbid = run_sandbox_id(ro.name ? ro.name : rp.pod_name);
 	sp_sandbox_opts so = {.version = 1, .id = sbid, .hostname = rp.pod_name,
 			      .pod_name = rp.pod_name, .pod_namespace = rp.pod_namespace,
-			      .policy = (const uint8_t *)pbytes, .policy_len = plen};
+			      .policy = (const uint8_t *)pbytes, .policy_len = plen,
+			      .unsafe_host_data = use_unsafe ? unsafe_host_data : NULL};
 	struct pod pod = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
 			  .hostname = rp.pod_name};
 	int rc = 0;

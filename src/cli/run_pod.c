@@ -57,12 +57,12 @@ struct resolver {
 	const char *registry;
 };
 
-static int resolve(void *ctx, const char *ref, sp_image_config *out, sp_err **err)
+static int resolve(void *ctx, const char *ref, sp_policy_image *out, sp_err **err)
 {
 	struct resolver *r = ctx;
 	if (r->registry)
-		return sp_image_config_from_registry(r->registry, ref, out, err);
-	return sp_image_config_from_layout(r->image_dir, ref, out, err);
+		return sp_policy_image_from_registry(r->registry, ref, NULL, out, err);
+	return sp_policy_image_from_layout(r->image_dir, ref, out, err);
 }
 
 int run_pod_load(struct run_pod *rp, const struct run_opts *o, sp_err **err)

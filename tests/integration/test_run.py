@@ -97,18 +97,27 @@ spec:
     t.check("exited with status 7" in r.stderr, "says which container failed", r.stderr)
 
 
-def test_policy_annotation_not_matching_is_refused(t):
-    """A YAML whose annotation is not a valid policy for its HOST_DATA:
-    the guest refuses it. Here the annotation is well-formed base64 of a
-    policy, but the pod's command differs from what it allows."""
+def test_policy_not_matching_host_data_is_refused(t):
+    """A host that launches the UVM with one HOST_DATA and then sends
+    another policy: the agent compares the policy's hash with HOST_DATA in
+    its own TEE report and refuses it, and no container runs."""
+    r = run(t, example("hello.yaml"), "--unsafe-host-data", "ab" * 32)
+    t.eq(r.returncode, 1, "exit code\n" + r.stdout + r.stderr)
+    t.check("HOST_DATA" in r.stderr, "the refusal names HOST_DATA", r.stderr)
+    t.check("hello from" not in r.stdout, "no container ran", r.stdout)
+
+
+def test_tampered_command_does_not_run(t):
+    """The annotation's policy, not the YAML around it, decides what runs:
+    a command edited after generation never reaches the guest."""
     gen = t.run([t.prog("sealpod"), "policy", "gen", example("hello.yaml"), "--image-dir",
                  t.module.images], check=True)
     doc = gen.stdout.replace("echo hello from a confidential pod", "echo tampered")
+    t.check(doc != gen.stdout, "the test edited the command")
     y = t.path("tampered.yaml")
     with open(y, "w") as f:
         f.write(doc)
     r = run(t, y)
-    t.check(r.returncode != 0, "refused", r.stdout + r.stderr)
     t.check("tampered" not in r.stdout, "the tampered command did not run", r.stdout)
 
 

@@ -22,7 +22,7 @@ int sp_sandbox_psp_start(sp_sandbox_psp **out, sp_sandbox *sb, const char *spec,
 {
 	sp_simpsp_config pc;
 	sp_simpsp_config_init(&pc);
-	sp_sha256(pc.host_data, sb->policy, sb->policy_len);
+	memcpy(pc.host_data, sb->host_data, sizeof(pc.host_data));
 	/* MEASUREMENT over what the VMM really launched, as `sealpod measure
 	 * --sim-direct-boot` predicts it (docs/attestation.md). */
 	sp_snp_measure_opts mo;
