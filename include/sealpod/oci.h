@@ -119,6 +119,11 @@ typedef struct sp_container_stats {
 } sp_container_stats;
 SP_PUBLIC int sp_container_stats_get(sp_container *c, sp_container_stats *st,
 				     sp_err **err);
+/* Changes the cgroup limits of a created or running container (runc
+ * `update`): resources_json is a runtime-spec linux.resources object;
+ * only the values it sets are written. Device rules are refused. */
+SP_PUBLIC int sp_container_update(sp_container *c, const char *resources_json,
+				  size_t len, sp_err **err);
 /* Every process in the container's cgroup, as seen by the caller. */
 SP_PUBLIC int sp_container_pids(sp_container *c, pid_t **out, size_t *n,
 				sp_err **err);

@@ -28,7 +28,8 @@ int sp_pid1_setup(sp_pid1_stats *stats, sp_err **err);
 /* Single steps, for tests and for the agent's own order if it differs. */
 int sp_pid1_mount_all(sp_err **err);
 /* Loads each module file listed (one path a line) with finit_module;
- * already-loaded modules are fine. Returns the number loaded. */
+ * already-loaded modules are fine. As PID 1 it then deletes each file, to
+ * give its RAM back. Returns the number loaded. */
 int sp_pid1_load_modules(const char *list_path, sp_err **err);
 /* Creates /dev/virtio-ports/<name> -> ../vportNpM for every named port
  * (what udev would do). Returns the number of links. */

@@ -253,20 +253,24 @@ def setup_module(m):
     m.layout, m.digest, m.policy, m.spec = policy_fixture(m)
     m.psp_good = start_psp(m, "psp-good", m.policy)
     m.psp_bad = start_psp(m, "psp-bad", b"the policy the host launched with")
+    import agentpod
+    m.pod2 = agentpod.Pod(m)
+    m.psp_pod2 = start_psp(m, "psp-pod2", m.pod2.policy)
     m.rootfs = busybox_rootfs(m.path("rootfs"))
-    for p in (m.psp_good, m.psp_bad):
+    for p in (m.psp_good, m.psp_bad, m.psp_pod2):
         wait_path(p, 120, "the sim PSP socket " + p)
 
 
 class Agent:
     """An agent on a unix socket, using one of the module's sim PSPs."""
 
-    def __init__(self, t, good=True, attest=False, image_store=None):
+    def __init__(self, t, good=True, attest=False, image_store=None, psp=None):
         self.t = t
         self.sock = t.path("agent.sock")
         self.rootfs = M.rootfs
+        psp = psp or (M.psp_good if good else M.psp_bad)
         argv = [t.prog("sealpod-agent"), "--listen", "unix:" + self.sock,
-                "--tee", "sim:" + (M.psp_good if good else M.psp_bad),
+                "--tee", "sim:" + psp,
                 "--state-dir", t.path("state"),
                 "--rootfs-dir", self.rootfs, "--log-level", "debug"]
         if attest:
@@ -582,4 +586,26 @@ def test_policy_deny_matrix(t):
         msg = expect_code(t, PERMISSION_DENIED, fn, what)
         t.check("denied" in msg, what + ": explanation", msg)
     t.check(not os.path.exists(t.path("state", "containers", "x1")), "nothing created")
+    t.check(a.alive(), "agent alive", a.log_text())
+
+
+def mounts_under(path):
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(path)]
+
+
+def test_pod_resources_native(t):
+    """Two containers run by the engine share an emptyDir and the pod's
+    namespaces; the image comes from the pod's oci-store given in
+    CreateSandbox; DestroySandbox leaves no mount behind."""
+    import agentpod
+    a = Agent(t, psp=M.psp_pod2)
+    state = t.path("state")
+    agentpod.run(t, a.c, M.pod2, M.pod2.disk)
+    t.eq(mounts_under(state), [], "mounts left under the state directory")
+    t.check(not os.path.exists(os.path.join(state, "sandbox")), "sandbox directory removed")
+    cg = [d for d in os.listdir("/sys/fs/cgroup/pids")
+          if d.startswith("sealpod-agent-%d" % a.proc.pid)] \
+        if os.path.isdir("/sys/fs/cgroup/pids") else []
+    t.eq(cg, [], "the agent's cgroups removed")
     t.check(a.alive(), "agent alive", a.log_text())

@@ -12,17 +12,29 @@ import time
 
 import harness
 
+# The launcher and the image builder also run from the ASan/UBSan build;
+# the guest's agent is always the normal build's (an ASan PID 1 would not
+# fit a small guest).
+SANITIZE = True
+
 
 def sha256(path):
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def build_image(t, out, extra_env=None):
+def guest_agent():
+    p = os.path.join(harness.ROOT, "build", "sealpod-agent")
+    if not os.path.exists(p):
+        raise harness.Failure("build/sealpod-agent was not built")
+    return p
+
+
+def build_image(t, out, extra_env=None, agent=None):
     env = dict(os.environ, SOURCE_DATE_EPOCH="0")
     env.update(extra_env or {})
     r = t.run([t.prog("sealpod"), "image", "build", "--output", out,
-               "--agent", t.prog("sealpod-agent")], env=env)
+               "--agent", agent or guest_agent()], env=env)
     if r.returncode != 0:
         raise harness.Failure("image build failed: %s" % r.stderr)
     return out
@@ -70,6 +82,7 @@ def test_manifest_lists_sources(t):
          "cmdline hash")
     files = {f["path"]: f for f in m["files"]}
     t.eq(files["/sbin/sealpod-agent"]["origin"], "sealpod", "agent origin")
+    t.check(files["/sbin/sealpod-agent"].get("stripped"), "agent stripped")
     t.eq(files["/init"]["target"], "/sbin/sealpod-agent", "/init")
     libc = files.get("/lib/x86_64-linux-gnu/libc.so.6")
     t.check(libc and libc["package"].startswith("libc6") and libc["version"],
@@ -138,6 +151,22 @@ def test_launcher_interrupted_during_boot(t):
     t.eq(p.returncode, 1, "exit code")
     t.check("interrupted" in err, "error says interrupted", err)
     t.check(not pid_alive(qpid), "no QEMU left")
+    t.check(not os.path.exists(run_dir), "no run directory left")
+
+
+def test_agent_exit_during_boot(t):
+    # An /init that exits at once: the kernel panics, QEMU stops, and the
+    # launcher says so instead of waiting for its timeout.
+    img = build_image(t, t.path("bad"), agent="/bin/true")
+    run_dir = t.path("run")
+    start = time.time()
+    r = t.run([t.prog("sealpod"), "vm", "boot", "--image", img, "--run-dir", run_dir,
+               "--timeout", "120"], timeout=180)
+    t.eq(r.returncode, 1, "exit code")
+    t.check(time.time() - start < 100, "did not wait for the timeout")
+    t.check("QEMU exited with status" in r.stderr and
+            "before the guest agent was ready" in r.stderr, "says QEMU ended", r.stderr)
+    t.check("Attempted to kill init" in r.stderr, "console tail shows the panic", r.stderr)
     t.check(not os.path.exists(run_dir), "no run directory left")
 
 

@@ -520,14 +520,14 @@ static void test_lifecycle(void **state)
 {
 	fixture *f = *state;
 	size_t n;
-	assert_int_equal(H_create(f, "c1", "{\"process\":{\"args\":[\"/bin/sh\",\"-c\","
+	assert_int_equal(H_create(f, "c1", "{\"ociVersion\":\"1.1.0\",\"process\":{\"args\":[\"/bin/sh\",\"-c\","
 				  "\"echo out; echo err >&2; exit 3\"],\"cwd\":\"/\"}}"), 0);
 	/* Created: nothing runs until StartContainer. */
 	usleep(100000);
 	pthread_mutex_lock(&f->a->lock);
 	assert_int_equal(container_find(f->a, "c1")->procs->state, PROC_CREATED);
 	pthread_mutex_unlock(&f->a->lock);
-	assert_int_equal(H_create(f, "c1", "{\"process\":{\"args\":[\"true\"]}}"),
+	assert_int_equal(H_create(f, "c1", "{\"ociVersion\":\"1.1.0\",\"process\":{\"args\":[\"true\"]}}"),
 			 SP_RPC_ALREADY_EXISTS);
 	assert_int_equal(H_start(f, "c1"), 0);
 	assert_int_equal(H_start(f, "c1"), SP_RPC_FAILED_PRECONDITION);
@@ -550,7 +550,7 @@ static void test_exec_stdin_and_slow_reader(void **state)
 {
 	fixture *f = *state;
 	size_t n;
-	assert_int_equal(H_create(f, "c2", "{\"process\":{\"args\":[\"sleep\",\"30\"],"
+	assert_int_equal(H_create(f, "c2", "{\"ociVersion\":\"1.1.0\",\"process\":{\"args\":[\"sleep\",\"30\"],"
 				  "\"env\":[\"PATH=/usr/bin:/bin\"]}}"), 0);
 	assert_int_equal(H_start(f, "c2"), 0);
 	/* stdin through cat. */
@@ -603,7 +603,7 @@ static void test_terminal_resize(void **state)
 {
 	fixture *f = *state;
 	size_t n;
-	assert_int_equal(H_create(f, "c3", "{\"process\":{\"args\":[\"sleep\",\"30\"]}}"), 0);
+	assert_int_equal(H_create(f, "c3", "{\"ociVersion\":\"1.1.0\",\"process\":{\"args\":[\"sleep\",\"30\"]}}"), 0);
 	assert_int_equal(H_start(f, "c3"), 0);
 	assert_int_equal(H_exec(f, "c3", "t", "{\"terminal\":true,\"args\":[\"/bin/sh\",\"-c\","
 				"\"sleep 0.5; stty size\"]}"), 0);

@@ -471,6 +471,8 @@ void sp_agent_free(sp_agent *a)
 	sp_agent_shutdown(a);
 	pthread_mutex_lock(&a->lock);
 	containers_destroy_all(a);
+	if (a->sandbox_created)
+		sandbox_teardown(a);
 	pthread_mutex_unlock(&a->lock);
 	io_stop(a);
 	gate_free(a);
@@ -480,6 +482,7 @@ void sp_agent_free(sp_agent *a)
 	free(a->rootfs_dir);
 	free(a->sandbox_id);
 	free(a->hostname);
+	free(a->pod_store);
 	while (a->exits) {
 		struct exit_note *n = a->exits->next;
 		free(a->exits);

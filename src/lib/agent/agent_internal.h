@@ -67,7 +67,6 @@ typedef struct proc {
 	pid_t pid;
 	int pidfd;       /* -1 when the PID-1 reaper reports exits */
 	int stdin_fd;    /* write end, -1 when closed */
-	int start_fd;    /* main process: a write releases it to exec */
 	int pty;         /* pty master when terminal, else -1 */
 	bool terminal;
 	stream out, err;
@@ -89,8 +88,8 @@ typedef struct container {
 	char *rootfs;     /* the root filesystem the processes see */
 	char *bundle;     /* the agent's directory for it, removed at the end */
 	bool rootfs_owned;/* rootfs is inside bundle (pulled image) */
-	json_t *spec;     /* runtime-spec config.json */
-	bool oom;         /* an OOM kill not yet reported */
+	struct sp_container *ct; /* the engine's container, once created */
+	uint64_t oom_seen;/* OOM kills already reported (GetOOMEvent) */
 } container;
 
 struct exit_note {
@@ -122,6 +121,11 @@ struct sp_agent {
 	bool sandbox_created;
 	char *sandbox_id;
 	char *hostname;
+	/* The pod's image store from CreateSandbox ("tar:/dev/vdX"), NULL. */
+	char *pod_store;
+	/* What CreateSandbox set up (sandbox.c), undone by DestroySandbox. */
+	bool ns_made[3];    /* network, ipc, uts bind-mounted under ns/ */
+	bool shm_mounted, emptydir_mounted;
 	bool ever_container; /* SetPolicy is refused once one was created */
 
 	container *containers;
@@ -180,31 +184,20 @@ void stream_close(sp_agent *a, stream *s);
 /* proc.c */
 int io_start(sp_agent *a, sp_err **err);
 void io_stop(sp_agent *a);
-typedef struct launch {
-	char **argv;
-	char **envp;
-	const char *cwd;
-	const char *rootfs;
-	uid_t uid;
-	gid_t gid;
-	gid_t *groups;
-	size_t n_groups;
-	bool terminal;
-	bool hold;      /* wait for start_fd before exec (the main process) */
-} launch;
-int launch_parse_process(launch *l, const json_t *process, const char *what,
-			 sp_err **err);
-void launch_clear(launch *l);
-/* Forks the process; fills p's pid and fds; registers them for I/O. */
-int proc_spawn(sp_agent *a, proc *p, const launch *l, sp_err **err);
+/* Starts p through the container engine with pipes (or a pty) the agent
+ * owns, and registers them for I/O: the container's init (created, held
+ * until StartContainer) when p->c has no engine container yet, else an
+ * exec of the OCI `process` object in json. On failure p->pid stays -1. */
+int proc_start(sp_agent *a, proc *p, const char *json, size_t len,
+	       bool terminal, sp_err **err);
+/* The engine's state root: <state_dir>/oci. */
+char *oci_root(sp_agent *a);
 void proc_exited(sp_agent *a, proc *p, int wait_status);
 /* Unlinks p from the epoll set and hands it to the I/O thread to free. */
 void proc_bury(sp_agent *a, proc *p);
 proc *proc_new(container *c, const char *exec_id);
 
 /* containers.c: the container and process handlers. */
-int h_create_sandbox(sp_agent *a, const ACreateSandbox *q, reply *r);
-int h_destroy_sandbox(sp_agent *a, reply *r);
 int h_create_container(sp_agent *a, const ACreateContainer *q, reply *r);
 int h_start_container(sp_agent *a, const AStartContainer *q, reply *r);
 int h_remove_container(sp_agent *a, const ARemoveContainer *q,
@@ -224,6 +217,21 @@ int h_list_processes(sp_agent *a, const AListProcesses *q, reply *r);
 int h_update_container(sp_agent *a, const AUpdateContainer *q, reply *r);
 int h_get_oom_event(sp_agent *a, uint64_t deadline, reply *r);
 void containers_destroy_all(sp_agent *a);
+/* Stops every container (DestroySandbox); SP_ERR_TIMEOUT names none. */
+int containers_remove_all(sp_agent *a, char **stuck);
+
+/* sandbox.c: the pod's shared resources (namespaces, /etc files, /dev/shm,
+ * emptyDir volumes). */
+int h_create_sandbox(sp_agent *a, const ACreateSandbox *q, reply *r);
+int h_destroy_sandbox(sp_agent *a, reply *r);
+/* Undoes what CreateSandbox made (containers must be gone). */
+void sandbox_teardown(sp_agent *a);
+/* Makes an allowed spec runnable here: guest paths under
+ * /run/sealpod/sandbox map to sandbox_dir(), emptyDir volumes are created
+ * on demand, the cgroup path is the agent's. Fails naming a missing pod
+ * resource. */
+int sandbox_prepare_spec(sp_agent *a, json_t *spec, const char *cid,
+			 sp_err **err);
 
 /* copyfile.c */
 int h_copy_file(sp_agent *a, const ACopyFile *q, reply *r);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Sandbox, container and process handlers. They run with the agent lock
+/* Container and process handlers, over the container engine (oci.h). They run with the agent lock
  * held, after the policy allowed the request. Blocking calls wait on the
  * agent's condition variable and look their container and process up
  * again after every wait: the objects may have been removed meanwhile. */
@@ -16,6 +16,7 @@
 #include "sealpod/file.h"
 #include "sealpod/json.h"
 #include "sealpod/log.h"
+#include "sealpod/oci.h"
 #ifdef SP_AGENT_HAVE_IMAGE
 #include "sealpod/image.h"
 #endif
@@ -90,54 +91,9 @@ static void maybe_forget_exec(sp_agent *a, proc *p)
 	proc_bury(a, p);
 }
 
-/* ---- sandbox ---- */
-
-static bool plain_name(const char *s)
-{
-	return valid_id(s);
-}
-
-int h_create_sandbox(sp_agent *a, const ACreateSandbox *q, reply *r)
-{
-	if (a->sandbox_created)
-		return reply_err(r, SP_RPC_ALREADY_EXISTS,
-				 "CreateSandbox: the sandbox already exists");
-	if (q->sandbox_id && q->sandbox_id[0] && !valid_id(q->sandbox_id))
-		return reply_err(r, SP_RPC_INVALID_ARGUMENT,
-				 "CreateSandbox: sandbox_id must be 1-128 characters [A-Za-z0-9_.-]");
-	_cleanup_free_ char *sb = sandbox_dir(a);
-	_cleanup_err_ sp_err *e = NULL;
-	for (size_t i = 0; i < q->n_storages; i++) {
-		const AStorage *s = q->storages[i];
-		if (!s->driver || strcmp(s->driver, "emptydir") != 0)
-			return reply_err(r, SP_RPC_INVALID_ARGUMENT,
-					 "CreateSandbox: storage %zu: driver `%.64s` is not a sandbox storage (only \"emptydir\")",
-					 i, s->driver ? s->driver : "");
-		if (!plain_name(s->source))
-			return reply_err(r, SP_RPC_INVALID_ARGUMENT,
-					 "CreateSandbox: storage %zu: emptydir name must be 1-128 characters [A-Za-z0-9_.-]",
-					 i);
-	}
-	for (size_t i = 0; i < q->n_storages; i++) {
-		_cleanup_free_ char *d = sp_xasprintf("%s/emptydir/%s", sb,
-						      q->storages[i]->source);
-		if (sp_mkdir_p(d, 0777, &e) < 0)
-			return reply_sp_err(r, e, "CreateSandbox");
-	}
-	free(a->sandbox_id);
-	free(a->hostname);
-	a->sandbox_id = sp_xstrdup(q->sandbox_id ? q->sandbox_id : "");
-	a->hostname = sp_xstrdup(q->hostname ? q->hostname : "");
-	if (!a->native && a->hostname[0] && strlen(a->hostname) < 64 &&
-	    sethostname(a->hostname, strlen(a->hostname)) < 0)
-		sp_log_warn("CreateSandbox: sethostname: %s", strerror(errno));
-	a->sandbox_created = true;
-	return reply_empty(r);
-}
-
 static void container_free(container *c)
 {
-	json_decref(c->spec);
+	sp_container_free(c->ct);
 	free(c->id);
 	free(c->name);
 	free(c->rootfs);
@@ -161,6 +117,13 @@ static void container_drop(sp_agent *a, container *c)
 		proc_bury(a, p);
 		p = n;
 	}
+	if (c->ct) {
+		/* Every process is gone: this removes the cgroup and the
+		 * engine's state (mounts died with the mount namespace). */
+		_cleanup_err_ sp_err *e = NULL;
+		if (sp_container_delete(c->ct, true, &e) < 0)
+			sp_log_warn("remove container `%s`: %s", c->id, sp_err_msg(e));
+	}
 	if (c->bundle) {
 		if (c->rootfs_owned)
 			umount2(c->rootfs, MNT_DETACH);
@@ -174,12 +137,13 @@ static void container_drop(sp_agent *a, container *c)
 
 static void kill_all(container *c, int sig)
 {
+	/* Every process in the container's cgroup, then each one the agent
+	 * knows (in case the cgroup could not be read). */
+	if (c->ct)
+		sp_container_kill(c->ct, sig, true, NULL);
 	for (proc *p = c->procs; p; p = p->next)
-		if (p->pid > 0 && p->state != PROC_EXITED) {
-			/* The whole session: the process made its own. */
-			if (kill(-p->pid, sig) < 0)
-				kill(p->pid, sig);
-		}
+		if (p->pid > 0 && p->state != PROC_EXITED)
+			kill(p->pid, sig);
 }
 
 static bool all_exited(container *c)
@@ -236,18 +200,16 @@ void containers_destroy_all(sp_agent *a)
 	}
 }
 
-int h_destroy_sandbox(sp_agent *a, reply *r)
+int containers_remove_all(sp_agent *a, char **stuck)
 {
 	while (a->containers) {
 		_cleanup_free_ char *id = sp_xstrdup(a->containers->id);
-		int rc = stop_and_drop(a, id, 0, 0);
-		if (rc == SP_ERR_TIMEOUT)
-			return reply_err(r, SP_RPC_INTERNAL,
-					 "DestroySandbox: container `%s` did not die after SIGKILL",
-					 id);
+		if (stop_and_drop(a, id, 0, 0) == SP_ERR_TIMEOUT) {
+			*stuck = sp_steal_ptr(&id);
+			return SP_ERR_TIMEOUT;
+		}
 	}
-	a->sandbox_created = false;
-	return reply_empty(r);
+	return 0;
 }
 
 /* ---- containers ---- */
@@ -266,6 +228,11 @@ static int resolve_rootfs(sp_agent *a, const ACreateContainer *q, container *c,
 						 "CreateContainer: storage driver \"dir\" is a test feature of native mode");
 			dir = s;
 		} else if (!strcmp(d, "oci-store")) {
+			if (!s->source || s->source[0] != '/' ||
+			    (!a->native && strncmp(s->source, "/dev/", 5) != 0))
+				return reply_err(r, SP_RPC_INVALID_ARGUMENT,
+						 "CreateContainer: storage %zu: oci-store source `%.64s` must be a block device path /dev/...",
+						 i, s->source ? s->source : "");
 			store = s;
 		} else if (!strcmp(d, "image") || !strcmp(d, "emptydir") ||
 			   !strcmp(d, "configmap") || !strcmp(d, "secret")) {
@@ -290,6 +257,8 @@ static int resolve_rootfs(sp_agent *a, const ACreateContainer *q, container *c,
 		_cleanup_free_ char *spec = NULL;
 		if (store && store->source && store->source[0] == '/')
 			spec = sp_xasprintf("tar:%s", store->source);
+		else if (a->pod_store)
+			spec = sp_xstrdup(a->pod_store);
 		else if (a->image_store)
 			spec = strchr(a->image_store, ':') ? sp_xstrdup(a->image_store)
 							   : sp_xasprintf("dir:%s", a->image_store);
@@ -352,16 +321,17 @@ int h_create_container(sp_agent *a, const ACreateContainer *q, reply *r)
 	if (!json_is_object(spec))
 		return reply_err(r, SP_RPC_INVALID_ARGUMENT,
 				 "CreateContainer: oci_spec must be a JSON object (config.json)");
-	launch l;
-	if (launch_parse_process(&l, json_object_get(spec, "process"),
-				 "CreateContainer: oci_spec", &e) < 0)
-		return reply_sp_err(r, e, "CreateContainer");
+	json_t *process = json_object_get(spec, "process");
+	if (!json_is_object(process))
+		return reply_err(r, SP_RPC_INVALID_ARGUMENT,
+				 "CreateContainer: oci_spec.process must be an object");
+	bool terminal = json_is_true(json_object_get(process, "terminal"));
+	_cleanup_free_ char *text = NULL;
 
 	container *c = sp_xzalloc(sizeof(*c));
 	c->id = sp_xstrdup(q->container_id);
 	c->name = sp_xstrdup(q->container_name ? q->container_name : "");
 	c->bundle = sp_xasprintf("%s/containers/%s", a->state_dir, c->id);
-	c->spec = json_incref(spec);
 	/* Claim the id now: an image pull below drops the lock. */
 	c->next = a->containers;
 	a->containers = c;
@@ -375,24 +345,42 @@ int h_create_container(sp_agent *a, const ACreateContainer *q, reply *r)
 	rc = resolve_rootfs(a, q, c, r);
 	if (rc != 0)
 		goto fail;
+	/* After the pull (the lock was dropped): the sandbox may have
+	 * changed meanwhile, so the pod's paths are resolved only now. */
+	if (sandbox_prepare_spec(a, spec, c->id, &e) < 0) {
+		rc = reply_sp_err(r, e, "CreateContainer: oci_spec");
+		goto fail;
+	}
+	text = json_dumps(spec, JSON_COMPACT);
+	if (!text)
+		sp_oom();
 	proc *p = proc_new(c, "");
-	l.rootfs = c->rootfs;
-	l.hold = true;
-	if (proc_spawn(a, p, &l, &e) < 0) {
-		proc_bury(a, p);
+	if (proc_start(a, p, text, strlen(text), terminal, &e) < 0) {
+		if (p->pid > 0) {
+			kill(p->pid, SIGKILL);
+			c->procs = p; /* collected and freed with the container */
+		} else {
+			proc_bury(a, p);
+		}
 		rc = reply_sp_err(r, e, "CreateContainer");
 		goto fail;
 	}
 	c->procs = p;
 	c->state = C_CREATED;
-	launch_clear(&l);
 	sp_log_info("container %s created (pid %d)", c->id, p->pid);
 	return reply_empty(r);
 fail:
-	launch_clear(&l);
 	gate_forget(a, q->container_id);
-	if (container_find(a, q->container_id) == c)
-		container_drop(a, c);
+	if (container_find(a, q->container_id) == c) {
+		if (c->procs) {
+			_cleanup_free_ char *id = sp_xstrdup(c->id);
+			if (stop_and_drop(a, id, 0, 0) == SP_ERR_TIMEOUT &&
+			    (c = container_find(a, id)))
+				container_drop(a, c);
+		} else {
+			container_drop(a, c);
+		}
+	}
 	return rc;
 }
 
@@ -402,18 +390,13 @@ int h_start_container(sp_agent *a, const AStartContainer *q, reply *r)
 	if (!p)
 		return lookup_rc(r);
 	container *c = p->c;
-	if (c->state != C_CREATED || p->start_fd < 0)
+	if (c->state != C_CREATED || !c->ct)
 		return reply_err(r, SP_RPC_FAILED_PRECONDITION,
 				 "StartContainer: container `%s` is not in the created state",
 				 c->id);
-	char go = 1;
-	ssize_t n = write(p->start_fd, &go, 1);
-	close(p->start_fd);
-	p->start_fd = -1;
-	if (n != 1)
-		return reply_err(r, SP_RPC_INTERNAL,
-				 "StartContainer: container `%s`: its process is gone",
-				 c->id);
+	_cleanup_err_ sp_err *e = NULL;
+	if (sp_container_start(c->ct, &e) < 0)
+		return reply_sp_err(r, e, "StartContainer");
 	c->state = C_RUNNING;
 	p->state = p->state == PROC_EXITED ? PROC_EXITED : PROC_RUNNING;
 	return reply_empty(r);
@@ -463,19 +446,19 @@ int h_exec_process(sp_agent *a, const AExecProcess *q, reply *r)
 	_cleanup_json_ json_t *pj = NULL;
 	if (sp_json_parse(&pj, q->process.data, q->process.len, "process", &e) < 0)
 		return reply_sp_err(r, e, "ExecProcess");
-	launch l;
-	if (launch_parse_process(&l, pj, "ExecProcess", &e) < 0)
-		return reply_sp_err(r, e, "ExecProcess");
-	l.rootfs = c->rootfs;
+	if (!json_is_object(pj))
+		return reply_err(r, SP_RPC_INVALID_ARGUMENT,
+				 "ExecProcess: process must be a JSON object (runtime-spec process)");
+	bool terminal = json_is_true(json_object_get(pj, "terminal"));
 	proc *p = proc_new(c, q->exec_id);
-	int rc = proc_spawn(a, p, &l, &e);
-	launch_clear(&l);
-	/* Link it even if exec failed after the fork: its exit status (127)
-	 * and output are collected like any other. */
+	int rc = proc_start(a, p, (const char *)q->process.data, q->process.len,
+			    terminal, &e);
 	if (p->pid <= 0) {
 		proc_bury(a, p);
 		return reply_sp_err(r, e, "ExecProcess");
 	}
+	/* Linked even if the terminal never came (it was killed): its exit
+	 * is collected like any other. */
 	p->next = c->procs->next;
 	c->procs->next = p;
 	c->n_execs++;
@@ -653,28 +636,13 @@ int h_tty_win_resize(sp_agent *a, const ATtyWinResize *q, reply *r)
 	return reply_empty(r);
 }
 
-static uint64_t proc_stat_field(pid_t pid, int field)
+/* The engine's statistics for a container's cgroup. */
+static int cgroup_stats(container *c, sp_container_stats *st, sp_err **err)
 {
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
-	/* Fields after the command name, which may hold spaces: start
-	 * after the last ')'. Field 3 is the first one after it. */
-	char *s = strrchr(buf, ')');
-	if (!s)
-		return 0;
-	s++;
-	for (int f = 3; f < field && s; f++) {
-		s = strchr(s + 1, ' ');
-	}
-	return s ? strtoull(s + 1, NULL, 10) : 0;
+	memset(st, 0, sizeof(*st));
+	if (!c->ct)
+		return sp_error(err, SP_ERR_STATE, "container `%s` has no cgroup yet", c->id);
+	return sp_container_stats_get(c->ct, st, err);
 }
 
 int h_stats_container(sp_agent *a, const AStatsContainer *q, reply *r)
@@ -682,20 +650,17 @@ int h_stats_container(sp_agent *a, const AStatsContainer *q, reply *r)
 	proc *p = lookup(a, "StatsContainer", q->container_id, "", r);
 	if (!p)
 		return lookup_rc(r);
+	sp_container_stats st;
+	_cleanup_err_ sp_err *e = NULL;
+	if (cgroup_stats(p->c, &st, &e) < 0)
+		return reply_sp_err(r, e, "StatsContainer");
 	Sealpod__Agent__V1__StatsContainerResponse m =
 		SEALPOD__AGENT__V1__STATS_CONTAINER_RESPONSE__INIT;
-	long tick = sysconf(_SC_CLK_TCK);
-	long page = sysconf(_SC_PAGESIZE);
-	uint64_t pids = 0;
-	for (proc *x = p->c->procs; x; x = x->next) {
-		if (x->state == PROC_EXITED || x->pid <= 0)
-			continue;
-		pids++;
-		uint64_t ticks = proc_stat_field(x->pid, 14) + proc_stat_field(x->pid, 15);
-		m.cpu_usage_ns += ticks * (1000000000ull / (uint64_t)(tick > 0 ? tick : 100));
-		m.memory_usage_bytes += proc_stat_field(x->pid, 24) * (uint64_t)page;
-	}
-	m.pids_current = pids;
+	m.cpu_usage_ns = st.cpu_usage_ns;
+	m.memory_usage_bytes = st.mem_usage;
+	m.memory_limit_bytes = st.mem_limit;
+	m.pids_current = st.pids_current;
+	m.oom_kill_count = st.oom_kills;
 	return reply_msg(r, &m.base);
 }
 
@@ -710,19 +675,27 @@ int h_list_processes(sp_agent *a, const AListProcesses *q, reply *r)
 		return reply_err(r, SP_RPC_INVALID_ARGUMENT,
 				 "ListProcesses: format must be \"json\" or \"table\", not `%.32s`",
 				 fmt);
+	_cleanup_free_ pid_t *pids = NULL;
+	size_t n = 0;
+	_cleanup_err_ sp_err *e = NULL;
+	if (p->c->ct && sp_container_pids(p->c->ct, &pids, &n, &e) < 0)
+		return reply_sp_err(r, e, "ListProcesses");
 	_cleanup_buf_ sp_buf b = SP_BUF_INIT;
 	sp_buf_printf(&b, json ? "[" : "PID\tEXEC_ID\tSTATE\n");
-	bool first = true;
-	for (proc *x = p->c->procs; x; x = x->next) {
-		if (x->pid <= 0 || x->state == PROC_EXITED)
+	for (size_t i = 0; i < n; i++) {
+		if (json) {
+			sp_buf_printf(&b, "%s%d", i ? "," : "", (int)pids[i]);
 			continue;
-		if (json)
-			sp_buf_printf(&b, "%s%d", first ? "" : ",", x->pid);
-		else
-			sp_buf_printf(&b, "%d\t%s\t%s\n", x->pid,
-				      x->exec_id[0] ? x->exec_id : "-",
-				      x->state == PROC_CREATED ? "created" : "running");
-		first = false;
+		}
+		/* The processes the agent started have names; their
+		 * children are "-". */
+		const char *eid = "-", *state = "running";
+		for (proc *x = p->c->procs; x; x = x->next)
+			if (x->pid == pids[i] && x->state != PROC_EXITED) {
+				eid = x->exec_id[0] ? x->exec_id : "(init)";
+				state = x->state == PROC_CREATED ? "created" : "running";
+			}
+		sp_buf_printf(&b, "%d\t%s\t%s\n", (int)pids[i], eid, state);
 	}
 	if (json)
 		sp_buf_printf(&b, "]");
@@ -735,24 +708,40 @@ int h_list_processes(sp_agent *a, const AListProcesses *q, reply *r)
 
 int h_update_container(sp_agent *a, const AUpdateContainer *q, reply *r)
 {
-	if (!valid_id(q->container_id) || !container_find(a, q->container_id))
-		return no_container(r, "UpdateContainer", q->container_id ? q->container_id : "");
-	return reply_err(r, SP_RPC_UNIMPLEMENTED,
-			 "UpdateContainer: resource updates need the container engine's cgroups, not in this agent yet");
+	if (!valid_id(q->container_id))
+		return reply_err(r, SP_RPC_INVALID_ARGUMENT,
+				 "UpdateContainer: container_id must be 1-128 characters [A-Za-z0-9_.-]");
+	container *c = container_find(a, q->container_id);
+	if (!c)
+		return no_container(r, "UpdateContainer", q->container_id);
+	if (!c->ct || c->state == C_STOPPED)
+		return reply_err(r, SP_RPC_FAILED_PRECONDITION,
+				 "UpdateContainer: container `%s` is not running", c->id);
+	_cleanup_err_ sp_err *e = NULL;
+	if (sp_container_update(c->ct, (const char *)q->resources.data,
+				q->resources.len, &e) < 0)
+		return reply_sp_err(r, e, "UpdateContainer");
+	return reply_empty(r);
 }
 
+/* OOM kills are counted by the cgroup; the kernel does not tell the agent,
+ * so a waiting GetOOMEvent looks every second (and at every change). */
 int h_get_oom_event(sp_agent *a, uint64_t deadline, reply *r)
 {
 	for (;;) {
-		for (container *c = a->containers; c; c = c->next)
-			if (c->oom) {
-				c->oom = false;
-				Sealpod__Agent__V1__OOMEvent m =
-					SEALPOD__AGENT__V1__OOMEVENT__INIT;
-				m.container_id = c->id;
-				return reply_msg(r, &m.base);
-			}
-		if (!agent_wait(a, deadline))
+		for (container *c = a->containers; c; c = c->next) {
+			sp_container_stats st;
+			if (!c->ct || cgroup_stats(c, &st, NULL) < 0 ||
+			    st.oom_kills <= c->oom_seen)
+				continue;
+			c->oom_seen = st.oom_kills;
+			Sealpod__Agent__V1__OOMEvent m = SEALPOD__AGENT__V1__OOMEVENT__INIT;
+			m.container_id = c->id;
+			return reply_msg(r, &m.base);
+		}
+		uint64_t tick = sp_now_ns() + NS_PER_S;
+		if (!agent_wait(a, min_deadline(deadline, tick)) &&
+		    (a->stopping || (deadline && sp_now_ns() >= deadline)))
 			return a->stopping
 				? reply_err(r, SP_RPC_UNAVAILABLE, "GetOOMEvent: the agent is shutting down")
 				: reply_err(r, SP_RPC_DEADLINE_EXCEEDED,

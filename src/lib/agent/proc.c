@@ -1,16 +1,19 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Processes: spawning, the I/O thread (output pipes and exits through one
- * epoll set) and freeing. Exits are observed through pidfds and collected
- * with waitid(P_PIDFD), so the agent never reaps a child that is not its
- * own (PID 1's reaper keeps collecting orphans with its own rules). */
+/* Processes: starting them through the container engine (oci.h), the I/O
+ * thread (output pipes and exits through one epoll set) and freeing. The
+ * engine makes each container process the agent's own child. Exits are
+ * observed through pidfds and collected with waitid(P_PIDFD) in native
+ * mode; as PID 1 the reaper collects every child and reports ours through
+ * sp_agent_child_exited(). */
 #include <fcntl.h>
-#include <grp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -19,6 +22,7 @@
 #include "sealpod/file.h"
 #include "sealpod/json.h"
 #include "sealpod/log.h"
+#include "sealpod/oci.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -29,115 +33,7 @@
 #define TAG_PROC 2u
 #define TAG_MASK 3u
 
-/* ---- the runtime-spec "process" object ---- */
-
-void launch_clear(launch *l)
-{
-	sp_strv_freep(&l->argv);
-	sp_strv_freep(&l->envp);
-	free(l->groups);
-	memset(l, 0, sizeof(*l));
-}
-
-static char **strv_from_json(const json_t *arr, size_t max, bool *ok)
-{
-	size_t n = json_array_size(arr);
-	*ok = n <= max;
-	if (!*ok)
-		return NULL;
-	char **v = sp_xcalloc(n + 1, sizeof(char *));
-	for (size_t i = 0; i < n; i++) {
-		const json_t *e = json_array_get(arr, i);
-		if (!json_is_string(e) ||
-		    strlen(json_string_value(e)) != json_string_length(e)) {
-			*ok = false;
-			sp_strv_freep(&v);
-			return NULL;
-		}
-		v[i] = sp_xstrdup(json_string_value(e));
-	}
-	return v;
-}
-
-int launch_parse_process(launch *l, const json_t *process, const char *what,
-			 sp_err **err)
-{
-	memset(l, 0, sizeof(*l));
-	if (!json_is_object(process))
-		return sp_error(err, SP_ERR_INVALID, "%s: `process` must be an object",
-				what);
-	json_t *args = json_object_get(process, "args");
-	bool ok;
-	if (!json_is_array(args) || json_array_size(args) == 0)
-		return sp_error(err, SP_ERR_INVALID,
-				"%s: process.args must be a non-empty array of strings",
-				what);
-	l->argv = strv_from_json(args, 4096, &ok);
-	if (!ok)
-		return sp_error(err, SP_ERR_INVALID,
-				"%s: process.args must be at most 4096 strings without NUL bytes",
-				what);
-	json_t *env = json_object_get(process, "env");
-	if (env && !json_is_array(env)) {
-		launch_clear(l);
-		return sp_error(err, SP_ERR_INVALID, "%s: process.env must be an array",
-				what);
-	}
-	l->envp = env ? strv_from_json(env, 4096, &ok) : sp_xcalloc(1, sizeof(char *));
-	if (!ok) {
-		launch_clear(l);
-		return sp_error(err, SP_ERR_INVALID,
-				"%s: process.env must be at most 4096 strings without NUL bytes",
-				what);
-	}
-	json_t *cwd = json_object_get(process, "cwd");
-	l->cwd = json_is_string(cwd) ? json_string_value(cwd) : "/";
-	if (l->cwd[0] != '/') {
-		launch_clear(l);
-		return sp_error(err, SP_ERR_INVALID,
-				"%s: process.cwd must be an absolute path", what);
-	}
-	l->terminal = json_is_true(json_object_get(process, "terminal"));
-	json_t *user = json_object_get(process, "user");
-	if (user) {
-		json_t *uid = json_object_get(user, "uid");
-		json_t *gid = json_object_get(user, "gid");
-		if ((uid && (!json_is_integer(uid) || json_integer_value(uid) < 0 ||
-			     json_integer_value(uid) > 0x7fffffff)) ||
-		    (gid && (!json_is_integer(gid) || json_integer_value(gid) < 0 ||
-			     json_integer_value(gid) > 0x7fffffff))) {
-			launch_clear(l);
-			return sp_error(err, SP_ERR_INVALID,
-					"%s: process.user.uid and gid must be integers in 0..2^31-1",
-					what);
-		}
-		l->uid = uid ? (uid_t)json_integer_value(uid) : 0;
-		l->gid = gid ? (gid_t)json_integer_value(gid) : 0;
-		json_t *ag = json_object_get(user, "additionalGids");
-		if (json_is_array(ag) && json_array_size(ag) > 0) {
-			if (json_array_size(ag) > 64) {
-				launch_clear(l);
-				return sp_error(err, SP_ERR_INVALID,
-						"%s: at most 64 additionalGids", what);
-			}
-			l->groups = sp_xcalloc(json_array_size(ag), sizeof(gid_t));
-			for (size_t i = 0; i < json_array_size(ag); i++) {
-				json_t *g = json_array_get(ag, i);
-				if (!json_is_integer(g) || json_integer_value(g) < 0 ||
-				    json_integer_value(g) > 0x7fffffff) {
-					launch_clear(l);
-					return sp_error(err, SP_ERR_INVALID,
-							"%s: additionalGids must be integers",
-							what);
-				}
-				l->groups[l->n_groups++] = (gid_t)json_integer_value(g);
-			}
-		}
-	}
-	return 0;
-}
-
-/* ---- spawning ---- */
+/* ---- starting processes through the container engine ---- */
 
 proc *proc_new(container *c, const char *exec_id)
 {
@@ -145,10 +41,15 @@ proc *proc_new(container *c, const char *exec_id)
 	p->c = c;
 	p->exec_id = sp_xstrdup(exec_id ? exec_id : "");
 	p->pid = -1;
-	p->pidfd = p->stdin_fd = p->start_fd = p->pty = -1;
+	p->pidfd = p->stdin_fd = p->pty = -1;
 	p->out.fd = p->err.fd = -1;
 	p->out.eof = p->err.eof = true;
 	return p;
+}
+
+char *oci_root(sp_agent *a)
+{
+	return sp_xasprintf("%s/oci", a->state_dir);
 }
 
 static int pidfd_open_(pid_t pid)
@@ -156,174 +57,121 @@ static int pidfd_open_(pid_t pid)
 	return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 
-/* The executable candidates, resolved before fork (no malloc after it). */
-static char **exec_candidates(const launch *l)
+/* The pty master the engine sends over the console socket (SCM_RIGHTS)
+ * once the process opened its terminal; -1 if none came in time. */
+static int recv_pty(int sock)
 {
-	const char *a0 = l->argv[0];
-	if (strchr(a0, '/')) {
-		char **v = sp_xcalloc(2, sizeof(char *));
-		v[0] = sp_xstrdup(a0);
-		return v;
+	struct pollfd pfd = {.fd = sock, .events = POLLIN};
+	if (poll(&pfd, 1, 10000) <= 0)
+		return -1;
+	char byte;
+	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1,
+			    .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+	ssize_t n;
+	do
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -1;
+	int fd = -1;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+		    c->cmsg_len == CMSG_LEN(sizeof(int)))
+			memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	if (mh.msg_flags & MSG_CTRUNC) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
 	}
-	const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-	for (char **e = l->envp; *e; e++)
-		if (!strncmp(*e, "PATH=", 5))
-			path = *e + 5;
-	size_t n = 1;
-	for (const char *s = path; *s; s++)
-		n += *s == ':';
-	if (n > 256)
-		n = 256;
-	char **v = sp_xcalloc(n + 1, sizeof(char *));
-	size_t k = 0;
-	const char *s = path;
-	while (k < n) {
-		const char *c = strchr(s, ':');
-		size_t len = c ? (size_t)(c - s) : strlen(s);
-		if (len > 0 && s[0] == '/')
-			v[k++] = sp_xasprintf("%.*s/%s", (int)len, s, a0);
-		if (!c)
-			break;
-		s = c + 1;
-	}
-	return v;
+	return fd;
 }
 
-static void child_fail(int errfd, const char *what)
+static void close_fds(int *fds, size_t n)
 {
-	/* The parent reads this through the error pipe (CLOEXEC: success
-	 * closes it silently). */
-	char buf[256];
-	int n = snprintf(buf, sizeof(buf), "%s: %s", what, strerror(errno));
-	if (n > 0 && write(errfd, buf, (size_t)n) < 0) {
-		/* nothing more to do */
-	}
-	_exit(127);
+	for (size_t i = 0; i < n; i++)
+		if (fds[i] >= 0) {
+			close(fds[i]);
+			fds[i] = -1;
+		}
 }
 
-int proc_spawn(sp_agent *a, proc *p, const launch *l, sp_err **err)
+int proc_start(sp_agent *a, proc *p, const char *json, size_t len,
+	       bool terminal, sp_err **err)
 {
-	int in[2] = {-1, -1}, out[2] = {-1, -1}, er[2] = {-1, -1};
-	int start[2] = {-1, -1}, errp[2] = {-1, -1};
-	int pty = -1;
-	char ptyname[128] = "";
-	int rc = -1;
-	_cleanup_strv_ char **cands = exec_candidates(l);
-
-	if (pipe2(errp, O_CLOEXEC) < 0)
-		goto sys;
-	if (l->hold && pipe2(start, O_CLOEXEC) < 0)
-		goto sys;
-	if (l->terminal) {
-		pty = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-		if (pty < 0 || grantpt(pty) < 0 || unlockpt(pty) < 0 ||
-		    ptsname_r(pty, ptyname, sizeof(ptyname)) != 0)
-			goto sys;
+	container *c = p->c;
+	/* in[0] out[1] er[1] con[1] go to the engine, which dups them into
+	 * the process; the agent keeps the other ends. */
+	int fds[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
+	int *in = fds, *out = fds + 2, *er = fds + 4, *con = fds + 6;
+	if (terminal) {
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, con) < 0)
+			return sp_error_sys(err, errno, "container `%s`: console socket", c->id);
+	} else if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 ||
+		   pipe2(er, O_CLOEXEC) < 0) {
+		int e = errno;
+		close_fds(fds, SP_ARRAY_LEN(fds));
+		return sp_error_sys(err, e, "container `%s`: stdio pipes", c->id);
+	}
+	sp_stdio io = {.in = in[0], .out = out[1], .err = er[1]};
+	_cleanup_free_ char *root = oci_root(a);
+	sp_container_opts o = {.version = SP_CONTAINER_OPTS_VERSION,
+			       .state_root = root, .bundle = c->bundle,
+			       .console_fd = terminal ? con[1] : -1};
+	bool init = c->ct == NULL;
+	pid_t pid = -1;
+	int rc;
+	if (init) {
+		rc = sp_container_create(&c->ct, c->id, json, len, c->rootfs, &io, &o, err);
+		if (rc >= 0)
+			pid = sp_container_pid(c->ct);
 	} else {
-		if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 ||
-		    pipe2(er, O_CLOEXEC) < 0)
-			goto sys;
+		rc = sp_container_exec(c->ct, json, len, &io, &o, &pid, err);
+	}
+	int keep[] = {in[0], out[1], er[1], con[1]};
+	close_fds(keep, SP_ARRAY_LEN(keep));
+	in[0] = out[1] = er[1] = con[1] = -1;
+	if (rc < 0) {
+		close_fds(fds, SP_ARRAY_LEN(fds));
+		return rc;
 	}
 
-	pid_t pid = fork();
-	if (pid < 0)
-		goto sys;
-	if (pid == 0) {
-		/* Child: only async-signal-safe calls from here on. */
-		sigset_t all;
-		sigemptyset(&all);
-		sigprocmask(SIG_SETMASK, &all, NULL);
-		for (int sig = 1; sig < NSIG; sig++)
-			signal(sig, SIG_DFL);
-		setsid();
-		if (l->terminal) {
-			int slave = open(ptyname, O_RDWR);
-			if (slave < 0 || ioctl(slave, TIOCSCTTY, 0) < 0)
-				child_fail(errp[1], "open the terminal");
-			dup2(slave, 0);
-			dup2(slave, 1);
-			dup2(slave, 2);
-		} else {
-			if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 ||
-			    dup2(er[1], 2) < 0)
-				child_fail(errp[1], "set up stdio");
-		}
-		if (l->hold) {
-			char b;
-			close(start[1]);
-			ssize_t n;
-			do
-				n = read(start[0], &b, 1);
-			while (n < 0 && errno == EINTR);
-			if (n != 1)
-				_exit(255); /* removed before it started */
-		}
-		if (l->rootfs && (chroot(l->rootfs) < 0 || chdir("/") < 0))
-			child_fail(errp[1], "enter the root filesystem");
-		if (chdir(l->cwd) < 0)
-			child_fail(errp[1], "change to the working directory");
-		if (getuid() == 0) {
-			if (setgroups(l->n_groups, l->groups) < 0 ||
-			    setgid(l->gid) < 0 || setuid(l->uid) < 0)
-				child_fail(errp[1], "switch to the process's user");
-		}
-		for (char **c = cands; *c; c++)
-			execve(*c, l->argv, l->envp);
-		child_fail(errp[1], "exec the process");
-	}
-
-	/* Parent. */
-	close(errp[1]);
-	errp[1] = -1;
 	p->pid = pid;
 	if (a->watch_child)
 		a->watch_child(a, pid);
 	else
 		p->pidfd = pidfd_open_(pid);
-	if (l->terminal) {
-		p->pty = pty;
-		p->terminal = true;
-		int dup = fcntl(pty, F_DUPFD_CLOEXEC, 3);
-		p->stdin_fd = dup;
-		sp_set_nonblock(pty, true);
-		stream_init(&p->out, p, 1, a->stream_max, pty);
-		stream_init(&p->err, p, 2, a->stream_max, -1);
-		pty = -1;
-		/* p->pty and out.fd are the same descriptor: the stream owns
-		 * it; p->pty is only used for ioctls while the stream is open. */
+	p->state = init ? PROC_CREATED : PROC_RUNNING;
+	if (terminal) {
+		int pty = recv_pty(con[0]);
+		close_fds(con, 1);
+		if (pty < 0) {
+			/* Linked anyway by the caller: the exit is collected. */
+			kill(pid, SIGKILL);
+			rc = sp_error(err, SP_ERR_SYSTEM,
+				      "container `%s`: the process did not send its terminal",
+				      c->id);
+		} else {
+			p->pty = pty;
+			p->terminal = true;
+			p->stdin_fd = fcntl(pty, F_DUPFD_CLOEXEC, 3);
+			sp_set_nonblock(pty, true);
+			/* The stream owns the master; p->pty is only used for
+			 * ioctls while the stream is open. */
+			stream_init(&p->out, p, 1, a->stream_max, pty);
+			stream_init(&p->err, p, 2, a->stream_max, -1);
+		}
 	} else {
-		close(in[0]);
-		close(out[1]);
-		close(er[1]);
-		in[0] = out[1] = er[1] = -1;
 		p->stdin_fd = in[1];
-		in[1] = -1;
 		sp_set_nonblock(p->stdin_fd, true);
 		sp_set_nonblock(out[0], true);
 		sp_set_nonblock(er[0], true);
 		stream_init(&p->out, p, 1, a->stream_max, out[0]);
 		stream_init(&p->err, p, 2, a->stream_max, er[0]);
-		out[0] = er[0] = -1;
-	}
-	if (l->hold) {
-		close(start[0]);
-		start[0] = -1;
-		p->start_fd = start[1];
-		start[1] = -1;
-		p->state = PROC_CREATED;
-	} else {
-		/* The error pipe closes on a successful exec. */
-		char msg[256];
-		ssize_t n;
-		do
-			n = read(errp[0], msg, sizeof(msg) - 1);
-		while (n < 0 && errno == EINTR);
-		if (n > 0) {
-			msg[n] = 0;
-			rc = sp_error(err, SP_ERR_INVALID, "process `%s`: %s",
-				      l->argv[0], msg);
-		}
-		p->state = PROC_RUNNING;
 	}
 	stream_arm(a, &p->out);
 	stream_arm(a, &p->err);
@@ -332,18 +180,7 @@ int proc_spawn(sp_agent *a, proc *p, const launch *l, sp_err **err)
 					 .data.u64 = (uint64_t)(uintptr_t)p | TAG_PROC};
 		epoll_ctl(a->epfd, EPOLL_CTL_ADD, p->pidfd, &ev);
 	}
-	close(errp[0]);
-	errp[0] = -1;
-	return rc == -1 ? 0 : rc;
-
-sys:
-	rc = sp_error_sys(err, errno, "start process `%s`", l->argv[0]);
-	int fds[] = {in[0], in[1], out[0], out[1], er[0], er[1],
-		     start[0], start[1], errp[0], errp[1], pty};
-	for (size_t i = 0; i < SP_ARRAY_LEN(fds); i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
-	return rc;
+	return rc < 0 ? rc : 0;
 }
 
 void proc_exited(sp_agent *a, proc *p, int st)
@@ -361,10 +198,6 @@ void proc_exited(sp_agent *a, proc *p, int st)
 		epoll_ctl(a->epfd, EPOLL_CTL_DEL, p->pidfd, NULL);
 		close(p->pidfd);
 		p->pidfd = -1;
-	}
-	if (p->start_fd >= 0) {
-		close(p->start_fd);
-		p->start_fd = -1;
 	}
 	if (p->c && p->c->procs == p)
 		p->c->state = C_STOPPED;
@@ -435,10 +268,6 @@ void proc_bury(sp_agent *a, proc *p)
 	if (p->stdin_fd >= 0) {
 		close(p->stdin_fd);
 		p->stdin_fd = -1;
-	}
-	if (p->start_fd >= 0) {
-		close(p->start_fd);
-		p->start_fd = -1;
 	}
 	if (p->pidfd >= 0) {
 		epoll_ctl(a->epfd, EPOLL_CTL_DEL, p->pidfd, NULL);

@@ -51,6 +51,7 @@ typedef struct entry {
 	const char *origin;
 	char *host_path;
 	char *package, *pkg_version;
+	bool stripped;
 } entry;
 
 typedef struct image {
@@ -210,6 +211,35 @@ static int add_libraries(image *im, const char *prog, sp_err **err)
 		if (add_host_file(im, path, path, "host", err) < 0)
 			return SP_ERR_SYSTEM;
 	}
+	return 0;
+}
+
+/* The agent goes in without symbols or debug information (production
+ * images; --debug keeps them): the initramfs stays in guest RAM for the
+ * VM's life. strip(1) output depends only on its input. */
+static int strip_agent(entry *e, sp_err **err)
+{
+	_cleanup_free_ char *dir = NULL;
+	if (sp_mkdtemp(&dir, "sealpod-strip", err) < 0)
+		return SP_ERR_SYSTEM;
+	_cleanup_free_ char *in = sp_xasprintf("%s/in", dir);
+	_cleanup_free_ char *out = sp_xasprintf("%s/out", dir);
+	int r = sp_write_file_atomic(in, e->data, e->len, 0755, err);
+	char *argv[] = {"strip", "--strip-all", "-o", out, in, NULL};
+	if (r == 0)
+		r = sp_run(argv, NULL, 0, err);
+	uint8_t *data = NULL;
+	size_t len = 0;
+	if (r == 0)
+		r = sp_read_file(&data, &len, out, MAX_INPUT_FILE, err);
+	sp_rm_rf(dir, NULL);
+	if (r < 0)
+		return sp_error_wrap(err, "stripping the agent (install binutils, or "
+				     "build with --debug)");
+	free(e->data);
+	e->data = data;
+	e->len = len;
+	e->stripped = true;
 	return 0;
 }
 
@@ -417,6 +447,8 @@ static json_t *file_json(const entry *e)
 	json_object_set_new(j, "origin", json_string(e->origin));
 	if (!strcmp(e->origin, "sealpod"))
 		json_object_set_new(j, "sealpod_version", json_string(SEALPOD_VERSION));
+	if (e->stripped)
+		json_object_set_new(j, "stripped", json_true());
 	if (e->package) {
 		json_object_set_new(j, "package", json_string(e->package));
 		if (e->pkg_version)
@@ -633,6 +665,8 @@ int sp_guest_build(const sp_guest_build_opts *o, sp_err **err)
 	if ((r = add_host_file(&im, "/sbin/sealpod-agent", o->agent, "sealpod", err)) < 0)
 		goto out;
 	find(&im, "/sbin/sealpod-agent")->mode = 0755;
+	if (!o->debug && (r = strip_agent(find(&im, "/sbin/sealpod-agent"), err)) < 0)
+		goto out;
 	entry *init = add(&im, "/init", E_LINK, 0777);
 	init->target = sp_xstrdup("/sbin/sealpod-agent");
 	if ((r = add_libraries(&im, o->agent, err)) < 0)

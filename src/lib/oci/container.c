@@ -714,6 +714,32 @@ int sp_container_stats_get(sp_container *c, sp_container_stats *st, sp_err **err
 	return oci_cgroup_stats(&c->cg, st, err);
 }
 
+int sp_container_update(sp_container *c, const char *resources_json, size_t len,
+			sp_err **err)
+{
+	/* Parsed by the spec parser inside a minimal config, so every
+	 * check and error path (linux.resources.*) is the create's. */
+	_cleanup_json_ json_t *res = NULL;
+	if (sp_json_parse(&res, resources_json, len, "linux.resources", err) < 0)
+		return (*err)->code;
+	if (!json_is_object(res))
+		return sp_error(err, SP_ERR_PARSE, "linux.resources: expected an object");
+	if (json_object_get(res, "devices"))
+		return sp_error(err, SP_ERR_UNSUPPORTED,
+				"linux.resources.devices: device rules cannot change after create");
+	_cleanup_json_ json_t *doc = json_pack("{s:s, s:{s:O}}", "ociVersion", "1.0.2",
+					       "linux", "resources", res);
+	_cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT);
+	if (!doc || !text)
+		sp_oom();
+	struct oci_spec *s;
+	if (oci_spec_parse(&s, text, strlen(text), err) < 0)
+		return (*err)->code;
+	int rc = oci_cgroup_apply(&c->cg, s, err);
+	oci_spec_free(s);
+	return rc < 0 ? rc : 0;
+}
+
 int sp_container_pids(sp_container *c, pid_t **out, size_t *n, sp_err **err)
 {
 	return oci_cgroup_pids(&c->cg, out, n, err);

@@ -9,7 +9,9 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/mount.h>
+#include <sys/vfs.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -455,12 +457,34 @@ int oci_rootfs_prepare(const struct oci_spec *s, const char *rootfs,
 	return 0;
 }
 
+/* "/" is the kernel's initramfs (ramfs or tmpfs named "rootfs"). */
+static bool root_is_initramfs(void)
+{
+	struct statfs sf;
+	if (statfs("/", &sf) < 0)
+		return false;
+	return sf.f_type == RAMFS_MAGIC || sf.f_type == TMPFS_MAGIC;
+}
+
 int oci_rootfs_pivot(const struct oci_spec *s, const char *rootfs, char *msg, size_t n)
 {
 	if (chdir(rootfs) < 0)
 		return oci_msg(msg, n, errno, "root.path: chdir %s", rootfs);
-	if (syscall(SYS_pivot_root, ".", ".") < 0)
-		return oci_msg(msg, n, errno, "root.path: pivot_root into %s", rootfs);
+	if (syscall(SYS_pivot_root, ".", ".") < 0) {
+		/* The kernel refuses pivot_root while "/" is the initramfs
+		 * (the guest agent as PID 1 of an initrd-only UVM). Then, as
+		 * runc --no-pivot: move the rootfs over "/" and chroot. The
+		 * old tree stays below, covered, in this mount namespace only.
+		 * TODO: PID 1 switching to a tmpfs root would allow pivot_root. */
+		if (errno != EINVAL || !root_is_initramfs())
+			return oci_msg(msg, n, errno, "root.path: pivot_root into %s", rootfs);
+		if (mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0)
+			return oci_msg(msg, n, errno, "root.path: moving %s over the initramfs root",
+				       rootfs);
+		if (chdir("/") < 0)
+			return oci_msg(msg, n, errno, "root.path: chdir /");
+		return 0;
+	}
 	/* The old root is stacked under the new one: detach it without
 	 * propagating the unmount to the host. */
 	if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0 || umount2(".", MNT_DETACH) < 0)

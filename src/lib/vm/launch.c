@@ -122,12 +122,14 @@ bool sp_vm_running(sp_vm *vm)
 	return !reap(vm, WNOHANG);
 }
 
+/* 40 console lines: enough to reach back past a kernel panic's stack
+ * trace to the line that says why. */
 static int died_error(sp_vm *vm, const char *when, sp_err **err)
 {
 	char how[128];
 	describe_status(how, sizeof(how), vm->wait_status);
 	_cleanup_free_ char *qlog = file_tail(vm->qemu_log_path, 10);
-	_cleanup_free_ char *con = sp_vm_console_tail(vm, 20);
+	_cleanup_free_ char *con = sp_vm_console_tail(vm, 40);
 	return sp_error(err, SP_ERR_STATE,
 			"QEMU %s %s\n--- QEMU's messages (%s):\n%s\n"
 			"--- last lines of the guest console (%s):\n%s",

@@ -1,0 +1,152 @@
+"""A two-container pod for the guest agent's tests, natively
+(test_agent.test_pod_resources_native) and inside the UVM (test_agent_vm):
+both containers mount one emptyDir, share the pod's network, IPC and UTS
+namespaces and see the pod's /etc files; the images come from the pod's
+oci-store (a tar made by `sealpod image pack`)."""
+import base64
+import hashlib
+import json
+import os
+
+import harness
+import images
+
+POD = """apiVersion: v1
+kind: Pod
+metadata:
+  name: pod2
+  namespace: default
+  annotations:
+    io.sealpod.policy/logs: "writer"
+    io.sealpod.policy/exec: '{"reader": [["/bin/sh", "-c", "cat /data/msg; hostname; cat /etc/resolv.conf; ls -d /dev/shm"]]}'
+    io.sealpod.policy/requests: '{"stats": true, "list_processes": true, "update_container": true}'
+spec:
+  volumes:
+  - name: data
+    emptyDir: {}
+  containers:
+  - name: writer
+    image: docker.io/library/busybox:latest
+    command: ["/bin/sh", "-c", "echo hello > /data/msg; echo written; sleep 60"]
+    volumeMounts: [{name: data, mountPath: /data}]
+  - name: reader
+    image: docker.io/library/busybox:latest
+    command: ["/bin/sleep", "60"]
+    volumeMounts: [{name: data, mountPath: /data}]
+"""
+READER_EXEC = ["/bin/sh", "-c", "cat /data/msg; hostname; cat /etc/resolv.conf; ls -d /dev/shm"]
+HOSTNAME = "pod2"
+DNS = "nameserver 10.0.0.10"
+
+PERMISSION_DENIED = 7
+
+
+class Pod:
+    """The policy (and its SHA-256, the HOST_DATA), each container's
+    allowed spec, the image reference and the image disk (a tar)."""
+
+    def __init__(self, m):
+        lay = images.busybox_layout()
+        self.digest = images.manifest_digest(lay)
+        self.image = images.NAME + "@" + self.digest
+        with open(m.path("pod2.yaml"), "w") as f:
+            f.write(POD)
+        r = m.run([m.prog("sealpod"), "policy", "gen", m.path("pod2.yaml"), "--image-dir", lay,
+                   "--output", m.path("pod2-policy.yaml")])
+        if r.returncode != 0:
+            raise harness.Failure("policy gen: " + r.stderr)
+        import yaml
+        doc = yaml.safe_load(open(m.path("pod2-policy.yaml")))
+        self.policy = base64.b64decode(doc["metadata"]["annotations"]["io.sealpod.policy"])
+        self.host_data = hashlib.sha256(self.policy).hexdigest()
+        with open(m.path("pod2-policy.json"), "wb") as f:
+            f.write(self.policy)
+        with open(m.path("pod2-values.json"), "w") as f:
+            json.dump({"HOSTNAME": HOSTNAME}, f)
+        self.specs = {}
+        for name in ("writer", "reader"):
+            r = m.run([m.prog("sealpod"), "policy", "spec", m.path("pod2-policy.json"), name,
+                       "--values", m.path("pod2-values.json")])
+            if r.returncode != 0:
+                raise harness.Failure("policy spec: " + r.stderr)
+            self.specs[name] = json.loads(r.stdout)
+        # The image disk: the layout imported into a store, packed.
+        store = m.path("pod2-store")
+        r = m.run([m.prog("sealpod"), "image", "import", lay, "--store", store,
+                   "--tag", images.NAME])
+        if r.returncode != 0:
+            raise harness.Failure("image import: " + r.stderr)
+        self.disk = m.path("pod2-images.tar")
+        r = m.run([m.prog("sealpod"), "image", "pack", "--store", store, "--output", self.disk,
+                   images.NAME])
+        if r.returncode != 0:
+            raise harness.Failure("image pack: " + r.stderr)
+
+    def process(self, name, args):
+        p = json.loads(json.dumps(self.specs[name]["process"]))
+        p["args"] = args
+        return p
+
+
+def first(msg, n, default=None):
+    v = msg.get(n)
+    return v[0] if v else default
+
+
+def read_all(c, cid, eid="", timeout_s=30):
+    out = b""
+    while True:
+        d = first(c.call("ReadStdout", container_id=cid, exec_id=eid, len=65536,
+                         timeout_s=timeout_s), 1, b"")
+        if not d:
+            return out
+        out += d
+
+
+def expect_denied(t, fn, what):
+    import test_agent
+    try:
+        fn()
+    except test_agent.RpcError as e:
+        t.eq(e.code, PERMISSION_DENIED, what + " (" + e.message + ")")
+        t.check("denied" in e.message, what + ": explanation", e.message)
+        return
+    raise AssertionError(what + ": call succeeded, expected PERMISSION_DENIED")
+
+
+def run(t, c, pod, store_source, slow=1):
+    """The pod's life over a connected test_agent.Client `c`. slow scales
+    the deadlines (TCG)."""
+    c.call("SetPolicy", policy=pod.policy.decode(), timeout_s=30 * slow)
+    c.call("CreateSandbox", hostname=HOSTNAME, sandbox_id="pod2", pod_name="pod2",
+           pod_namespace="default", dns=[DNS],
+           storages=[{"driver": "oci-store", "source": store_source}], timeout_s=30 * slow)
+    for cid, name in (("w", "writer"), ("r", "reader")):
+        c.call("CreateContainer", container_id=cid, container_name=name, image=pod.image,
+               oci_spec=pod.specs[name], timeout_s=120 * slow)
+        c.call("StartContainer", container_id=cid, timeout_s=30 * slow)
+    t.eq(first(c.call("ReadStdout", container_id="w", len=100, timeout_s=60 * slow), 1),
+         b"written\n", "writer's output")
+    # The reader sees the writer's file through the shared emptyDir, the
+    # pod's hostname (UTS namespace) and resolv.conf, and /dev/shm.
+    c.call("ExecProcess", container_id="r", exec_id="look",
+           process=pod.process("reader", READER_EXEC), timeout_s=30 * slow)
+    out = read_all(c, "r", "look", timeout_s=30 * slow)
+    t.eq(out.decode(), "hello\n%s\n%s\n/dev/shm\n" % (HOSTNAME, DNS), "reader's view")
+    t.eq(first(c.call("WaitProcess", container_id="r", exec_id="look", timeout_s=30 * slow), 1, 0),
+         0, "exec status")
+    expect_denied(t, lambda: c.call("ExecProcess", container_id="r", exec_id="evil",
+                                    process=pod.process("reader", ["/bin/sh", "-c", "id"])),
+                  "exec outside the policy")
+    expect_denied(t, lambda: c.call("ReadStdout", container_id="r", len=10),
+                  "reader's logs (not in the policy)")
+    # Stats, processes and limits from the container's cgroup.
+    st = c.call("StatsContainer", container_id="w", timeout_s=30 * slow)
+    t.check(first(st, 4, 0) >= 1, "pids_current of the writer", st)
+    t.check(first(st, 2, 0) > 0, "memory usage of the writer", st)
+    pl = json.loads(first(c.call("ListProcesses", container_id="w", format="json"), 1, b"[]"))
+    t.check(len(pl) >= 1, "writer's processes", pl)
+    c.call("UpdateContainer", container_id="w", resources={"pids": {"limit": 64}})
+    for cid in ("w", "r"):
+        c.call("RemoveContainer", container_id=cid, timeout=1, timeout_s=60 * slow)
+    c.call("DestroySandbox", timeout_s=60 * slow)
