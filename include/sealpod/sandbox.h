@@ -61,6 +61,10 @@ typedef struct sp_sandbox_opts {
 	 * the agent receives exactly these bytes. Required. */
 	const uint8_t *policy;
 	size_t policy_len;
+	/* Tests only: launch with these 32 bytes as HOST_DATA instead of the
+	 * policy's hash, as a lying host would; the agent must then refuse
+	 * the policy. NULL in every real use. */
+	const uint8_t *unsafe_host_data;
 } sp_sandbox_opts;
 
 /* Boots the UVM, waits for the agent, sets the policy and creates the
@@ -87,6 +91,7 @@ typedef struct sp_container_opts {
 	const json_t *spec;
 	const char *image;         /* image reference the guest pulls and verifies */
 	const char *name;          /* container name in the pod */
+	bool init;                 /* an init container (the policy tells them apart) */
 } sp_container_opts;
 
 SP_PUBLIC int sp_sandbox_create_container(sp_sandbox *sb,
@@ -158,5 +163,22 @@ SP_PUBLIC int sp_sandbox_policy_container(sp_sandbox *sb, const char *name,
  * paths, hooks), root.path "rootfs". Returns a new reference. */
 SP_PUBLIC int sp_sandbox_guest_spec(json_t **out, const json_t *host_spec,
 				    sp_err **err);
+
+/* Asks the guest agent for a TEE report over report_data (at most 64
+ * bytes, zero-padded). *report and *certs are new; *tee gets "snp", "sim"
+ * or "none" (new). The policy decides whether the agent answers. */
+SP_PUBLIC int sp_sandbox_get_report(sp_sandbox *sb, const uint8_t *report_data,
+				    size_t report_data_len, uint8_t **report,
+				    size_t *report_len, uint8_t **certs,
+				    size_t *certs_len, char **tee, sp_err **err);
+
+/* The firmware the sim TEE measures for a UVM booted without firmware
+ * (TCG direct boot): Debian's OVMF (docs/attestation.md). */
+#define SP_SANDBOX_SIM_OVMF "/usr/share/ovmf/OVMF.fd"
+struct sp_snp_measure_opts;
+/* The launch-measurement inputs of a UVM started with config c: what the
+ * sim PSP measures and `sealpod run --attest` predicts. */
+SP_PUBLIC void sp_sandbox_launch_measure_opts(struct sp_snp_measure_opts *mo,
+					      const sp_runtime_config *c);
 
 #endif

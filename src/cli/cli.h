@@ -33,6 +33,7 @@ int cmd_agent(int argc, char **argv); /* issue 8 */
 	{"agent", cmd_agent, "talk to a guest agent (agent call ADDR METHOD JSON)"}, \
 	{"image", cmd_image, "build the guest image; import, pack and pull container images"}, \
 	{"vm", cmd_vm, "boot the guest image alone (debugging, benchmarks)"}, \
+	{"run", cmd_run, "run a Kubernetes pod in a confidential UVM"}, \
 	/* end of SP_CLI_COMMANDS */
 
 /* image store verbs (issue 9), called by cmd_image's dispatcher */

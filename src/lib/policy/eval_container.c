@@ -601,6 +601,12 @@ bool sp_eval_create_container(const sp_policy *p, struct sp_eval *e,
 				return sp_eval_deny(e, q(c->image), q(st->source), "storages[%zu].source", i);
 			continue;
 		}
+		/* The host's image store: untrusted bytes the image module
+		 * verifies against the pinned digest, so any disk will do. */
+		if (!strcmp(st->driver, "oci-store") && !strncmp(st->source, "/dev/vd", 7) &&
+		    st->source[7] >= 'a' && st->source[7] <= 'z' && !st->source[8] &&
+		    !st->mount_point[0] && st->n_options == 0)
+			continue;
 		bool found = false;
 		for (size_t k = 0; k < c->n_mounts; k++)
 			if (!strcasecmp(c->mounts[k].kind, st->driver) && !strcmp(c->mounts[k].volume, st->source))

@@ -22,7 +22,13 @@ int sp_sandbox_psp_start(sp_sandbox_psp **out, sp_sandbox *sb, const char *spec,
 {
 	sp_simpsp_config pc;
 	sp_simpsp_config_init(&pc);
-	sp_sha256(pc.host_data, sb->policy, sb->policy_len);
+	memcpy(pc.host_data, sb->host_data, sizeof(pc.host_data));
+	/* MEASUREMENT over what the VMM really launched, as `sealpod measure
+	 * --sim-direct-boot` predicts it (docs/attestation.md). */
+	sp_snp_measure_opts mo;
+	sp_sandbox_launch_measure_opts(&mo, &sb->cfg);
+	if (!strcmp(sb->cfg.backend, "vm"))
+		pc.launch = &mo;
 	sp_sandbox_psp *p = sp_xzalloc(sizeof(*p));
 	if (sp_simpsp_new(&p->psp, &pc, err) < 0) {
 		free(p);
@@ -35,6 +41,18 @@ int sp_sandbox_psp_start(sp_sandbox_psp **out, sp_sandbox *sb, const char *spec,
 	}
 	*out = p;
 	return 0;
+}
+
+void sp_sandbox_launch_measure_opts(sp_snp_measure_opts *mo, const sp_runtime_config *c)
+{
+	sp_snp_measure_opts_init(mo);
+	mo->ovmf = SP_SANDBOX_SIM_OVMF;
+	mo->vcpu_type = "EPYC-v4";
+	mo->vcpus = c->vcpus;
+	mo->kernel = c->kernel;
+	mo->initrd = c->initrd;
+	mo->append = c->kernel_cmdline;
+	mo->sim_direct_boot = true;
 }
 
 void sp_sandbox_psp_stop(sp_sandbox_psp *p)

@@ -32,6 +32,7 @@ struct sp_sandbox {
 	const sp_runtime_config *cfgp;
 	uint8_t *policy;
 	size_t policy_len;
+	uint8_t host_data[32];       /* SHA-256(policy), what the UVM is launched with */
 	const sp_sandbox_backend *be;
 
 	pthread_t thread;

@@ -238,6 +238,10 @@ int sp_sandbox_start(sp_sandbox **out, const sp_runtime_config *cfg,
 	memcpy(sb->policy, o->policy, o->policy_len);
 	sb->policy[o->policy_len] = 0;
 	sb->policy_len = o->policy_len;
+	if (o->unsafe_host_data)
+		memcpy(sb->host_data, o->unsafe_host_data, sizeof(sb->host_data));
+	else
+		sp_sha256(sb->host_data, sb->policy, sb->policy_len);
 	if (memchr(o->policy, 0, o->policy_len)) {
 		sp_sandbox_free(sb);
 		return sp_error(err, SP_ERR_INVALID, "sandbox %s: the policy contains a NUL byte", o->id);
@@ -378,6 +382,7 @@ int sp_sandbox_create_container(sp_sandbox *sb, const sp_container_opts *o,
 	req.oci_spec.len = strlen(spec);
 	req.image = str_or_empty(o->image);
 	req.container_name = str_or_empty(o->name);
+	req.container_type = o->init ? "init" : "";
 	Sealpod__Agent__V1__Storage store = SEALPOD__AGENT__V1__STORAGE__INIT;
 	Sealpod__Agent__V1__Storage *stores[1] = {&store};
 	if (sb->cfg.image_store && !strcmp(sb->cfg.backend, "vm")) {

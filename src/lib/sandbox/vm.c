@@ -36,7 +36,7 @@ static int vm_launch(sp_sandbox *sb, sp_err **err)
 	vc.cmdline = c->kernel_cmdline;
 	vc.tee = !strcmp(c->tee, "snp") ? SP_VM_TEE_SNP
 	       : !strcmp(c->tee, "sim") ? SP_VM_TEE_SIM : SP_VM_TEE_NONE;
-	sp_sha256(v->host_data, sb->policy, sb->policy_len);
+	memcpy(v->host_data, sb->host_data, sizeof(v->host_data));
 	vc.host_data = v->host_data;
 	vc.host_data_len = sizeof(v->host_data);
 	_cleanup_free_ char *run = sp_xasprintf("%s/vm", sb->run_dir);

@@ -1,0 +1,479 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* `sealpod run FILE.yaml`: one Kubernetes pod in a confidential UVM on this
+ * machine. Reads the pod (or a workload's pod template), takes its policy
+ * from the annotation or generates one, boots the UVM with HOST_DATA =
+ * SHA-256(policy) through the sandbox controller (the same one the
+ * containerd shim uses), runs init containers then the others, streams
+ * their output with each container's name in front, and exits with the
+ * pod's status. */
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "cli.h"
+#include "run.h"
+#include "sealpod/bytes.h"
+#include "sealpod/codec.h"
+#include "sealpod/file.h"
+#include "sealpod/guest.h"
+#include "sealpod/json.h"
+#include "sealpod/log.h"
+#include "sealpod/policy.h"
+#include "sealpod/sandbox.h"
+
+#define SEC 1000000000ull
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: sealpod run FILE.yaml [options]\n"
+		"  --image-dir DIR      OCI image layout holding the pod's images (offline; default)\n"
+		"  --registry URL       pull images from this registry inside the UVM instead\n"
+		"  --tee sim|snp|none   TEE (default sim; snp needs SEV-SNP hardware)\n"
+		"  --accel auto|kvm|tcg accelerator (default auto: KVM if it can run guests)\n"
+		"  --attest             fetch a report over a fresh nonce, verify it, print the claims\n"
+		"  --guest-dir DIR      the guest image (default: built on first use)\n"
+		"  --vcpus N, --memory MiB  UVM size (default 1, 512)\n"
+		"  --grace SECONDS      SIGTERM-to-SIGKILL grace on Ctrl-C (default: the pod's\n"
+		"                       terminationGracePeriodSeconds, else 30)\n"
+		"  --name NAME          sandbox name (default: the pod's name)\n");
+}
+
+/* ---- output ------------------------------------------------------------- */
+
+static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
+
+struct pump {
+	sp_sandbox *sb;
+	const char *cid;
+	const char *name;
+	int stream;
+	pthread_t thread;
+	bool started;
+};
+
+/* Writes complete lines prefixed with the container's name; a partial last
+ * line is written when the stream ends. */
+static void emit(const char *name, int stream, const uint8_t *data, size_t len)
+{
+	FILE *f = stream == SP_STREAM_STDERR ? stderr : stdout;
+	pthread_mutex_lock(&out_mu);
+	fprintf(f, "%s | ", name);
+	fwrite(data, 1, len, f);
+	if (len == 0 || data[len - 1] != '\n')
+		fputc('\n', f);
+	fflush(f);
+	pthread_mutex_unlock(&out_mu);
+}
+
+static void *pump_thread(void *arg)
+{
+	struct pump *p = arg;
+	_cleanup_buf_ sp_buf line = SP_BUF_INIT;
+	for (;;) {
+		_cleanup_free_ uint8_t *data = NULL;
+		size_t len = 0;
+		_cleanup_err_ sp_err *err = NULL;
+		if (sp_sandbox_read(p->sb, p->cid, "", p->stream, &data, &len, &err) < 0) {
+			/* A policy that forbids reading this stream says so
+			 * once; the container still runs. */
+			if (err->code != SP_ERR_NOT_FOUND)
+				sp_log_warn("%s: %s", p->name, sp_err_msg(err));
+			break;
+		}
+		if (len == 0)
+			break;
+		sp_buf_put(&line, data, len);
+		size_t start = 0;
+		for (size_t i = 0; i < line.len; i++) {
+			if (line.data[i] == '\n') {
+				emit(p->name, p->stream, line.data + start, i + 1 - start);
+				start = i + 1;
+			}
+		}
+		memmove(line.data, line.data + start, line.len - start);
+		line.len -= start;
+	}
+	if (line.len)
+		emit(p->name, p->stream, line.data, line.len);
+	return NULL;
+}
+
+/* ---- containers --------------------------------------------------------- */
+
+struct ctr {
+	char *name;
+	char *id;
+	bool init;
+	bool created;
+	bool started;
+	bool exited;
+	int status;
+	struct pump pumps[2];
+	pthread_t waiter;
+	bool waiting;
+};
+
+struct pod {
+	sp_sandbox *sb;
+	const char *hostname;
+	struct ctr *ctrs;
+	size_t n;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+};
+
+struct waitarg {
+	struct pod *pod;
+	struct ctr *c;
+};
+
+static void *wait_thread(void *arg)
+{
+	struct waitarg *w = arg;
+	int status = 255;
+	_cleanup_err_ sp_err *err = NULL;
+	if (sp_sandbox_wait(w->pod->sb, w->c->id, "", &status, &err) < 0) {
+		sp_log_error("%s: %s", w->c->name, sp_err_msg(err));
+		status = 255;
+	}
+	pthread_mutex_lock(&w->pod->mu);
+	w->c->exited = true;
+	w->c->status = status;
+	pthread_cond_broadcast(&w->pod->cv);
+	pthread_mutex_unlock(&w->pod->mu);
+	free(w);
+	return NULL;
+}
+
+static int create_and_start(struct pod *pod, struct ctr *c, sp_err **err)
+{
+	_cleanup_json_ json_t *spec = NULL;
+	_cleanup_free_ char *image = NULL, *resolved = NULL;
+	/* The values the policy leaves to the runtime: the hostname. */
+	_cleanup_json_ json_t *host = json_pack("{s:s}", "hostname", pod->hostname);
+	if (sp_sandbox_policy_container(pod->sb, c->name, host, &spec, &image, &resolved, err) < 0)
+		return sp_error_wrap(err, "container %s", c->name);
+	run_progress("creating container %s (%s): the guest pulls and verifies its image", c->name,
+		     image);
+	sp_container_opts o = {.version = 1, .id = c->id, .spec = spec, .image = image,
+			       .name = c->name, .init = c->init};
+	if (sp_sandbox_create_container(pod->sb, &o, err) < 0)
+		return sp_error_wrap(err, "container %s", c->name);
+	c->created = true;
+	for (int s = 0; s < 2; s++) {
+		struct pump *p = &c->pumps[s];
+		*p = (struct pump){.sb = pod->sb, .cid = c->id, .name = c->name,
+				   .stream = s == 0 ? SP_STREAM_STDOUT : SP_STREAM_STDERR};
+		if (pthread_create(&p->thread, NULL, pump_thread, p) == 0)
+			p->started = true;
+	}
+	if (sp_sandbox_start_container(pod->sb, c->id, err) < 0)
+		return sp_error_wrap(err, "container %s", c->name);
+	c->started = true;
+	struct waitarg *w = sp_xzalloc(sizeof(*w));
+	w->pod = pod;
+	w->c = c;
+	if (pthread_create(&c->waiter, NULL, wait_thread, w) != 0) {
+		free(w);
+		return sp_error_sys(err, errno, "container %s: start a waiter thread", c->name);
+	}
+	c->waiting = true;
+	return 0;
+}
+
+static void join_container(struct pod *pod, struct ctr *c)
+{
+	if (c->waiting) {
+		pthread_join(c->waiter, NULL);
+		c->waiting = false;
+	}
+	for (int s = 0; s < 2; s++) {
+		if (c->pumps[s].started) {
+			pthread_join(c->pumps[s].thread, NULL);
+			c->pumps[s].started = false;
+		}
+	}
+}
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	interrupted = sig;
+}
+
+/* Waits until every container in [from, to) has exited; on Ctrl-C (or
+ * SIGTERM) sends SIGTERM to those still running and SIGKILL after grace. */
+static void wait_all(struct pod *pod, size_t from, size_t to, unsigned grace_s)
+{
+	uint64_t kill_at = 0;
+	bool termed = false, killed = false;
+	pthread_mutex_lock(&pod->mu);
+	for (;;) {
+		bool all = true;
+		for (size_t i = from; i < to; i++)
+			if (pod->ctrs[i].started && !pod->ctrs[i].exited)
+				all = false;
+		if (all)
+			break;
+		if (interrupted && !termed) {
+			termed = true;
+			kill_at = sp_now_ns() + (uint64_t)grace_s * SEC;
+			run_progress("interrupted: stopping the pod (SIGTERM, then SIGKILL after %u s)",
+				     grace_s);
+			for (size_t i = from; i < to; i++)
+				if (pod->ctrs[i].started && !pod->ctrs[i].exited)
+					sp_sandbox_signal(pod->sb, pod->ctrs[i].id, "", SIGTERM, NULL);
+		}
+		if (termed && !killed && sp_now_ns() >= kill_at) {
+			killed = true;
+			for (size_t i = from; i < to; i++)
+				if (pod->ctrs[i].started && !pod->ctrs[i].exited)
+					sp_sandbox_signal(pod->sb, pod->ctrs[i].id, "", SIGKILL, NULL);
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&pod->cv, &pod->mu, &ts);
+	}
+	pthread_mutex_unlock(&pod->mu);
+	for (size_t i = from; i < to; i++)
+		join_container(pod, &pod->ctrs[i]);
+}
+
+/* ---- the command -------------------------------------------------------- */
+
+static int fail(sp_err *err)
+{
+	fprintf(stderr, "sealpod run: %s\n", sp_err_msg(err));
+	sp_err_free(err);
+	return 1;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	enum { O_IMAGE_DIR = 256, O_REGISTRY, O_TEE, O_ACCEL, O_ATTEST, O_GUEST, O_VCPUS,
+	       O_MEMORY, O_GRACE, O_NAME, O_BACKEND, O_DETACH, O_UNSAFE_HOST_DATA };
+	static const struct option opts[] = {
+		{"image-dir", required_argument, NULL, O_IMAGE_DIR},
+		{"registry", required_argument, NULL, O_REGISTRY},
+		{"tee", required_argument, NULL, O_TEE},
+		{"accel", required_argument, NULL, O_ACCEL},
+		{"attest", no_argument, NULL, O_ATTEST},
+		{"guest-dir", required_argument, NULL, O_GUEST},
+		{"vcpus", required_argument, NULL, O_VCPUS},
+		{"memory", required_argument, NULL, O_MEMORY},
+		{"grace", required_argument, NULL, O_GRACE},
+		{"name", required_argument, NULL, O_NAME},
+		{"backend", required_argument, NULL, O_BACKEND},
+		{"detach", no_argument, NULL, O_DETACH},
+		/* Tests: launch with another HOST_DATA, as a lying host would. */
+		{"unsafe-host-data", required_argument, NULL, O_UNSAFE_HOST_DATA},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	struct run_opts ro = {.tee = "sim", .accel = "auto", .vcpus = 1, .memory_mib = 512,
+			      .grace_s = -1, .backend = "vm"};
+	uint8_t unsafe_host_data[SP_SHA256_LEN];
+	bool use_unsafe = false;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case O_IMAGE_DIR: ro.image_dir = optarg; break;
+		case O_REGISTRY: ro.registry = optarg; break;
+		case O_TEE: ro.tee = optarg; break;
+		case O_ACCEL: ro.accel = optarg; break;
+		case O_ATTEST: ro.attest = true; break;
+		case O_GUEST: ro.guest_dir = optarg; break;
+		case O_VCPUS: ro.vcpus = (unsigned)strtoul(optarg, NULL, 10); break;
+		case O_MEMORY: ro.memory_mib = strtoull(optarg, NULL, 10); break;
+		case O_GRACE: ro.grace_s = atoi(optarg); break;
+		case O_NAME: ro.name = optarg; break;
+		case O_BACKEND: ro.backend = optarg; break;
+		case O_UNSAFE_HOST_DATA: {
+			sp_err *e = NULL;
+			if (sp_hex_decode(unsafe_host_data, sizeof(unsafe_host_data), optarg, &e) < 0) {
+				fprintf(stderr, "sealpod run: --unsafe-host-data: %s\n", sp_err_msg(e));
+				sp_err_free(e);
+				return 2;
+			}
+			use_unsafe = true;
+			break;
+		}
+		case O_DETACH:
+			fprintf(stderr, "sealpod run: --detach is not implemented yet; run in the foreground\n");
+			return 2;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		usage(stderr);
+		return 2;
+	}
+	ro.file = argv[optind];
+	_cleanup_free_ char *default_images = NULL;
+	if (!ro.image_dir && !ro.registry)
+		ro.image_dir = default_images = run_default_image_dir();
+	if (strcmp(ro.tee, "sim") && strcmp(ro.tee, "snp") && strcmp(ro.tee, "none")) {
+		fprintf(stderr, "sealpod run: --tee must be sim, snp or none, not `%s`\n", ro.tee);
+		return 2;
+	}
+	if (strcmp(ro.accel, "auto") && strcmp(ro.accel, "kvm") && strcmp(ro.accel, "tcg")) {
+		fprintf(stderr, "sealpod run: --accel must be auto, kvm or tcg, not `%s`\n", ro.accel);
+		return 2;
+	}
+	if (ro.image_dir && ro.registry) {
+		fprintf(stderr, "sealpod run: give --image-dir or --registry, not both\n");
+		return 2;
+	}
+	if (ro.vcpus == 0 || ro.memory_mib < 64) {
+		fprintf(stderr, "sealpod run: --vcpus must be at least 1 and --memory at least 64\n");
+		return 2;
+	}
+
+	sp_err *err = NULL;
+	struct run_pod rp = {0};
+	if (run_pod_load(&rp, &ro, &err) < 0)
+		return fail(err);
+
+	_cleanup_free_ char *tmp = NULL;
+	if (sp_mkdtemp(&tmp, "sealpod-run", &err) < 0) {
+		run_pod_clear(&rp);
+		return fail(err);
+	}
+	/* The images the policy pins, for the UVM's image disk. */
+	const json_t *pcs = json_object_get(sp_policy_json(rp.policy), "containers");
+	_cleanup_free_ const char **images = sp_xcalloc(json_array_size(pcs) + 1, sizeof(char *));
+	for (size_t k = 0; k < json_array_size(pcs); k++)
+		images[k] = json_string_value(json_object_get(json_array_get(pcs, k), "image"));
+	sp_runtime_config *cfg = NULL;
+	if (run_config(&cfg, &ro, tmp, images, &err) < 0) {
+		run_pod_clear(&rp);
+		sp_rm_rf(tmp, NULL);
+		return fail(err);
+	}
+
+	/* Ctrl-C and SIGTERM stop the pod; every thread but this one
+	 * ignores them, so they reach wait_all's loop. */
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	uint8_t hash[SP_SHA256_LEN];
+	char hex[2 * SP_SHA256_LEN + 1];
+	sp_policy_hash(rp.policy, hash);
+	sp_hex_encode(hex, hash, sizeof(hash));
+	run_progress("pod %s: policy %s (%s), HOST_DATA %s", rp.pod_name,
+		     rp.policy_generated ? "generated from the YAML" : "from the annotation",
+		     SP_POLICY_ANNOTATION, hex);
+	run_progress("starting the UVM (%s, TEE %s)", cfg->backend, cfg->tee);
+
+	size_t plen;
+	const char *pbytes = sp_policy_bytes(rp.policy, &plen);
+	_cleanup_free_ char *sbid = run_sandbox_id(ro.name ? ro.name : rp.pod_name);
+	sp_sandbox_opts so = {.version = 1, .id = sbid, .hostname = rp.pod_name,
+			      .pod_name = rp.pod_name, .pod_namespace = rp.pod_namespace,
+			      .policy = (const uint8_t *)pbytes, .policy_len = plen,
+			      .unsafe_host_data = use_unsafe ? unsafe_host_data : NULL};
+	struct pod pod = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
+			  .hostname = rp.pod_name};
+	int rc = 0;
+	uint64_t t0 = sp_now_ns();
+	if (sp_sandbox_start(&pod.sb, cfg, &so, &err) < 0) {
+		rc = fail(err);
+		goto out;
+	}
+	run_progress("UVM ready in %.1f s", (double)(sp_now_ns() - t0) / 1e9);
+
+	if (ro.attest && run_attest(pod.sb, &ro, cfg, rp.policy, &err) < 0) {
+		rc = fail(err);
+		goto out;
+	}
+
+	/* Containers in policy order: init containers first. */
+	const json_t *pc = json_object_get(sp_policy_json(rp.policy), "containers");
+	pod.n = json_array_size(pc);
+	pod.ctrs = sp_xcalloc(pod.n ? pod.n : 1, sizeof(*pod.ctrs));
+	for (size_t i = 0; i < pod.n; i++) {
+		const json_t *e = json_array_get(pc, i);
+		pod.ctrs[i].name = sp_xstrdup(json_string_value(json_object_get(e, "name")));
+		pod.ctrs[i].init = json_is_true(json_object_get(e, "init"));
+		pod.ctrs[i].id = sp_xasprintf("%s-%s", sbid, pod.ctrs[i].name);
+	}
+	unsigned grace = ro.grace_s >= 0 ? (unsigned)ro.grace_s : rp.grace_s;
+	size_t i = 0;
+	for (; i < pod.n && pod.ctrs[i].init && !interrupted; i++) {
+		if (create_and_start(&pod, &pod.ctrs[i], &err) < 0) {
+			rc = fail(err);
+			err = NULL;
+			goto stop;
+		}
+		wait_all(&pod, i, i + 1, grace);
+		if (pod.ctrs[i].status != 0) {
+			fprintf(stderr, "sealpod run: init container %s exited with status %d\n",
+				pod.ctrs[i].name, pod.ctrs[i].status);
+			rc = pod.ctrs[i].status;
+			goto stop;
+		}
+	}
+	size_t first = i;
+	for (; i < pod.n && !interrupted; i++) {
+		if (create_and_start(&pod, &pod.ctrs[i], &err) < 0) {
+			rc = fail(err);
+			err = NULL;
+			interrupted = SIGTERM; /* stop the ones already running */
+			break;
+		}
+	}
+	wait_all(&pod, first, pod.n, grace);
+	if (rc == 0) {
+		for (size_t k = first; k < pod.n; k++) {
+			if (pod.ctrs[k].started && pod.ctrs[k].status != 0) {
+				fprintf(stderr, "sealpod run: container %s exited with status %d\n",
+					pod.ctrs[k].name, pod.ctrs[k].status);
+				if (rc == 0)
+					rc = pod.ctrs[k].status;
+			}
+		}
+		if (interrupted && rc == 0)
+			rc = 128 + interrupted;
+	}
+stop:
+	for (size_t k = 0; k < pod.n; k++) {
+		join_container(&pod, &pod.ctrs[k]);
+		if (pod.ctrs[k].created)
+			sp_sandbox_remove_container(pod.sb, pod.ctrs[k].id, 0, NULL);
+	}
+	if (!sp_sandbox_alive(pod.sb) && rc == 0) {
+		fprintf(stderr, "sealpod run: the UVM died\n");
+		rc = 1;
+	}
+out:
+	if (pod.sb) {
+		sp_err *e2 = NULL;
+		if (sp_sandbox_stop(pod.sb, &e2) < 0) {
+			sp_log_warn("%s", sp_err_msg(e2));
+			sp_err_free(e2);
+		}
+		sp_sandbox_free(pod.sb);
+	}
+	for (size_t k = 0; k < pod.n; k++) {
+		free(pod.ctrs[k].name);
+		free(pod.ctrs[k].id);
+	}
+	free(pod.ctrs);
+	sp_runtime_config_free(cfg);
+	run_pod_clear(&rp);
+	sp_rm_rf(tmp, NULL);
+	return rc > 255 ? 255 : rc;
+}

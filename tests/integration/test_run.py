@@ -1,0 +1,196 @@
+"""`sealpod run`: Kubernetes pods end to end in a UVM under TCG, with the
+sim TEE. Each test boots its own UVM (that is what `sealpod run` does), so
+the module keeps their number small."""
+import os
+import signal
+import subprocess
+import time
+
+import harness
+
+NEEDS_ROOT = True
+ROOT = harness.ROOT
+
+
+def setup_module(m):
+    if not os.path.exists("/dev/kvm") and not os.path.exists("/usr/bin/qemu-system-x86_64"):
+        raise harness.Skip("no QEMU")
+    m.images = os.path.join(harness.build_dir(), "examples", "images")
+    r = subprocess.run([os.path.join(ROOT, "scripts", "example-images"), m.images],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if r.returncode != 0:
+        raise harness.Failure("example images: " + r.stdout)
+    # Build the guest image once for the module (sealpod run would, too).
+    m.guest = os.path.join(harness.build_dir(), "guest")
+    r = subprocess.run([harness.prog("sealpod"), "image", "build", "--output", m.guest],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if r.returncode != 0:
+        raise harness.Failure("image build: " + r.stdout)
+
+
+def run(t, yaml, *extra, timeout=300):
+    argv = [t.prog("sealpod"), "run", "--image-dir", t.module.images, "--guest-dir",
+            t.module.guest, "--accel", "tcg"] + list(extra) + [yaml]
+    return t.run(argv, timeout=timeout)
+
+
+def example(name):
+    return os.path.join(ROOT, "examples", name)
+
+
+def qemu_pids(pod):
+    """QEMU processes of this pod's sandboxes (their run directory is
+    /run/sealpod/<pod>-<random>/); other modules' VMs run in parallel."""
+    out = subprocess.run(["pgrep", "-f", "qemu-system-x86_64.*/run/sealpod/%s-" % pod],
+                         stdout=subprocess.PIPE, text=True).stdout
+    return set(out.split())
+
+
+def no_leftovers(t, pod):
+    """No QEMU of the pod left, no sandbox state of it left."""
+    t.wait_for(lambda: not qemu_pids(pod), 10, "QEMU to exit")
+    left = os.listdir("/run/sealpod") if os.path.isdir("/run/sealpod") else []
+    t.check(not [d for d in left if d.startswith(pod + "-")], "no sandbox state left", left)
+
+
+def test_hello_with_attestation(t):
+    r = run(t, example("hello.yaml"), "--attest")
+    t.eq(r.returncode, 0, "exit code\n" + r.stderr)
+    t.check("hello | hello from a confidential pod" in r.stdout, "prefixed output", r.stdout)
+    t.check('"measurement_matches": true' in r.stdout, "measurement predicted", r.stdout)
+    t.check('"host_data_matches": true' in r.stdout, "HOST_DATA = policy hash", r.stdout)
+    t.check("sim" in r.stdout, "root of trust says sim", r.stdout)
+    no_leftovers(t, "hello")
+
+
+def test_emptydir_two_containers(t):
+    r = run(t, example("emptydir.yaml"))
+    t.eq(r.returncode, 0, "exit code\n" + r.stderr)
+    t.check("reader | written-by-writer" in r.stdout, "reader saw the writer's file", r.stdout)
+
+
+def test_job_with_init_container(t):
+    r = run(t, example("job.yaml"))
+    t.eq(r.returncode, 0, "exit code\n" + r.stderr)
+    out = r.stdout
+    t.check("prepare | preparing" in out, "init container ran", out)
+    t.check("count | liftoff" in out, "main container ran", out)
+    t.check(out.index("prepare | preparing") < out.index("count | 3"), "init ran first", out)
+
+
+def test_exit_status_is_the_pods(t):
+    y = t.path("fail.yaml")
+    with open(y, "w") as f:
+        f.write("""apiVersion: v1
+kind: Pod
+metadata: {name: failing}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: localhost/busybox:latest
+    command: ["/bin/sh", "-c", "echo about to fail; exit 7"]
+""")
+    r = run(t, y)
+    t.eq(r.returncode, 7, "exit code\n" + r.stderr)
+    t.check("c | about to fail" in r.stdout, "output", r.stdout)
+    t.check("exited with status 7" in r.stderr, "says which container failed", r.stderr)
+
+
+def test_policy_not_matching_host_data_is_refused(t):
+    """A host that launches the UVM with one HOST_DATA and then sends
+    another policy: the agent compares the policy's hash with HOST_DATA in
+    its own TEE report and refuses it, and no container runs."""
+    r = run(t, example("hello.yaml"), "--unsafe-host-data", "ab" * 32)
+    t.eq(r.returncode, 1, "exit code\n" + r.stdout + r.stderr)
+    t.check("HOST_DATA" in r.stderr, "the refusal names HOST_DATA", r.stderr)
+    t.check("hello from" not in r.stdout, "no container ran", r.stdout)
+
+
+def test_tampered_command_does_not_run(t):
+    """The annotation's policy, not the YAML around it, decides what runs:
+    a command edited after generation never reaches the guest."""
+    gen = t.run([t.prog("sealpod"), "policy", "gen", example("hello.yaml"), "--image-dir",
+                 t.module.images], check=True)
+    doc = gen.stdout.replace("echo hello from a confidential pod", "echo tampered")
+    t.check(doc != gen.stdout, "the test edited the command")
+    y = t.path("tampered.yaml")
+    with open(y, "w") as f:
+        f.write(doc)
+    r = run(t, y)
+    t.check("tampered" not in r.stdout, "the tampered command did not run", r.stdout)
+
+
+def test_missing_image_is_a_clear_error(t):
+    y = t.path("missing.yaml")
+    with open(y, "w") as f:
+        f.write("""apiVersion: v1
+kind: Pod
+metadata: {name: missing}
+spec:
+  containers:
+  - name: c
+    image: localhost/nothere:1.0
+""")
+    r = run(t, y, timeout=60)
+    t.eq(r.returncode, 1, "exit code")
+    t.check("nothere" in r.stderr, "error names the image", r.stderr)
+
+
+def test_ctrl_c_stops_the_pod(t):
+    y = t.path("sleep.yaml")
+    with open(y, "w") as f:
+        f.write("""apiVersion: v1
+kind: Pod
+metadata: {name: sleeper}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: s
+    image: localhost/busybox:latest
+    command: ["/bin/sh", "-c", "echo sleeping; sleep 600"]
+""")
+    argv = [t.prog("sealpod"), "run", "--image-dir", t.module.images, "--guest-dir",
+            t.module.guest, "--accel", "tcg", y]
+    p = t.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Wait for the container's first line, then interrupt.
+    line = p.stdout.readline()
+    t.check("s | sleeping" in line, "container started", line)
+    p.send_signal(signal.SIGINT)
+    try:
+        rc = p.wait(60)
+    except subprocess.TimeoutExpired:
+        raise harness.Failure("sealpod run did not stop after SIGINT")
+    t.check(rc != 0, "non-zero exit after interrupt", rc)
+    no_leftovers(t, "sleeper")
+
+
+def test_killing_qemu_is_a_clear_error(t):
+    y = t.path("long.yaml")
+    with open(y, "w") as f:
+        f.write("""apiVersion: v1
+kind: Pod
+metadata: {name: victim}
+spec:
+  containers:
+  - name: v
+    image: localhost/busybox:latest
+    command: ["/bin/sh", "-c", "echo running; sleep 600"]
+""")
+    argv = [t.prog("sealpod"), "run", "--image-dir", t.module.images, "--guest-dir",
+            t.module.guest, "--accel", "tcg", y]
+    p = t.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = p.stdout.readline()
+    t.check("v | running" in line, "container started", line)
+    pids = qemu_pids("victim")
+    t.check(pids, "the pod's QEMU is running")
+    for pid in pids:
+        os.kill(int(pid), signal.SIGKILL)
+    try:
+        rc = p.wait(60)
+    except subprocess.TimeoutExpired:
+        raise harness.Failure("sealpod run did not notice QEMU's death")
+    err = p.stderr.read()
+    t.check(rc != 0, "non-zero exit", rc)
+    t.check("UVM" in err or "guest" in err, "says the UVM died", err)
+    no_leftovers(t, "victim")
