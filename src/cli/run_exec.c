@@ -37,12 +37,15 @@ const char *run_agent_msg(const sp_err *e)
 {
 	const char *m = sp_err_msg(e);
 	const char *s = strstr(m, "AgentService/");
-	if (s) {
-		s = strstr(s, ": ");
-		if (s)
-			return s + 2;
-	}
-	return m;
+	if (!s || !(s = strstr(s, ": ")))
+		return m;
+	s += 2;
+	/* The ttrpc status code ("PERMISSION_DENIED: ") says less than the
+	 * agent's sentence after it. */
+	size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_");
+	if (n > 0 && s[n] == ':' && s[n + 1] == ' ')
+		s += n + 2;
+	return s;
 }
 
 /* Marks an exec in flight, so the pod's sandbox is not stopped under it. */
