@@ -19,6 +19,10 @@ int cmd_report(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_image(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_ps(int argc, char **argv);   /* issue 10 */
+int cmd_logs(int argc, char **argv); /* issue 10 */
+int cmd_exec(int argc, char **argv); /* issue 10 */
+int cmd_stop(int argc, char **argv); /* issue 10 */
 int cmd_simpsp(int argc, char **argv);
 int cmd_agent(int argc, char **argv); /* issue 8 */
 
@@ -34,6 +38,10 @@ int cmd_agent(int argc, char **argv); /* issue 8 */
 	{"image", cmd_image, "build the guest image; import, pack and pull container images"}, \
 	{"vm", cmd_vm, "boot the guest image alone (debugging, benchmarks)"}, \
 	{"run", cmd_run, "run a Kubernetes pod in a confidential UVM"}, \
+	{"ps", cmd_ps, "list the pods `sealpod run` runs"}, \
+	{"logs", cmd_logs, "show a pod's output (logs NAME [CONTAINER] [-f])"}, \
+	{"exec", cmd_exec, "run a command in a pod's container (exec NAME [-c C] -- CMD...)"}, \
+	{"stop", cmd_stop, "stop a pod and remove it (stop NAME [--grace S])"}, \
 	/* end of SP_CLI_COMMANDS */
 
 /* image store verbs (issue 9), called by cmd_image's dispatcher */

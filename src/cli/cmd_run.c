@@ -11,7 +11,9 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "run.h"
@@ -39,49 +41,54 @@ static void usage(FILE *f)
 		"  --vcpus N, --memory MiB  UVM size (default 1, 512)\n"
 		"  --grace SECONDS      SIGTERM-to-SIGKILL grace on Ctrl-C (default: the pod's\n"
 		"                       terminationGracePeriodSeconds, else 30)\n"
-		"  --name NAME          sandbox name (default: the pod's name)\n");
+		"  --name NAME          the pod's name here (default: metadata.name)\n"
+		"  --detach             run in the background; print the name once the\n"
+		"                       containers run (then: sealpod ps/logs/exec/stop)\n");
 }
 
 /* ---- output ------------------------------------------------------------- */
 
 static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
 
-struct pump {
-	sp_sandbox *sb;
-	const char *cid;
-	const char *name;
-	int stream;
-	pthread_t thread;
-	bool started;
-};
-
 /* Writes complete lines prefixed with the container's name; a partial last
  * line is written when the stream ends. */
-static void emit(const char *name, int stream, const uint8_t *data, size_t len)
+void run_emit(struct run_live *pod, struct run_ctr *c, int stream, const uint8_t *data,
+	      size_t len)
 {
-	FILE *f = stream == SP_STREAM_STDERR ? stderr : stdout;
+	bool nl = len == 0 || data[len - 1] != '\n';
 	pthread_mutex_lock(&out_mu);
-	fprintf(f, "%s | ", name);
-	fwrite(data, 1, len, f);
-	if (len == 0 || data[len - 1] != '\n')
-		fputc('\n', f);
-	fflush(f);
+	if (!pod->quiet) {
+		FILE *f = stream == SP_STREAM_STDERR ? stderr : stdout;
+		fprintf(f, "%s | ", c->name);
+		fwrite(data, 1, len, f);
+		if (nl)
+			fputc('\n', f);
+		fflush(f);
+	}
+	if (c->logfd >= 0) {
+		_cleanup_free_ char *prefix = sp_xasprintf("%s | ", c->name);
+		struct iovec iov[3] = {{prefix, strlen(prefix)}, {(void *)data, len},
+				       {"\n", nl ? 1 : 0}};
+		if (writev(c->logfd, iov, 3) < 0) {
+			/* A full disk loses log lines, not the pod. */
+		}
+	}
 	pthread_mutex_unlock(&out_mu);
 }
 
 static void *pump_thread(void *arg)
 {
-	struct pump *p = arg;
+	struct run_pump *p = arg;
 	_cleanup_buf_ sp_buf line = SP_BUF_INIT;
 	for (;;) {
 		_cleanup_free_ uint8_t *data = NULL;
 		size_t len = 0;
 		_cleanup_err_ sp_err *err = NULL;
-		if (sp_sandbox_read(p->sb, p->cid, "", p->stream, &data, &len, &err) < 0) {
+		if (sp_sandbox_read(p->pod->sb, p->c->id, "", p->stream, &data, &len, &err) < 0) {
 			/* A policy that forbids reading this stream says so
 			 * once; the container still runs. */
 			if (err->code != SP_ERR_NOT_FOUND)
-				sp_log_warn("%s: %s", p->name, sp_err_msg(err));
+				sp_log_warn("%s: %s", p->c->name, sp_err_msg(err));
 			break;
 		}
 		if (len == 0)
@@ -90,7 +97,7 @@ static void *pump_thread(void *arg)
 		size_t start = 0;
 		for (size_t i = 0; i < line.len; i++) {
 			if (line.data[i] == '\n') {
-				emit(p->name, p->stream, line.data + start, i + 1 - start);
+				run_emit(p->pod, p->c, p->stream, line.data + start, i + 1 - start);
 				start = i + 1;
 			}
 		}
@@ -98,37 +105,15 @@ static void *pump_thread(void *arg)
 		line.len -= start;
 	}
 	if (line.len)
-		emit(p->name, p->stream, line.data, line.len);
+		run_emit(p->pod, p->c, p->stream, line.data, line.len);
 	return NULL;
 }
 
 /* ---- containers --------------------------------------------------------- */
 
-struct ctr {
-	char *name;
-	char *id;
-	bool init;
-	bool created;
-	bool started;
-	bool exited;
-	int status;
-	struct pump pumps[2];
-	pthread_t waiter;
-	bool waiting;
-};
-
-struct pod {
-	sp_sandbox *sb;
-	const char *hostname;
-	struct ctr *ctrs;
-	size_t n;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-};
-
 struct waitarg {
-	struct pod *pod;
-	struct ctr *c;
+	struct run_live *pod;
+	struct run_ctr *c;
 };
 
 static void *wait_thread(void *arg)
@@ -143,13 +128,14 @@ static void *wait_thread(void *arg)
 	pthread_mutex_lock(&w->pod->mu);
 	w->c->exited = true;
 	w->c->status = status;
+	run_state_write(w->pod->st, w->pod);
 	pthread_cond_broadcast(&w->pod->cv);
 	pthread_mutex_unlock(&w->pod->mu);
 	free(w);
 	return NULL;
 }
 
-static int create_and_start(struct pod *pod, struct ctr *c, sp_err **err)
+static int create_and_start(struct run_live *pod, struct run_ctr *c, sp_err **err)
 {
 	_cleanup_json_ json_t *spec = NULL;
 	_cleanup_free_ char *image = NULL, *resolved = NULL;
@@ -163,17 +149,25 @@ static int create_and_start(struct pod *pod, struct ctr *c, sp_err **err)
 			       .name = c->name, .init = c->init};
 	if (sp_sandbox_create_container(pod->sb, &o, err) < 0)
 		return sp_error_wrap(err, "container %s", c->name);
+	/* Execs (probes, `sealpod exec`) run as this process does. */
+	c->process = json_incref(json_object_get(spec, "process"));
+	pthread_mutex_lock(&pod->mu);
 	c->created = true;
+	run_state_write(pod->st, pod);
+	pthread_mutex_unlock(&pod->mu);
 	for (int s = 0; s < 2; s++) {
-		struct pump *p = &c->pumps[s];
-		*p = (struct pump){.sb = pod->sb, .cid = c->id, .name = c->name,
-				   .stream = s == 0 ? SP_STREAM_STDOUT : SP_STREAM_STDERR};
+		struct run_pump *p = &c->pumps[s];
+		*p = (struct run_pump){.pod = pod, .c = c,
+				       .stream = s == 0 ? SP_STREAM_STDOUT : SP_STREAM_STDERR};
 		if (pthread_create(&p->thread, NULL, pump_thread, p) == 0)
 			p->started = true;
 	}
 	if (sp_sandbox_start_container(pod->sb, c->id, err) < 0)
 		return sp_error_wrap(err, "container %s", c->name);
+	pthread_mutex_lock(&pod->mu);
 	c->started = true;
+	run_state_write(pod->st, pod);
+	pthread_mutex_unlock(&pod->mu);
 	struct waitarg *w = sp_xzalloc(sizeof(*w));
 	w->pod = pod;
 	w->c = c;
@@ -182,15 +176,17 @@ static int create_and_start(struct pod *pod, struct ctr *c, sp_err **err)
 		return sp_error_sys(err, errno, "container %s: start a waiter thread", c->name);
 	}
 	c->waiting = true;
+	run_probe_start(pod, c);
 	return 0;
 }
 
-static void join_container(struct pod *pod, struct ctr *c)
+static void join_container(struct run_ctr *c)
 {
 	if (c->waiting) {
 		pthread_join(c->waiter, NULL);
 		c->waiting = false;
 	}
+	run_probe_join(c);
 	for (int s = 0; s < 2; s++) {
 		if (c->pumps[s].started) {
 			pthread_join(c->pumps[s].thread, NULL);
@@ -199,16 +195,29 @@ static void join_container(struct pod *pod, struct ctr *c)
 	}
 }
 
-static volatile sig_atomic_t interrupted;
+volatile sig_atomic_t run_interrupted;
 
 static void on_signal(int sig)
 {
-	interrupted = sig;
+	run_interrupted = sig;
 }
 
-/* Waits until every container in [from, to) has exited; on Ctrl-C (or
- * SIGTERM) sends SIGTERM to those still running and SIGKILL after grace. */
-static void wait_all(struct pod *pod, size_t from, size_t to, unsigned grace_s)
+static void timed_wait(struct run_live *pod, uint64_t ns)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += (long)ns;
+	while (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(&pod->cv, &pod->mu, &ts);
+}
+
+/* Waits until every container in [from, to) has exited; on Ctrl-C,
+ * SIGTERM or `sealpod stop` sends SIGTERM to those still running and
+ * SIGKILL after the grace period. */
+static void wait_all(struct run_live *pod, size_t from, size_t to)
 {
 	uint64_t kill_at = 0;
 	bool termed = false, killed = false;
@@ -220,11 +229,14 @@ static void wait_all(struct pod *pod, size_t from, size_t to, unsigned grace_s)
 				all = false;
 		if (all)
 			break;
-		if (interrupted && !termed) {
+		if (run_interrupted && !termed) {
 			termed = true;
-			kill_at = sp_now_ns() + (uint64_t)grace_s * SEC;
-			run_progress("interrupted: stopping the pod (SIGTERM, then SIGKILL after %u s)",
-				     grace_s);
+			kill_at = sp_now_ns() + (uint64_t)pod->grace_s * SEC;
+			pod->phase = "stopping";
+			run_state_write(pod->st, pod);
+			run_progress("%s: stopping the pod (SIGTERM, then SIGKILL after %u s)",
+				     run_interrupted == SIGINT ? "interrupted" : "stop requested",
+				     pod->grace_s);
 			for (size_t i = from; i < to; i++)
 				if (pod->ctrs[i].started && !pod->ctrs[i].exited)
 					sp_sandbox_signal(pod->sb, pod->ctrs[i].id, "", SIGTERM, NULL);
@@ -235,18 +247,24 @@ static void wait_all(struct pod *pod, size_t from, size_t to, unsigned grace_s)
 				if (pod->ctrs[i].started && !pod->ctrs[i].exited)
 					sp_sandbox_signal(pod->sb, pod->ctrs[i].id, "", SIGKILL, NULL);
 		}
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 100000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&pod->cv, &pod->mu, &ts);
+		timed_wait(pod, 100000000);
 	}
 	pthread_mutex_unlock(&pod->mu);
 	for (size_t i = from; i < to; i++)
-		join_container(pod, &pod->ctrs[i]);
+		join_container(&pod->ctrs[i]);
+}
+
+/* No new execs; waits (bounded) for those in flight, which end when their
+ * container is removed, so the sandbox can go. */
+static void close_execs(struct run_live *pod)
+{
+	pthread_mutex_lock(&pod->mu);
+	pod->closed = true;
+	pthread_cond_broadcast(&pod->cv);
+	uint64_t until = sp_now_ns() + 30 * SEC;
+	while (pod->busy > 0 && sp_now_ns() < until)
+		timed_wait(pod, 100000000);
+	pthread_mutex_unlock(&pod->mu);
 }
 
 /* ---- the command -------------------------------------------------------- */
@@ -254,6 +272,8 @@ static void wait_all(struct pod *pod, size_t from, size_t to, unsigned grace_s)
 static int fail(sp_err *err)
 {
 	fprintf(stderr, "sealpod run: %s\n", sp_err_msg(err));
+	if (run_report_fd >= 0)
+		dprintf(run_report_fd, "sealpod run: %s\n", sp_err_msg(err));
 	sp_err_free(err);
 	return 1;
 }
@@ -309,9 +329,7 @@ int cmd_run(int argc, char **argv)
 			use_unsafe = true;
 			break;
 		}
-		case O_DETACH:
-			fprintf(stderr, "sealpod run: --detach is not implemented yet; run in the foreground\n");
-			return 2;
+		case O_DETACH: ro.detach = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -346,8 +364,26 @@ int cmd_run(int argc, char **argv)
 	if (run_pod_load(&rp, &ro, &err) < 0)
 		return fail(err);
 
+	/* Every run, foreground or not, has its state directory: `sealpod
+	 * ps` lists it and `sealpod exec` reaches it. */
+	struct run_state st;
+	const char *pod_name = ro.name ? ro.name : rp.pod_name;
+	if (run_state_claim(&st, pod_name, ro.file, &err) < 0) {
+		run_pod_clear(&rp);
+		return fail(err);
+	}
+	/* The caller of --detach returns from here only in the supervisor. */
+	if (ro.detach && run_detach(&st, &err) < 0) {
+		run_state_release(&st);
+		run_pod_clear(&rp);
+		return fail(err);
+	}
+	signal(SIGPIPE, SIG_IGN);
+	run_state_write(&st, NULL);
+
 	_cleanup_free_ char *tmp = NULL;
 	if (sp_mkdtemp(&tmp, "sealpod-run", &err) < 0) {
+		run_state_release(&st);
 		run_pod_clear(&rp);
 		return fail(err);
 	}
@@ -358,6 +394,7 @@ int cmd_run(int argc, char **argv)
 		images[k] = json_string_value(json_object_get(json_array_get(pcs, k), "image"));
 	sp_runtime_config *cfg = NULL;
 	if (run_config(&cfg, &ro, tmp, images, &err) < 0) {
+		run_state_release(&st);
 		run_pod_clear(&rp);
 		sp_rm_rf(tmp, NULL);
 		return fail(err);
@@ -368,6 +405,8 @@ int cmd_run(int argc, char **argv)
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	if (ro.detach)
+		signal(SIGHUP, SIG_IGN);
 
 	uint8_t hash[SP_SHA256_LEN];
 	char hex[2 * SP_SHA256_LEN + 1];
@@ -385,9 +424,35 @@ int cmd_run(int argc, char **argv)
 			      .pod_name = rp.pod_name, .pod_namespace = rp.pod_namespace,
 			      .policy = (const uint8_t *)pbytes, .policy_len = plen,
 			      .unsafe_host_data = use_unsafe ? unsafe_host_data : NULL};
-	struct pod pod = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
-			  .hostname = rp.pod_name};
+	struct run_live pod = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
+			       .hostname = rp.pod_name, .name = st.name, .st = &st,
+			       .quiet = ro.detach, .phase = "starting"};
+	pod.grace_s = ro.grace_s >= 0 ? (unsigned)ro.grace_s : rp.grace_s;
+	/* Containers in policy order: init containers first. */
+	const json_t *pc = json_object_get(sp_policy_json(rp.policy), "containers");
+	pod.n = json_array_size(pc);
+	pod.ctrs = sp_xcalloc(pod.n ? pod.n : 1, sizeof(*pod.ctrs));
+	for (size_t k = 0; k < pod.n; k++) {
+		const json_t *e = json_array_get(pc, k);
+		struct run_ctr *ck = &pod.ctrs[k];
+		ck->name = sp_xstrdup(json_string_value(json_object_get(e, "name")));
+		ck->init = json_is_true(json_object_get(e, "init"));
+		ck->id = sp_xasprintf("%s-%s", sbid, ck->name);
+		ck->logfd = run_state_open_log(&st, ck->name);
+		size_t j;
+		json_t *y;
+		json_array_foreach(rp.containers, j, y)
+			if (json_is_string(json_object_get(y, "name")) &&
+			    !strcmp(json_string_value(json_object_get(y, "name")), ck->name))
+				ck->yaml = y;
+	}
+	run_state_write(&st, &pod);
 	int rc = 0;
+	bool running = false;
+	if (run_ctl_start(&pod, &err) < 0) {
+		rc = fail(err);
+		goto out;
+	}
 	uint64_t t0 = sp_now_ns();
 	if (sp_sandbox_start(&pod.sb, cfg, &so, &err) < 0) {
 		rc = fail(err);
@@ -400,25 +465,14 @@ int cmd_run(int argc, char **argv)
 		goto out;
 	}
 
-	/* Containers in policy order: init containers first. */
-	const json_t *pc = json_object_get(sp_policy_json(rp.policy), "containers");
-	pod.n = json_array_size(pc);
-	pod.ctrs = sp_xcalloc(pod.n ? pod.n : 1, sizeof(*pod.ctrs));
-	for (size_t i = 0; i < pod.n; i++) {
-		const json_t *e = json_array_get(pc, i);
-		pod.ctrs[i].name = sp_xstrdup(json_string_value(json_object_get(e, "name")));
-		pod.ctrs[i].init = json_is_true(json_object_get(e, "init"));
-		pod.ctrs[i].id = sp_xasprintf("%s-%s", sbid, pod.ctrs[i].name);
-	}
-	unsigned grace = ro.grace_s >= 0 ? (unsigned)ro.grace_s : rp.grace_s;
 	size_t i = 0;
-	for (; i < pod.n && pod.ctrs[i].init && !interrupted; i++) {
+	for (; i < pod.n && pod.ctrs[i].init && !run_interrupted; i++) {
 		if (create_and_start(&pod, &pod.ctrs[i], &err) < 0) {
 			rc = fail(err);
 			err = NULL;
 			goto stop;
 		}
-		wait_all(&pod, i, i + 1, grace);
+		wait_all(&pod, i, i + 1);
 		if (pod.ctrs[i].status != 0) {
 			fprintf(stderr, "sealpod run: init container %s exited with status %d\n",
 				pod.ctrs[i].name, pod.ctrs[i].status);
@@ -427,15 +481,26 @@ int cmd_run(int argc, char **argv)
 		}
 	}
 	size_t first = i;
-	for (; i < pod.n && !interrupted; i++) {
+	for (; i < pod.n && !run_interrupted; i++) {
 		if (create_and_start(&pod, &pod.ctrs[i], &err) < 0) {
 			rc = fail(err);
 			err = NULL;
-			interrupted = SIGTERM; /* stop the ones already running */
+			run_interrupted = SIGTERM; /* stop the ones already running */
 			break;
 		}
 	}
-	wait_all(&pod, first, pod.n, grace);
+	if (rc == 0 && !run_interrupted) {
+		pthread_mutex_lock(&pod.mu);
+		pod.phase = "running";
+		run_state_write(&st, &pod);
+		pthread_mutex_unlock(&pod.mu);
+		if (ro.detach)
+			run_progress("pod %s running; `sealpod logs %s`, `sealpod stop %s`", st.name,
+				     st.name, st.name);
+		run_detach_ready();
+		running = true;
+	}
+	wait_all(&pod, first, pod.n);
 	if (rc == 0) {
 		for (size_t k = first; k < pod.n; k++) {
 			if (pod.ctrs[k].started && pod.ctrs[k].status != 0) {
@@ -445,20 +510,28 @@ int cmd_run(int argc, char **argv)
 					rc = pod.ctrs[k].status;
 			}
 		}
-		if (interrupted && rc == 0)
-			rc = 128 + interrupted;
+		if (run_interrupted && rc == 0)
+			rc = 128 + run_interrupted;
 	}
 stop:
+	pthread_mutex_lock(&pod.mu);
+	pod.closed = true; /* no new execs */
+	pthread_mutex_unlock(&pod.mu);
 	for (size_t k = 0; k < pod.n; k++) {
-		join_container(&pod, &pod.ctrs[k]);
+		join_container(&pod.ctrs[k]);
 		if (pod.ctrs[k].created)
 			sp_sandbox_remove_container(pod.sb, pod.ctrs[k].id, 0, NULL);
 	}
+	close_execs(&pod);
 	if (!sp_sandbox_alive(pod.sb) && rc == 0) {
 		fprintf(stderr, "sealpod run: the UVM died\n");
 		rc = 1;
 	}
 out:
+	pthread_mutex_lock(&pod.mu);
+	pod.closed = true;
+	pthread_mutex_unlock(&pod.mu);
+	close_execs(&pod);
 	if (pod.sb) {
 		sp_err *e2 = NULL;
 		if (sp_sandbox_stop(pod.sb, &e2) < 0) {
@@ -466,12 +539,29 @@ out:
 			sp_err_free(e2);
 		}
 		sp_sandbox_free(pod.sb);
+		pod.sb = NULL;
 	}
+	/* A detached pod that ended by itself stays listed, with its exit
+	 * codes and logs, until `sealpod stop` (as podman keeps an exited
+	 * pod until `pod rm`); its UVM is gone already. */
+	if (ro.detach && running && !run_interrupted) {
+		pthread_mutex_lock(&pod.mu);
+		pod.phase = "exited";
+		run_state_write(&st, &pod);
+		while (!run_interrupted)
+			timed_wait(&pod, 200000000);
+		pthread_mutex_unlock(&pod.mu);
+	}
+	run_ctl_stop();
 	for (size_t k = 0; k < pod.n; k++) {
 		free(pod.ctrs[k].name);
 		free(pod.ctrs[k].id);
+		json_decref(pod.ctrs[k].process);
+		if (pod.ctrs[k].logfd >= 0)
+			close(pod.ctrs[k].logfd);
 	}
 	free(pod.ctrs);
+	run_state_release(&st);
 	sp_runtime_config_free(cfg);
 	run_pod_clear(&rp);
 	sp_rm_rf(tmp, NULL);

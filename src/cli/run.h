@@ -1,9 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Internals of `sealpod run`, split by concern: the pod and its policy
  * (run_pod.c), the runtime configuration with the guest image and the
- * image disk (run_config.c), attestation (run_attest.c). */
+ * image disk (run_config.c), attestation (run_attest.c), exec probes
+ * (run_probe.c), the per-pod state directory (run_state.c), the control
+ * socket (run_ctl.c) and --detach (run_detach.c). docs/run.md. */
 #ifndef SEALPOD_CLI_RUN_H
 #define SEALPOD_CLI_RUN_H
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <jansson.h>
 
 #include "sealpod/common.h"
 #include "sealpod/err.h"
@@ -22,6 +29,7 @@ struct run_opts {
 	const char *name;
 	const char *backend; /* "vm"; "native" runs the agent on the host (tests) */
 	bool attest;
+	bool detach;
 	unsigned vcpus;
 	uint64_t memory_mib;
 	int grace_s;
@@ -33,6 +41,7 @@ struct run_pod {
 	unsigned grace_s;
 	struct sp_policy *policy;
 	bool policy_generated;
+	json_t *containers; /* the YAML's containers and initContainers (probes) */
 };
 
 /* Reads the YAML, finds the pod (or a workload's template), and takes the
@@ -55,6 +64,140 @@ int run_attest(struct sp_sandbox *sb, const struct run_opts *o,
 	       sp_err **err);
 
 char *run_sandbox_id(const char *name);
+/* "sealpod: ..." on stderr, and to the --detach caller until the pod runs. */
 void run_progress(const char *fmt, ...) SP_PRINTF(1, 2);
+extern int run_report_fd;
+
+/* ---- the running pod ------------------------------------------------------ */
+
+struct run_live;
+
+struct run_pump {
+	struct run_live *pod;
+	struct run_ctr *c;
+	int stream;
+	pthread_t thread;
+	bool started;
+};
+
+struct run_ctr {
+	char *name;
+	char *id;
+	bool init;
+	bool created;
+	bool started;
+	bool exited;
+	int status;
+	bool ready;         /* readiness as the probes see it (true without one) */
+	json_t *process;    /* the spec's process as the policy built it: execs copy it */
+	json_t *yaml;       /* the container in the YAML (its probes), borrowed */
+	int logfd;          /* logs/<name>.log, or -1 */
+	struct run_pump pumps[2];
+	pthread_t waiter;
+	bool waiting;
+	pthread_t prober;
+	bool probing;
+};
+
+struct run_live {
+	struct sp_sandbox *sb;
+	const char *name;     /* the pod's name in `sealpod ps` */
+	const char *hostname;
+	struct run_ctr *ctrs;
+	size_t n;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	unsigned grace_s;     /* SIGTERM-to-SIGKILL; `sealpod stop --grace` changes it */
+	bool closed;          /* no new execs: the pod is stopping */
+	unsigned busy;        /* execs in flight (the sandbox must outlive them) */
+	const char *phase;    /* "starting", "running", "stopping", "exited" */
+	struct run_state *st;
+	bool quiet;           /* detached: output goes to the logs only */
+};
+
+/* Set by SIGINT/SIGTERM and by `sealpod stop`: stop the pod. */
+extern volatile sig_atomic_t run_interrupted;
+
+/* Writes one line of a container's output, prefixed with its name, to
+ * stdout/stderr (unless quiet) and to its log. */
+void run_emit(struct run_live *pod, struct run_ctr *c, int stream, const uint8_t *data,
+	      size_t len);
+
+/* Runs argv in container c as its own process runs (user, cwd, env),
+ * collecting up to max bytes of stdout+stderr into *out (may be NULL).
+ * *status as a shell reports it. Errors (a policy denial among them) say
+ * what the agent said. */
+int run_exec_collect(struct run_live *pod, struct run_ctr *c, const char *kind,
+		     const json_t *args, bool tty, int *status, char **out, size_t max,
+		     sp_err **err);
+/* The same, streaming output and then the status as frames to fd (a
+ * `sealpod exec` client). */
+int run_exec_stream(struct run_live *pod, struct run_ctr *c, const json_t *args, bool tty,
+		    int fd, sp_err **err);
+/* The process JSON of an exec in c: the container's process with args. */
+char *run_exec_process(const struct run_ctr *c, const json_t *args, bool tty);
+char *run_exec_id(const char *kind);
+/* The agent's words without the host-side context in front of them. */
+const char *run_agent_msg(const sp_err *e);
+
+/* ---- exec probes (run_probe.c) -------------------------------------------- */
+
+/* Starts c's probe thread if its YAML has exec probes. */
+void run_probe_start(struct run_live *pod, struct run_ctr *c);
+void run_probe_join(struct run_ctr *c);
+
+/* ---- state directory (run_state.c) ---------------------------------------- */
+
+/* $SEALPOD_PODS_DIR or /run/sealpod/pods. */
+char *run_pods_dir(void);
+/* Pod names are DNS labels: they name directories. */
+bool run_name_valid(const char *name);
+
+struct run_state {
+	char *dir;      /* <pods>/<name> */
+	char *name;
+	char *file;     /* the YAML */
+	int lockfd;     /* <dir>/lock, flock'ed while the supervisor lives */
+	int64_t created;
+	pid_t pid;
+};
+
+/* Claims <pods>/<name>: refuses a name whose supervisor is alive, clears a
+ * stale one. */
+int run_state_claim(struct run_state *st, const char *name, const char *file, sp_err **err);
+/* Writes status.json from pod (under pod->mu or from the only thread). */
+void run_state_write(struct run_state *st, const struct run_live *pod);
+int run_state_open_log(struct run_state *st, const char *container);
+/* Removes the directory and drops the lock. */
+void run_state_release(struct run_state *st);
+/* 1 if <pods>/<name>'s supervisor is alive, 0 if not (or no such pod). */
+int run_state_alive(const char *dir);
+
+/* ---- control socket (run_ctl.c) ------------------------------------------- */
+
+#define RUN_CTL_MAX_REQUEST (64u * 1024)
+#define RUN_CTL_MAX_FRAME (1024u * 1024)
+enum {
+	RUN_FRAME_REQUEST = 'q', /* client: the request, JSON */
+	RUN_FRAME_STDOUT = 'o',
+	RUN_FRAME_STDERR = 'e',
+	RUN_FRAME_EXIT = 'x',    /* payload: the status, decimal */
+	RUN_FRAME_ERROR = 'E',   /* payload: a message for the user */
+};
+
+int run_ctl_start(struct run_live *pod, sp_err **err);
+void run_ctl_stop(void);
+/* Client side: one frame. */
+int run_ctl_send(int fd, int type, const void *data, size_t len);
+int run_ctl_recv(int fd, int *type, uint8_t **data, size_t *len, sp_err **err);
+int run_ctl_connect(const char *dir, sp_err **err);
+
+/* ---- --detach (run_detach.c) ---------------------------------------------- */
+
+/* Forks the supervisor. Returns in the child (0); the parent never returns:
+ * it relays progress and exits once the pod runs or fails. */
+int run_detach(struct run_state *st, sp_err **err);
+/* The supervisor tells the caller the pod is running. */
+void run_detach_ready(void);
 
 #endif

@@ -10,14 +10,21 @@
 #include "sealpod/json.h"
 #include "sealpod/policy.h"
 
+int run_report_fd = -1;
+
 void run_progress(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fprintf(stderr, "sealpod: ");
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	_cleanup_free_ char *msg = NULL;
+	if (vasprintf(&msg, fmt, ap) < 0)
+		sp_oom();
 	va_end(ap);
+	fprintf(stderr, "sealpod: %s\n", msg);
+	fflush(stderr);
+	int fd = run_report_fd;
+	if (fd >= 0)
+		dprintf(fd, "sealpod: %s\n", msg);
 }
 
 char *run_sandbox_id(const char *name)
@@ -103,6 +110,11 @@ int run_pod_load(struct run_pod *rp, const struct run_opts *o, sp_err **err)
 	json_t *g = json_object_get(json_object_get(pod, "spec"), "terminationGracePeriodSeconds");
 	rp->grace_s = json_is_integer(g) && json_integer_value(g) >= 0
 			      ? (unsigned)json_integer_value(g) : 30;
+	/* The containers as the YAML has them: their probes run host side. */
+	rp->containers = json_array();
+	const json_t *pspec = json_object_get(pod, "spec");
+	json_array_extend(rp->containers, json_object_get(pspec, "initContainers"));
+	json_array_extend(rp->containers, json_object_get(pspec, "containers"));
 
 	const char *annot = json_string_value(
 		json_object_get(json_object_get(meta, "annotations"), SP_POLICY_ANNOTATION));
@@ -150,5 +162,6 @@ void run_pod_clear(struct run_pod *rp)
 	free(rp->pod_name);
 	free(rp->pod_namespace);
 	sp_policy_free(rp->policy);
+	json_decref(rp->containers);
 	memset(rp, 0, sizeof(*rp));
 }

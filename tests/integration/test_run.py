@@ -194,3 +194,132 @@ spec:
     t.check(rc != 0, "non-zero exit", rc)
     t.check("UVM" in err or "guest" in err, "says the UVM died", err)
     no_leftovers(t, "victim")
+
+
+def test_exec_probe_becomes_ready(t):
+    """examples/probe.yaml: the readiness probe's command is in the
+    generated policy's exec list, runs in the container, and passes."""
+    r = run(t, example("probe.yaml"))
+    t.eq(r.returncode, 0, "exit code\n" + r.stderr)
+    t.check("server | serving" in r.stdout, "the container ran", r.stdout)
+    t.check("server | done" in r.stdout, "the container finished", r.stdout)
+    t.check("sealpod: container server: ready" in r.stderr, "the probe passed", r.stderr)
+    t.check("refused" not in r.stderr and "not ready" not in r.stderr,
+            "no probe was refused or failed", r.stderr)
+    no_leftovers(t, "probed")
+
+
+# A long-running pod whose policy lets the host exec exactly two commands.
+DETACHED = """apiVersion: v1
+kind: Pod
+metadata:
+  name: %s
+  annotations:
+    io.sealpod.policy/exec: '{"app": [["cat", "/etc/hostname"], ["cat", "/nonexistent"]]}'
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: app
+    image: localhost/busybox:latest
+    command: ["/bin/sh", "-c", "echo %s up; while true; do sleep 1; done"]
+"""
+
+PODS = "/run/sealpod/pods"
+
+
+def sealpod(t, *args, timeout=60):
+    return t.run([t.prog("sealpod")] + list(args), timeout=timeout)
+
+
+def gone(t, pod):
+    """Stopped: no QEMU, no sandbox state, no pod state directory."""
+    no_leftovers(t, pod)
+    t.check(not os.path.exists(os.path.join(PODS, pod)), "no pod state left",
+            os.listdir(PODS) if os.path.isdir(PODS) else "")
+
+
+def test_detached_pods_ps_logs_exec_stop(t):
+    """Two detached pods at once: run --detach returns once they run, a
+    second run of a running name is refused, ps lists both, logs shows the
+    output, exec runs what the policy lists (with its exit status) and the
+    agent's refusal of anything else is shown, stop leaves nothing."""
+    names = ["it-detach-a", "it-detach-b"]
+    yamls = []
+    for n in names:
+        y = t.path(n + ".yaml")
+        with open(y, "w") as f:
+            f.write(DETACHED % (n, n))
+        yamls.append(y)
+        t.cleanup(lambda n=n: sealpod(t, "stop", n, "--grace", "0", timeout=120))
+    a, b = names
+
+    r = run(t, yamls[0], "--detach")
+    t.eq(r.returncode, 0, "run --detach exit code\n" + r.stderr)
+    t.eq(r.stdout.strip(), a, "run --detach prints the pod's name")
+    t.check("running" in r.stderr, "progress came through", r.stderr)
+    t.check(qemu_pids(a), "the UVM runs after run --detach returned")
+
+    again = run(t, yamls[0], "--detach", timeout=60)
+    t.eq(again.returncode, 1, "second run of a running name\n" + again.stderr)
+    t.check("already running" in again.stderr and "sealpod stop %s" % a in again.stderr,
+            "the refusal says why and what to do", again.stderr)
+    t.eq(len(qemu_pids(a)), 1, "the refused run started no UVM")
+
+    r = run(t, yamls[1], "--detach")
+    t.eq(r.returncode, 0, "second pod\n" + r.stderr)
+
+    ps = sealpod(t, "ps")
+    t.eq(ps.returncode, 0, "ps exit code")
+    for n in names:
+        line = [l for l in ps.stdout.splitlines() if l.startswith(n + " ")]
+        t.check(line and "running" in line[0] and "app (running" in line[0],
+                "ps lists %s as running" % n, ps.stdout)
+
+    def logged():
+        return "app | %s up" % a in sealpod(t, "logs", a).stdout
+    t.wait_for(logged, 30, "the pod's output in sealpod logs")
+    logs = sealpod(t, "logs", a, "app")
+    t.check("app | %s up" % a in logs.stdout, "logs NAME CONTAINER", logs.stdout)
+    t.check(b not in logs.stdout, "only this pod's output", logs.stdout)
+    bad = sealpod(t, "logs", a, "nosuch")
+    t.check(bad.returncode == 1 and "no container nosuch" in bad.stderr,
+            "logs names a missing container", bad.stderr)
+
+    # exec: the command runs in that pod (its hostname is its name).
+    for n in names:
+        e = sealpod(t, "exec", n, "-c", "app", "--", "cat", "/etc/hostname")
+        t.eq(e.returncode, 0, "exec of a listed command\n" + e.stderr)
+        t.eq(e.stdout.strip(), n, "exec ran in pod %s" % n)
+    e = sealpod(t, "exec", a, "--", "cat", "/nonexistent")
+    t.eq(e.returncode, 1, "exec exits with the command's status\n" + e.stderr)
+    t.check("nonexistent" in e.stderr, "the command's stderr came through", e.stderr)
+    e = sealpod(t, "exec", a, "--", "ls", "/")
+    t.eq(e.returncode, 1, "exec of an unlisted command")
+    t.check(e.stderr.startswith("sealpod exec: ExecProcess denied by policy"),
+            "the agent's refusal, plainly", e.stderr)
+    t.check('["cat","/etc/hostname"]' in e.stderr, "it lists what is allowed", e.stderr)
+    t.check(not e.stdout, "nothing ran", e.stdout)
+
+    # logs -f follows until the pod is gone.
+    follow = t.spawn([t.prog("sealpod"), "logs", "-f", a], stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE, text=True)
+    s = sealpod(t, "stop", a, timeout=120)
+    t.eq(s.returncode, 0, "stop exit code\n" + s.stderr)
+    t.eq(s.stdout.strip(), a, "stop prints the name")
+    gone(t, a)
+    try:
+        out, _ = follow.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        raise harness.Failure("logs -f did not end when the pod stopped")
+    t.check("app | %s up" % a in out, "logs -f printed the output", out)
+
+    # The other pod is untouched, then stops as cleanly.
+    ps = sealpod(t, "ps")
+    t.check(a not in ps.stdout and b in ps.stdout, "ps after stopping one", ps.stdout)
+    e = sealpod(t, "exec", b, "--", "cat", "/etc/hostname")
+    t.eq(e.stdout.strip(), b, "the other pod still answers")
+    s = sealpod(t, "stop", b, "--grace", "1", timeout=120)
+    t.eq(s.returncode, 0, "stop of the second pod\n" + s.stderr)
+    gone(t, b)
+    s = sealpod(t, "stop", b)
+    t.check(s.returncode == 1 and "no pod named" in s.stderr, "stop of a stopped pod", s.stderr)

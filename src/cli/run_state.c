@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The state directory of a running pod, <pods>/<name>/: lock (flock'ed by
+ * the supervisor for its whole life: that is how `ps` tells a live pod
+ * from a stale entry), status.json, logs/<container>.log, ctl.sock and
+ * supervisor.log. Everything is root's and 0600/0700. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "run.h"
+#include "sealpod/file.h"
+#include "sealpod/json.h"
+#include "sealpod/log.h"
+
+char *run_pods_dir(void)
+{
+	const char *env = getenv("SEALPOD_PODS_DIR");
+	return sp_xstrdup(env && *env ? env : "/run/sealpod/pods");
+}
+
+bool run_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > 63 || name[0] == '-' || name[0] == '.')
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_'))
+			return false;
+	return true;
+}
+
+int run_state_alive(const char *dir)
+{
+	_cleanup_free_ char *lock = sp_xasprintf("%s/lock", dir);
+	_cleanup_close_ int fd = open(lock, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return 0;
+	if (flock(fd, LOCK_SH | LOCK_NB) < 0)
+		return errno == EWOULDBLOCK ? 1 : 0;
+	return 0; /* closing the fd drops the lock we just took */
+}
+
+int run_state_claim(struct run_state *st, const char *name, const char *file, sp_err **err)
+{
+	memset(st, 0, sizeof(*st));
+	st->lockfd = -1;
+	if (!run_name_valid(name))
+		return sp_error(err, SP_ERR_INVALID,
+				"pod name `%s` is not usable: 1-63 letters, digits, '-', '_' or '.'; "
+				"pick another with --name", name);
+	_cleanup_free_ char *pods = run_pods_dir();
+	if (sp_mkdir_p(pods, 0700, err) < 0)
+		return sp_error_wrap(err, "the pods' state directory");
+	/* Claims are serialised on the pods directory itself, so two runs of
+	 * one name cannot both see it free. */
+	_cleanup_close_ int pfd = open(pods, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (pfd < 0 || flock(pfd, LOCK_EX) < 0)
+		return sp_error_sys(err, errno, "lock %s", pods);
+	_cleanup_free_ char *dir = sp_xasprintf("%s/%s", pods, name);
+	struct stat sb;
+	if (lstat(dir, &sb) == 0) {
+		if (run_state_alive(dir))
+			return sp_error(err, SP_ERR_EXISTS,
+					"a pod named %s is already running; stop it with `sealpod stop %s` "
+					"or give this one another name with --name",
+					name, name);
+		sp_log_info("removing the stale state of pod %s", name);
+		if (sp_rm_rf(dir, err) < 0)
+			return sp_error_wrap(err, "stale pod state %s", dir);
+	}
+	if (mkdir(dir, 0700) < 0)
+		return sp_error_sys(err, errno, "mkdir %s", dir);
+	_cleanup_free_ char *logs = sp_xasprintf("%s/logs", dir);
+	_cleanup_free_ char *lock = sp_xasprintf("%s/lock", dir);
+	if (mkdir(logs, 0700) < 0) {
+		sp_error_sys(err, errno, "mkdir %s", logs);
+		sp_rm_rf(dir, NULL);
+		return SP_ERR_SYSTEM;
+	}
+	st->lockfd = open(lock, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (st->lockfd < 0 || flock(st->lockfd, LOCK_EX | LOCK_NB) < 0) {
+		sp_error_sys(err, errno, "lock %s", lock);
+		if (st->lockfd >= 0)
+			close(st->lockfd);
+		st->lockfd = -1;
+		sp_rm_rf(dir, NULL);
+		return SP_ERR_SYSTEM;
+	}
+	st->dir = sp_xstrdup(dir);
+	st->name = sp_xstrdup(name);
+	_cleanup_free_ char *abs = realpath(file, NULL);
+	st->file = sp_xstrdup(abs ? abs : file);
+	st->created = (int64_t)time(NULL);
+	st->pid = getpid();
+	return 0;
+}
+
+void run_state_write(struct run_state *st, const struct run_live *pod)
+{
+	if (!st || !st->dir)
+		return;
+	_cleanup_json_ json_t *cs = json_array();
+	for (size_t i = 0; pod && i < pod->n; i++) {
+		const struct run_ctr *c = &pod->ctrs[i];
+		const char *state = c->exited ? "exited" : c->started ? "running"
+				    : c->created ? "created" : "waiting";
+		json_t *e = json_pack("{s:s,s:b,s:s}", "name", c->name, "init", c->init,
+				      "state", state);
+		if (c->started && !c->exited)
+			json_object_set_new(e, "ready", json_boolean(c->ready));
+		if (c->exited)
+			json_object_set_new(e, "exit_code", json_integer(c->status));
+		json_array_append_new(cs, e);
+	}
+	/* The pid is the supervisor's, fixed at fork time. */
+	_cleanup_json_ json_t *j = json_pack(
+		"{s:s,s:s,s:I,s:I,s:s,s:O}", "name", st->name, "file", st->file, "created",
+		(json_int_t)st->created, "pid", (json_int_t)getpid(), "phase",
+		pod && pod->phase ? pod->phase : "starting", "containers", cs);
+	_cleanup_free_ char *text = sp_json_dump_pretty(j);
+	_cleanup_free_ char *path = sp_xasprintf("%s/status.json", st->dir);
+	_cleanup_err_ sp_err *e = NULL;
+	if (sp_write_file_atomic(path, text, strlen(text), 0600, &e) < 0)
+		sp_log_warn("%s", sp_err_msg(e));
+}
+
+int run_state_open_log(struct run_state *st, const char *container)
+{
+	if (!st || !st->dir || !run_name_valid(container))
+		return -1;
+	_cleanup_free_ char *path = sp_xasprintf("%s/logs/%s.log", st->dir, container);
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		sp_log_warn("open %s: %s", path, strerror(errno));
+	return fd;
+}
+
+void run_state_release(struct run_state *st)
+{
+	if (st->dir) {
+		_cleanup_err_ sp_err *e = NULL;
+		if (sp_rm_rf(st->dir, &e) < 0)
+			sp_log_warn("%s", sp_err_msg(e));
+	}
+	if (st->lockfd >= 0)
+		close(st->lockfd);
+	free(st->dir);
+	free(st->name);
+	free(st->file);
+	memset(st, 0, sizeof(*st));
+	st->lockfd = -1;
+}
