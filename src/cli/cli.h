@@ -33,7 +33,6 @@ int cmd_agent(int argc, char **argv); /* issue 8 */
 	{"report", cmd_report, "show an SNP report as JSON (report show R)"}, \
 	{"sim-psp", cmd_simpsp, "run the sim PSP (SEV-SNP stand-in)"}, \
 	{"policy", cmd_policy, "generate, explain and evaluate pod policies"}, \
-	{"image", cmd_image, "manage container images"}, \
 	{"agent", cmd_agent, "talk to a guest agent (agent call ADDR METHOD JSON)"}, \
 	{"image", cmd_image, "build the guest image; import, pack and pull container images"}, \
 	{"vm", cmd_vm, "boot the guest image alone (debugging, benchmarks)"}, \
