@@ -11,7 +11,9 @@
 #include "sealpod/policy.h"
 #include "agent.pb-c.h"
 
-static void usage(FILE *f)
+/* Prints the usage to f; returns the exit code: 0 when asked for (stdout),
+ * 2 after a mistake (stderr). */
+static int usage(FILE *f)
 {
 	fprintf(f,
 		"usage: sealpod policy gen FILE.yaml [--image-dir DIR] [--registry URL]\n"
@@ -24,6 +26,7 @@ static void usage(FILE *f)
 		"       sealpod policy spec POLICY CONTAINER [--values VALUES.json]\n"
 		"POLICY is a policy JSON file, its base64, or a Kubernetes YAML file\n"
 		"whose pod carries the io.sealpod.policy annotation.\n");
+	return f == stdout ? 0 : 2;
 }
 
 static int fail(sp_err *err)
@@ -95,16 +98,23 @@ static int load_policy(sp_policy **out, const char *path, sp_err **err)
 	return 0;
 }
 
+/* `hash|explain POLICY`: loads the one policy named; 0 or the exit code. */
+static int load_only_arg(sp_policy **p, int argc, char **argv)
+{
+	if (argc != 2)
+		return usage(stderr);
+	sp_err *err = NULL;
+	if (load_policy(p, argv[1], &err) < 0)
+		return fail(err);
+	return 0;
+}
+
 static int do_hash(int argc, char **argv)
 {
-	if (argc != 2) {
-		usage(stderr);
-		return 2;
-	}
 	sp_policy *p = NULL;
-	sp_err *err = NULL;
-	if (load_policy(&p, argv[1], &err) < 0)
-		return fail(err);
+	int rc = load_only_arg(&p, argc, argv);
+	if (rc)
+		return rc;
 	uint8_t h[SP_SHA256_LEN];
 	char hex[2 * SP_SHA256_LEN + 1];
 	sp_policy_hash(p, h);
@@ -116,14 +126,10 @@ static int do_hash(int argc, char **argv)
 
 static int do_explain(int argc, char **argv)
 {
-	if (argc != 2) {
-		usage(stderr);
-		return 2;
-	}
 	sp_policy *p = NULL;
-	sp_err *err = NULL;
-	if (load_policy(&p, argv[1], &err) < 0)
-		return fail(err);
+	int rc = load_only_arg(&p, argc, argv);
+	if (rc)
+		return rc;
 	char *s = sp_policy_explain(p);
 	fputs(s, stdout);
 	free(s);
@@ -141,15 +147,11 @@ static int do_spec(int argc, char **argv)
 			values_path = argv[++i];
 		else if (np < 2 && argv[i][0] != '-')
 			pos[np++] = argv[i];
-		else {
-			usage(stderr);
-			return 2;
-		}
+		else
+			return usage(stderr);
 	}
-	if (np != 2) {
-		usage(stderr);
-		return 2;
-	}
+	if (np != 2)
+		return usage(stderr);
 	sp_policy *p = NULL;
 	sp_err *err = NULL;
 	_cleanup_json_ json_t *values = NULL, *spec = NULL;
@@ -229,15 +231,11 @@ static int do_eval(int argc, char **argv)
 			continue;
 		else if (np < 2 && argv[i][0] != '-')
 			pos[np++] = argv[i];
-		else {
-			usage(stderr);
-			return 2;
-		}
+		else
+			return usage(stderr);
 	}
-	if (np != 2) {
-		usage(stderr);
-		return 2;
-	}
+	if (np != 2)
+		return usage(stderr);
 	sp_policy *p = NULL;
 	sp_err *err = NULL;
 	_cleanup_json_ json_t *reqs = NULL;
@@ -328,8 +326,7 @@ int cmd_policy(int argc, char **argv)
 	if (!strcmp(sub, "spec"))
 		return do_spec(argc - 1, argv + 1);
 	fprintf(stderr, "sealpod policy: unknown subcommand `%s`\n", sub);
-	usage(stderr);
-	return 2;
+	return usage(stderr);
 }
 
 /* Image configs come from the image module: the layout is opened once;
@@ -388,14 +385,13 @@ int cmd_policy_gen(int argc, char **argv)
 		case 'o': output = optarg; break;
 		case 'i': in_place = true; break;
 		case 'p': hostpaths[nhp++] = optarg; break;
-		case 'h': usage(stdout); free(hostpaths); return 0;
-		default: usage(stderr); free(hostpaths); return 2;
+		case 'h': free(hostpaths); return usage(stdout);
+		default: free(hostpaths); return usage(stderr);
 		}
 	}
 	if (optind != argc - 1 || (output && in_place)) {
-		usage(stderr);
 		free(hostpaths);
-		return 2;
+		return usage(stderr);
 	}
 	const char *file = argv[optind];
 	_cleanup_free_ uint8_t *data = NULL;
