@@ -98,41 +98,32 @@ static int load_policy(sp_policy **out, const char *path, sp_err **err)
 	return 0;
 }
 
-/* `hash|explain POLICY`: loads the one policy named; 0 or the exit code. */
-static int load_only_arg(sp_policy **p, int argc, char **argv)
+static void print_hash(const sp_policy *p)
 {
-	if (argc != 2)
-		return usage(stderr);
-	sp_err *err = NULL;
-	if (load_policy(p, argv[1], &err) < 0)
-		return fail(err);
-	return 0;
-}
-
-static int do_hash(int argc, char **argv)
-{
-	sp_policy *p = NULL;
-	int rc = load_only_arg(&p, argc, argv);
-	if (rc)
-		return rc;
 	uint8_t h[SP_SHA256_LEN];
 	char hex[2 * SP_SHA256_LEN + 1];
 	sp_policy_hash(p, h);
 	sp_hex_encode(hex, h, sizeof(h));
 	printf("%s\n", hex);
-	sp_policy_free(p);
-	return 0;
 }
 
-static int do_explain(int argc, char **argv)
+static void print_explain(const sp_policy *p)
 {
-	sp_policy *p = NULL;
-	int rc = load_only_arg(&p, argc, argv);
-	if (rc)
-		return rc;
 	char *s = sp_policy_explain(p);
 	fputs(s, stdout);
 	free(s);
+}
+
+/* `hash|explain POLICY`: prints what show makes of the one policy named. */
+static int show_policy(int argc, char **argv, void (*show)(const sp_policy *))
+{
+	if (argc != 2)
+		return usage(stderr);
+	sp_policy *p = NULL;
+	sp_err *err = NULL;
+	if (load_policy(&p, argv[1], &err) < 0)
+		return fail(err);
+	show(p);
 	sp_policy_free(p);
 	return 0;
 }
@@ -318,11 +309,11 @@ int cmd_policy(int argc, char **argv)
 	if (!strcmp(sub, "gen"))
 		return cmd_policy_gen(argc - 1, argv + 1);
 	if (!strcmp(sub, "explain"))
-		return do_explain(argc - 1, argv + 1);
+		return show_policy(argc - 1, argv + 1, print_explain);
 	if (!strcmp(sub, "eval"))
 		return do_eval(argc - 1, argv + 1);
 	if (!strcmp(sub, "hash"))
-		return do_hash(argc - 1, argv + 1);
+		return show_policy(argc - 1, argv + 1, print_hash);
 	if (!strcmp(sub, "spec"))
 		return do_spec(argc - 1, argv + 1);
 	fprintf(stderr, "sealpod policy: unknown subcommand `%s`\n", sub);
