@@ -6,6 +6,18 @@
 #include "sealpod/common.h"
 #include "sealpod/err.h"
 
+/* The value of one hex digit (either case), or -1 if c is not one. */
+static inline int sp_hex_digit(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* Writes 2*len lowercase hex digits and a NUL into out (2*len+1 bytes). */
 SP_PUBLIC void sp_hex_encode(char *out, const void *data, size_t len);
 /* Returns a new string. */

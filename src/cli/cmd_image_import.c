@@ -27,6 +27,23 @@ static int fail(sp_err *e, const char *verb)
 	return 1;
 }
 
+/* Prints `usage: sealpod image SYNOPSIS` and returns rc. */
+static int usage(const char *synopsis, int rc)
+{
+	fprintf(stderr, "usage: sealpod image %s\n", synopsis);
+	return rc;
+}
+
+#define IMPORT_USAGE "import ARCHIVE|DIR [--store DIR] [--tag NAME]"
+#define PACK_USAGE "pack [--store DIR] --output FILE REF..."
+#define PULL_USAGE                                                             \
+	"pull --from dir:P|tar:P|registry:URL --digest sha256:... "            \
+	"[--insecure-http] [--username U --password-file F] [--ca-file F] "    \
+	"[--cache DIR] [--max-bytes N] [--config-out F] REF DEST"
+#define CONFIG_USAGE                                                           \
+	"config [--from dir:P|tar:P|registry:URL] "                            \
+	"[--insecure-http] [--username U --password-file F] REF"
+
 int cmd_image_import(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -42,15 +59,11 @@ int cmd_image_import(int argc, char **argv)
 		switch (c) {
 		case 's': store = optarg; break;
 		case 't': tag = optarg; break;
-		default:
-			fprintf(stderr, "usage: sealpod image import ARCHIVE|DIR [--store DIR] [--tag NAME]\n");
-			return c == 'h' ? 0 : 2;
+		default: return usage(IMPORT_USAGE, c == 'h' ? 0 : 2);
 		}
 	}
-	if (optind != argc - 1) {
-		fprintf(stderr, "usage: sealpod image import ARCHIVE|DIR [--store DIR] [--tag NAME]\n");
-		return 2;
-	}
+	if (optind != argc - 1)
+		return usage(IMPORT_USAGE, 2);
 	_cleanup_free_ char *def = store ? NULL : default_store();
 	sp_err *e = NULL;
 	_cleanup_free_ char *out = NULL;
@@ -75,15 +88,11 @@ int cmd_image_pack(int argc, char **argv)
 		switch (c) {
 		case 's': store = optarg; break;
 		case 'o': output = optarg; break;
-		default:
-			fprintf(stderr, "usage: sealpod image pack [--store DIR] --output FILE REF...\n");
-			return c == 'h' ? 0 : 2;
+		default: return usage(PACK_USAGE, c == 'h' ? 0 : 2);
 		}
 	}
-	if (!output || optind >= argc) {
-		fprintf(stderr, "usage: sealpod image pack [--store DIR] --output FILE REF...\n");
-		return 2;
-	}
+	if (!output || optind >= argc)
+		return usage(PACK_USAGE, 2);
 	_cleanup_free_ char *def = store ? NULL : default_store();
 	sp_err *e = NULL;
 	if (sp_image_pack(store ? store : def, output, (const char *const *)argv + optind, &e) < 0)
@@ -91,27 +100,11 @@ int cmd_image_pack(int argc, char **argv)
 	return 0;
 }
 
-static int open_store(sp_image_store **s, const char *from, bool insecure, const char *user,
-		      const char *pwfile, const char *ca, sp_err **e)
-{
-	_cleanup_free_ uint8_t *pw = NULL;
-	size_t pwlen = 0;
-	if (pwfile) {
-		int r = sp_read_file(&pw, &pwlen, pwfile, 4096, e);
-		if (r < 0)
-			return r;
-		while (pwlen && (pw[pwlen - 1] == '\n' || pw[pwlen - 1] == '\r'))
-			pw[--pwlen] = 0;
-	}
-	struct sp_image_store_opts o = {
-		.version = SP_IMAGE_STORE_OPTS_VERSION,
-		.insecure_http = insecure,
-		.username = user,
-		.password = (char *)pw,
-		.ca_file = ca,
-	};
-	return sp_image_store_open(s, from, &o, e);
-}
+/* Where and how pull and config read images: the STORE_OPTS flags. */
+struct store_args {
+	const char *from, *user, *pwfile, *ca;
+	bool insecure;
+};
 
 #define STORE_OPTS                                                             \
 	{"from", required_argument, NULL, 'f'},                                \
@@ -120,19 +113,38 @@ static int open_store(sp_image_store **s, const char *from, bool insecure, const
 	{"password-file", required_argument, NULL, 'p'},                       \
 	{"ca-file", required_argument, NULL, 'C'}
 
-static int pull_usage(void)
+/* Takes option c if it is one of STORE_OPTS. */
+static bool store_opt(struct store_args *a, int c)
 {
-	fprintf(stderr, "usage: sealpod image pull --from dir:P|tar:P|registry:URL --digest sha256:... "
-			"[--insecure-http] [--username U --password-file F] [--ca-file F] "
-			"[--cache DIR] [--max-bytes N] [--config-out F] REF DEST\n");
-	return 2;
+	switch (c) {
+	case 'f': a->from = optarg; return true;
+	case 'k': a->insecure = true; return true;
+	case 'u': a->user = optarg; return true;
+	case 'p': a->pwfile = optarg; return true;
+	case 'C': a->ca = optarg; return true;
+	default: return false;
+	}
 }
 
-static int config_usage(void)
+static int open_store(sp_image_store **s, const struct store_args *a, sp_err **e)
 {
-	fprintf(stderr, "usage: sealpod image config [--from dir:P|tar:P|registry:URL] "
-			"[--insecure-http] [--username U --password-file F] REF\n");
-	return 2;
+	_cleanup_free_ uint8_t *pw = NULL;
+	size_t pwlen = 0;
+	if (a->pwfile) {
+		int r = sp_read_file(&pw, &pwlen, a->pwfile, 4096, e);
+		if (r < 0)
+			return r;
+		while (pwlen && (pw[pwlen - 1] == '\n' || pw[pwlen - 1] == '\r'))
+			pw[--pwlen] = 0;
+	}
+	struct sp_image_store_opts o = {
+		.version = SP_IMAGE_STORE_OPTS_VERSION,
+		.insecure_http = a->insecure,
+		.username = a->user,
+		.password = (char *)pw,
+		.ca_file = a->ca,
+	};
+	return sp_image_store_open(s, a->from, &o, e);
 }
 
 /* Pulls natively (tests, debugging): the guest's code path on the host. */
@@ -146,31 +158,27 @@ int cmd_image_pull(int argc, char **argv)
 		{"config-out", required_argument, NULL, 'o'},
 		{0},
 	};
-	const char *from = NULL, *user = NULL, *pwfile = NULL, *ca = NULL, *digest = NULL,
-		   *cache = NULL, *cfg_out = NULL;
-	bool insecure = false;
+	struct store_args sa = {0};
+	const char *digest = NULL, *cache = NULL, *cfg_out = NULL;
 	uint64_t max = 0;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (store_opt(&sa, c))
+			continue;
 		switch (c) {
-		case 'f': from = optarg; break;
-		case 'k': insecure = true; break;
-		case 'u': user = optarg; break;
-		case 'p': pwfile = optarg; break;
-		case 'C': ca = optarg; break;
 		case 'd': digest = optarg; break;
 		case 'c': cache = optarg; break;
 		case 'o': cfg_out = optarg; break;
 		case 'm': max = strtoull(optarg, NULL, 10); break;
-		default: return pull_usage();
+		default: return usage(PULL_USAGE, 2);
 		}
 	}
-	if (!from || optind != argc - 2)
-		return pull_usage();
+	if (!sa.from || optind != argc - 2)
+		return usage(PULL_USAGE, 2);
 	sp_err *e = NULL;
 	_cleanup_image_store_ sp_image_store *s = NULL;
-	if (open_store(&s, from, insecure, user, pwfile, ca, &e) < 0)
+	if (open_store(&s, &sa, &e) < 0)
 		return fail(e, "pull");
 	struct sp_image_limits lim = {
 		.version = SP_IMAGE_LIMITS_VERSION, .max_bytes = max, .layer_cache = cache,
@@ -187,31 +195,23 @@ int cmd_image_pull(int argc, char **argv)
 int cmd_image_config(int argc, char **argv)
 {
 	static const struct option opts[] = {STORE_OPTS, {0}};
-	const char *from = NULL, *user = NULL, *pwfile = NULL, *ca = NULL;
-	bool insecure = false;
+	struct store_args sa = {0};
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'f': from = optarg; break;
-		case 'k': insecure = true; break;
-		case 'u': user = optarg; break;
-		case 'p': pwfile = optarg; break;
-		case 'C': ca = optarg; break;
-		default: return config_usage();
-		}
-	}
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1)
+		if (!store_opt(&sa, c))
+			return usage(CONFIG_USAGE, 2);
 	if (optind != argc - 1)
-		return config_usage();
+		return usage(CONFIG_USAGE, 2);
 	sp_err *e = NULL;
 	_cleanup_free_ char *def = NULL;
 	_cleanup_free_ char *defdir = NULL;
-	if (!from) {
+	if (!sa.from) {
 		defdir = default_store();
-		from = def = sp_xasprintf("dir:%s", defdir);
+		sa.from = def = sp_xasprintf("dir:%s", defdir);
 	}
 	_cleanup_image_store_ sp_image_store *s = NULL;
-	if (open_store(&s, from, insecure, user, pwfile, ca, &e) < 0)
+	if (open_store(&s, &sa, &e) < 0)
 		return fail(e, "config");
 	_cleanup_free_ char *digest = NULL, *cfg = NULL;
 	if (sp_image_fetch_config(s, argv[optind], &digest, &cfg, &e) < 0)

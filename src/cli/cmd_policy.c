@@ -11,7 +11,9 @@
 #include "sealpod/policy.h"
 #include "agent.pb-c.h"
 
-static void usage(FILE *f)
+/* Prints the usage to f; returns the exit code: 0 when asked for (stdout),
+ * 2 after a mistake (stderr). */
+static int usage(FILE *f)
 {
 	fprintf(f,
 		"usage: sealpod policy gen FILE.yaml [--image-dir DIR] [--registry URL]\n"
@@ -24,6 +26,7 @@ static void usage(FILE *f)
 		"       sealpod policy spec POLICY CONTAINER [--values VALUES.json]\n"
 		"POLICY is a policy JSON file, its base64, or a Kubernetes YAML file\n"
 		"whose pod carries the io.sealpod.policy annotation.\n");
+	return f == stdout ? 0 : 2;
 }
 
 static int fail(sp_err *err)
@@ -95,38 +98,32 @@ static int load_policy(sp_policy **out, const char *path, sp_err **err)
 	return 0;
 }
 
-static int do_hash(int argc, char **argv)
+static void print_hash(const sp_policy *p)
 {
-	if (argc != 2) {
-		usage(stderr);
-		return 2;
-	}
-	sp_policy *p = NULL;
-	sp_err *err = NULL;
-	if (load_policy(&p, argv[1], &err) < 0)
-		return fail(err);
 	uint8_t h[SP_SHA256_LEN];
 	char hex[2 * SP_SHA256_LEN + 1];
 	sp_policy_hash(p, h);
 	sp_hex_encode(hex, h, sizeof(h));
 	printf("%s\n", hex);
-	sp_policy_free(p);
-	return 0;
 }
 
-static int do_explain(int argc, char **argv)
+static void print_explain(const sp_policy *p)
 {
-	if (argc != 2) {
-		usage(stderr);
-		return 2;
-	}
+	char *s = sp_policy_explain(p);
+	fputs(s, stdout);
+	free(s);
+}
+
+/* `hash|explain POLICY`: prints what show makes of the one policy named. */
+static int show_policy(int argc, char **argv, void (*show)(const sp_policy *))
+{
+	if (argc != 2)
+		return usage(stderr);
 	sp_policy *p = NULL;
 	sp_err *err = NULL;
 	if (load_policy(&p, argv[1], &err) < 0)
 		return fail(err);
-	char *s = sp_policy_explain(p);
-	fputs(s, stdout);
-	free(s);
+	show(p);
 	sp_policy_free(p);
 	return 0;
 }
@@ -141,15 +138,11 @@ static int do_spec(int argc, char **argv)
 			values_path = argv[++i];
 		else if (np < 2 && argv[i][0] != '-')
 			pos[np++] = argv[i];
-		else {
-			usage(stderr);
-			return 2;
-		}
+		else
+			return usage(stderr);
 	}
-	if (np != 2) {
-		usage(stderr);
-		return 2;
-	}
+	if (np != 2)
+		return usage(stderr);
 	sp_policy *p = NULL;
 	sp_err *err = NULL;
 	_cleanup_json_ json_t *values = NULL, *spec = NULL;
@@ -229,15 +222,11 @@ static int do_eval(int argc, char **argv)
 			continue;
 		else if (np < 2 && argv[i][0] != '-')
 			pos[np++] = argv[i];
-		else {
-			usage(stderr);
-			return 2;
-		}
+		else
+			return usage(stderr);
 	}
-	if (np != 2) {
-		usage(stderr);
-		return 2;
-	}
+	if (np != 2)
+		return usage(stderr);
 	sp_policy *p = NULL;
 	sp_err *err = NULL;
 	_cleanup_json_ json_t *reqs = NULL;
@@ -320,16 +309,15 @@ int cmd_policy(int argc, char **argv)
 	if (!strcmp(sub, "gen"))
 		return cmd_policy_gen(argc - 1, argv + 1);
 	if (!strcmp(sub, "explain"))
-		return do_explain(argc - 1, argv + 1);
+		return show_policy(argc - 1, argv + 1, print_explain);
 	if (!strcmp(sub, "eval"))
 		return do_eval(argc - 1, argv + 1);
 	if (!strcmp(sub, "hash"))
-		return do_hash(argc - 1, argv + 1);
+		return show_policy(argc - 1, argv + 1, print_hash);
 	if (!strcmp(sub, "spec"))
 		return do_spec(argc - 1, argv + 1);
 	fprintf(stderr, "sealpod policy: unknown subcommand `%s`\n", sub);
-	usage(stderr);
-	return 2;
+	return usage(stderr);
 }
 
 /* Image configs come from the image module: the layout is opened once;
@@ -388,14 +376,13 @@ int cmd_policy_gen(int argc, char **argv)
 		case 'o': output = optarg; break;
 		case 'i': in_place = true; break;
 		case 'p': hostpaths[nhp++] = optarg; break;
-		case 'h': usage(stdout); free(hostpaths); return 0;
-		default: usage(stderr); free(hostpaths); return 2;
+		case 'h': free(hostpaths); return usage(stdout);
+		default: free(hostpaths); return usage(stderr);
 		}
 	}
 	if (optind != argc - 1 || (output && in_place)) {
-		usage(stderr);
 		free(hostpaths);
-		return 2;
+		return usage(stderr);
 	}
 	const char *file = argv[optind];
 	_cleanup_free_ uint8_t *data = NULL;

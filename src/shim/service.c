@@ -123,13 +123,56 @@ static bool peer_ok(const sp_ttrpc_call *call, char **status_msg)
 	return true;
 }
 
+static void request_freep(void *pm)
+{
+	ProtobufCMessage **m = pm;
+	if (*m)
+		protobuf_c_message_free_unpacked(*m, NULL);
+}
+
+/* Checks the peer and unpacks the request into var, which is freed when
+ * the handler returns. */
 #define DECODE(T, fn, var)                                                     \
 	if (!peer_ok(call, status_msg))                                         \
 		return SP_RPC_PERMISSION_DENIED;                                \
-	T *var = fn##__unpack(NULL, call->payload_len, call->payload);          \
+	__attribute__((cleanup(request_freep))) T *var =                       \
+		fn##__unpack(NULL, call->payload_len, call->payload);          \
 	if (!var)                                                              \
 		return fail(status_msg, SP_RPC_INVALID_ARGUMENT,                \
 			    "%s: malformed request", call->method);
+
+static pthread_mutex_t *lock(pthread_mutex_t *m)
+{
+	pthread_mutex_lock(m);
+	return m;
+}
+
+static void unlockp(pthread_mutex_t **m)
+{
+	if (*m)
+		pthread_mutex_unlock(*m);
+}
+
+/* A mutex held until the scope ends: handlers return from any point. */
+#define _cleanup_unlock_ __attribute__((cleanup(unlockp)))
+
+static int no_proc(char **status_msg, const char *id, const char *exec_id)
+{
+	return fail(status_msg, SP_RPC_NOT_FOUND, "process %s %s not found", id, exec_id);
+}
+
+static int no_ctr(char **status_msg, const char *id)
+{
+	return fail(status_msg, SP_RPC_NOT_FOUND, "container %s not found", id);
+}
+
+/* After DECODE: holds S.mu until the handler returns (as `held`) and finds
+ * the request's process, or answers NOT_FOUND. */
+#define LOCK_PROC(p)                                                           \
+	_cleanup_unlock_ pthread_mutex_t *held = lock(&S.mu);                   \
+	proc *p = find_proc(req->id, req->exec_id);                             \
+	if (!p)                                                                \
+		return no_proc(status_msg, req->id, req->exec_id);
 
 static void ts_of(Containerd__V1__Types__Timestamp *ts, const struct timespec *t)
 {
@@ -223,6 +266,24 @@ static void proc_free(proc *p)
 	free(p->stdout_path);
 	free(p->stderr_path);
 	free(p->process_json);
+}
+
+static void proc_destroy(proc *p)
+{
+	proc_free(p);
+	free(p);
+}
+
+/* Takes S.mu: whether container id exists, whether it is the pod
+ * sandbox, and whether the UVM has stopped. */
+static bool ctr_known(const char *id, bool *pause, bool *dead)
+{
+	pthread_mutex_lock(&S.mu);
+	ctr *c = find_ctr(id);
+	*pause = c && c->pause;
+	*dead = S.sandbox_dead;
+	pthread_mutex_unlock(&S.mu);
+	return c != NULL;
 }
 
 /* ---- process waiting ----------------------------------------------------- */
@@ -472,67 +533,50 @@ static char *exec_process(const json_t *base, const char *req_json, size_t len,
 /* ---- Task service -------------------------------------------------------- */
 
 static int task_create(void *user, const sp_ttrpc_call *call, uint8_t **out,
-		       size_t *out_len, char **status_msg)
+			    size_t *out_len, char **status_msg)
 {
 	DECODE(Containerd__Task__V2__CreateTaskRequest,
-	       containerd__task__v2__create_task_request, req);
-	int rc = SP_RPC_OK;
+		    containerd__task__v2__create_task_request, req);
 	_cleanup_err_ sp_err *err = NULL;
 	_cleanup_json_ json_t *spec = NULL;
 	bool started_here = false;
-	pthread_mutex_lock(&S.create_mu);
+	_cleanup_unlock_ pthread_mutex_t *creating = lock(&S.create_mu);
 	pthread_mutex_lock(&S.mu);
 	bool exists = find_ctr(req->id) != NULL;
 	bool shutting = S.shutting_down;
 	pthread_mutex_unlock(&S.mu);
-	if (exists) {
-		rc = fail(status_msg, SP_RPC_ALREADY_EXISTS, "container %s already exists", req->id);
-		goto out;
-	}
-	if (shutting) {
-		rc = fail(status_msg, SP_RPC_FAILED_PRECONDITION, "the shim is shutting down");
-		goto out;
-	}
-	if (*req->checkpoint) {
-		rc = fail(status_msg, SP_RPC_UNIMPLEMENTED,
-			  "container %s: restoring checkpoints is not supported by confidential pods", req->id);
-		goto out;
-	}
-	if (shim_read_spec(&spec, req->bundle, &err) < 0) {
-		rc = fail_err(status_msg, err);
-		goto out;
-	}
+	if (exists)
+		return fail(status_msg, SP_RPC_ALREADY_EXISTS, "container %s already exists", req->id);
+	if (shutting)
+		return fail(status_msg, SP_RPC_FAILED_PRECONDITION, "the shim is shutting down");
+	if (*req->checkpoint)
+		return fail(status_msg, SP_RPC_UNIMPLEMENTED,
+			    "container %s: restoring checkpoints is not supported by confidential pods", req->id);
+	if (shim_read_spec(&spec, req->bundle, &err) < 0)
+		return fail_err(status_msg, err);
 	const char *type = shim_annotation(spec, ANN_CONTAINER_TYPE);
 	bool pause = type && !strcmp(type, "sandbox");
 	bool joins = type && !strcmp(type, "container");
 	if (joins) {
 		const char *sid = shim_annotation(spec, ANN_SANDBOX_ID);
-		if (!S.sb || !sid || !S.sandbox_id || strcmp(sid, S.sandbox_id)) {
-			rc = fail(status_msg, SP_RPC_FAILED_PRECONDITION,
-				  "container %s: its pod sandbox %s does not run in this shim",
-				  req->id, sid ? sid : "(none)");
-			goto out;
-		}
-		if (S.sandbox_dead) {
-			rc = fail(status_msg, SP_RPC_FAILED_PRECONDITION,
-				  "container %s: the pod's UVM has stopped", req->id);
-			goto out;
-		}
+		if (!S.sb || !sid || !S.sandbox_id || strcmp(sid, S.sandbox_id))
+			return fail(status_msg, SP_RPC_FAILED_PRECONDITION,
+				    "container %s: its pod sandbox %s does not run in this shim",
+				    req->id, sid ? sid : "(none)");
+		if (S.sandbox_dead)
+			return fail(status_msg, SP_RPC_FAILED_PRECONDITION,
+				    "container %s: the pod's UVM has stopped", req->id);
 	} else {
-		if (S.sb) {
-			rc = fail(status_msg, SP_RPC_FAILED_PRECONDITION,
-				  "container %s: this shim already runs pod %s", req->id, S.sandbox_id);
-			goto out;
-		}
-		if (start_sandbox(req->id, spec, req->options, &err) < 0) {
-			rc = fail_err(status_msg, err);
-			goto out;
-		}
+		if (S.sb)
+			return fail(status_msg, SP_RPC_FAILED_PRECONDITION,
+				    "container %s: this shim already runs pod %s", req->id, S.sandbox_id);
+		if (start_sandbox(req->id, spec, req->options, &err) < 0)
+			return fail_err(status_msg, err);
 		started_here = true;
 	}
 	json_t *process = NULL;
 	if (!pause && create_in_guest(req->id, spec, &process, &err) < 0) {
-		rc = fail_err(status_msg, err);
+		int rc = fail_err(status_msg, err);
 		if (started_here) {
 			pthread_mutex_lock(&S.mu);
 			sp_sandbox *sb = S.sb;
@@ -545,7 +589,7 @@ static int task_create(void *user, const sp_ttrpc_call *call, uint8_t **out,
 			/* The monitor thread still holds sb until it sees the
 			 * end; the sandbox is freed at shutdown. */
 		}
-		goto out;
+		return rc;
 	}
 
 	ctr *c = sp_xzalloc(sizeof(*c));
@@ -576,34 +620,20 @@ static int task_create(void *user, const sp_ttrpc_call *call, uint8_t **out,
 
 	Containerd__Task__V2__CreateTaskResponse resp = CONTAINERD__TASK__V2__CREATE_TASK_RESPONSE__INIT;
 	resp.pid = task_pid();
-	rc = reply(&resp.base, out, out_len);
-out:
-	pthread_mutex_unlock(&S.create_mu);
-	containerd__task__v2__create_task_request__free_unpacked(req, NULL);
-	return rc;
+	return reply(&resp.base, out, out_len);
 }
 
 static int task_start(void *user, const sp_ttrpc_call *call, uint8_t **out,
 		      size_t *out_len, char **status_msg)
 {
 	DECODE(Containerd__Task__V2__StartRequest, containerd__task__v2__start_request, req);
-	int rc;
 	_cleanup_err_ sp_err *err = NULL;
-	pthread_mutex_lock(&S.mu);
-	proc *p = find_proc(req->id, req->exec_id);
-	if (!p) {
-		rc = fail(status_msg, SP_RPC_NOT_FOUND, "process %s %s not found", req->id, req->exec_id);
-		goto unlock;
-	}
-	if (p->status != ST_CREATED) {
-		rc = fail(status_msg, SP_RPC_FAILED_PRECONDITION,
-			  "process %s %s was already started", req->id, req->exec_id);
-		goto unlock;
-	}
-	if (S.sandbox_dead) {
-		rc = fail(status_msg, SP_RPC_FAILED_PRECONDITION, "the pod's UVM has stopped");
-		goto unlock;
-	}
+	LOCK_PROC(p);
+	if (p->status != ST_CREATED)
+		return fail(status_msg, SP_RPC_FAILED_PRECONDITION,
+			    "process %s %s was already started", req->id, req->exec_id);
+	if (S.sandbox_dead)
+		return fail(status_msg, SP_RPC_FAILED_PRECONDITION, "the pod's UVM has stopped");
 	ctr *c = p->c;
 	bool is_exec = *p->exec_id != 0;
 	if (!c->pause) {
@@ -617,10 +647,8 @@ static int task_start(void *user, const sp_ttrpc_call *call, uint8_t **out,
 		pthread_mutex_lock(&S.mu);
 		p->waiters--;
 		pthread_cond_broadcast(&S.cv);
-		if (r < 0) {
-			rc = fail_err(status_msg, err);
-			goto unlock;
-		}
+		if (r < 0)
+			return fail_err(status_msg, err);
 		shim_io_opts io = {
 			.sb = S.sb,
 			.container_id = c->id,
@@ -652,123 +680,80 @@ static int task_start(void *user, const sp_ttrpc_call *call, uint8_t **out,
 	}
 	Containerd__Task__V2__StartResponse resp = CONTAINERD__TASK__V2__START_RESPONSE__INIT;
 	resp.pid = task_pid();
-	rc = reply(&resp.base, out, out_len);
-unlock:
-	pthread_mutex_unlock(&S.mu);
-	containerd__task__v2__start_request__free_unpacked(req, NULL);
-	return rc;
+	return reply(&resp.base, out, out_len);
 }
 
 static int task_state(void *user, const sp_ttrpc_call *call, uint8_t **out,
 		      size_t *out_len, char **status_msg)
 {
 	DECODE(Containerd__Task__V2__StateRequest, containerd__task__v2__state_request, req);
-	int rc;
-	pthread_mutex_lock(&S.mu);
-	proc *p = find_proc(req->id, req->exec_id);
-	if (!p) {
-		rc = fail(status_msg, SP_RPC_NOT_FOUND, "process %s %s not found", req->id, req->exec_id);
-	} else {
-		Containerd__V1__Types__Timestamp ts;
-		ts_of(&ts, &p->exited_at);
-		Containerd__Task__V2__StateResponse resp = CONTAINERD__TASK__V2__STATE_RESPONSE__INIT;
-		resp.id = p->c->id;
-		resp.bundle = p->c->bundle;
-		resp.pid = task_pid();
-		resp.status = p->status;
-		resp.stdin = p->stdin_path;
-		resp.stdout = p->stdout_path;
-		resp.stderr = p->stderr_path;
-		resp.terminal = p->terminal;
-		resp.exit_status = p->exit_status;
-		if (p->status == ST_STOPPED)
-			resp.exited_at = &ts;
-		resp.exec_id = p->exec_id;
-		rc = reply(&resp.base, out, out_len);
-	}
-	pthread_mutex_unlock(&S.mu);
-	containerd__task__v2__state_request__free_unpacked(req, NULL);
-	return rc;
+	LOCK_PROC(p);
+	Containerd__V1__Types__Timestamp ts;
+	ts_of(&ts, &p->exited_at);
+	Containerd__Task__V2__StateResponse resp = CONTAINERD__TASK__V2__STATE_RESPONSE__INIT;
+	resp.id = p->c->id;
+	resp.bundle = p->c->bundle;
+	resp.pid = task_pid();
+	resp.status = p->status;
+	resp.stdin = p->stdin_path;
+	resp.stdout = p->stdout_path;
+	resp.stderr = p->stderr_path;
+	resp.terminal = p->terminal;
+	resp.exit_status = p->exit_status;
+	if (p->status == ST_STOPPED)
+		resp.exited_at = &ts;
+	resp.exec_id = p->exec_id;
+	return reply(&resp.base, out, out_len);
 }
 
 static int task_wait(void *user, const sp_ttrpc_call *call, uint8_t **out,
 		     size_t *out_len, char **status_msg)
 {
 	DECODE(Containerd__Task__V2__WaitRequest, containerd__task__v2__wait_request, req);
-	int rc;
-	pthread_mutex_lock(&S.mu);
-	proc *p = find_proc(req->id, req->exec_id);
-	if (!p) {
-		rc = fail(status_msg, SP_RPC_NOT_FOUND, "process %s %s not found", req->id, req->exec_id);
-	} else {
-		p->waiters++;
-		while (p->status != ST_STOPPED)
-			pthread_cond_wait(&S.cv, &S.mu);
-		p->waiters--;
-		pthread_cond_broadcast(&S.cv);
-		Containerd__V1__Types__Timestamp ts;
-		ts_of(&ts, &p->exited_at);
-		Containerd__Task__V2__WaitResponse resp = CONTAINERD__TASK__V2__WAIT_RESPONSE__INIT;
-		resp.exit_status = p->exit_status;
-		resp.exited_at = &ts;
-		rc = reply(&resp.base, out, out_len);
-	}
-	pthread_mutex_unlock(&S.mu);
-	containerd__task__v2__wait_request__free_unpacked(req, NULL);
-	return rc;
+	LOCK_PROC(p);
+	p->waiters++;
+	while (p->status != ST_STOPPED)
+		pthread_cond_wait(&S.cv, &S.mu);
+	p->waiters--;
+	pthread_cond_broadcast(&S.cv);
+	Containerd__V1__Types__Timestamp ts;
+	ts_of(&ts, &p->exited_at);
+	Containerd__Task__V2__WaitResponse resp = CONTAINERD__TASK__V2__WAIT_RESPONSE__INIT;
+	resp.exit_status = p->exit_status;
+	resp.exited_at = &ts;
+	return reply(&resp.base, out, out_len);
 }
 
 static int task_kill(void *user, const sp_ttrpc_call *call, uint8_t **out,
 		     size_t *out_len, char **status_msg)
 {
 	DECODE(Containerd__Task__V2__KillRequest, containerd__task__v2__kill_request, req);
-	int rc;
 	_cleanup_err_ sp_err *err = NULL;
 	int sig = (int)req->signal;
 	_cleanup_free_ char *id = NULL;
 	_cleanup_free_ char *exec_id = NULL;
-	pthread_mutex_lock(&S.mu);
-	proc *p = find_proc(req->id, req->exec_id);
-	if (!p) {
-		rc = fail(status_msg, SP_RPC_NOT_FOUND, "process %s %s not found", req->id, req->exec_id);
-		goto unlock;
-	}
-	if (sig <= 0 || sig > 64) {
-		rc = fail(status_msg, SP_RPC_INVALID_ARGUMENT, "signal %d is not a signal", sig);
-		goto unlock;
-	}
-	if (p->status == ST_STOPPED) {
-		rc = fail(status_msg, SP_RPC_NOT_FOUND, "process %s %s already finished",
-			  req->id, req->exec_id);
-		goto unlock;
-	}
+	LOCK_PROC(p);
+	if (sig <= 0 || sig > 64)
+		return fail(status_msg, SP_RPC_INVALID_ARGUMENT, "signal %d is not a signal", sig);
+	if (p->status == ST_STOPPED)
+		return fail(status_msg, SP_RPC_NOT_FOUND, "process %s %s already finished",
+			    req->id, req->exec_id);
 	if (p->c->pause || p->status == ST_CREATED || S.sandbox_dead) {
 		/* The pause container exits as pause does: 0 on TERM/INT. */
 		int st = p->c->pause && (sig == SIGTERM || sig == SIGINT) ? 0 : 128 + sig;
 		if (p->c->pause && req->all)
 			st = 128 + sig;
 		mark_exited(p, st);
-		rc = reply_empty(out, out_len);
-		goto unlock;
+		return reply_empty(out, out_len);
 	}
 	id = sp_xstrdup(p->c->id);
 	exec_id = sp_xstrdup(p->exec_id);
-	pthread_mutex_unlock(&S.mu);
-	if (sp_sandbox_signal(S.sb, id, exec_id, sig, &err) < 0) {
-		/* Exited meanwhile, or the UVM went away: nothing to kill. */
-		if (!sp_sandbox_alive(S.sb))
-			rc = reply_empty(out, out_len);
-		else
-			rc = fail_err(status_msg, err);
-	} else {
-		rc = reply_empty(out, out_len);
-	}
-	containerd__task__v2__kill_request__free_unpacked(req, NULL);
-	return rc;
-unlock:
-	pthread_mutex_unlock(&S.mu);
-	containerd__task__v2__kill_request__free_unpacked(req, NULL);
-	return rc;
+	pthread_mutex_unlock(sp_steal_ptr(&held));
+	/* Failing because it exited meanwhile, or the UVM went away:
+	 * nothing to kill. */
+	if (sp_sandbox_signal(S.sb, id, exec_id, sig, &err) < 0 && sp_sandbox_alive(S.sb))
+		return fail_err(status_msg, err);
+	return reply_empty(out, out_len);
 }
 
 static int task_exec(void *user, const sp_ttrpc_call *call, uint8_t **out,
@@ -776,64 +761,58 @@ static int task_exec(void *user, const sp_ttrpc_call *call, uint8_t **out,
 {
 	DECODE(Containerd__Task__V2__ExecProcessRequest,
 	       containerd__task__v2__exec_process_request, req);
-	int rc;
-	pthread_mutex_lock(&S.mu);
+	_cleanup_unlock_ pthread_mutex_t *held = lock(&S.mu);
 	ctr *c = find_ctr(req->id);
-	if (!c) {
-		rc = fail(status_msg, SP_RPC_NOT_FOUND, "container %s not found", req->id);
-	} else if (!*req->exec_id || find_proc(req->id, req->exec_id)) {
-		rc = fail(status_msg, SP_RPC_ALREADY_EXISTS, "exec %s of %s already exists (or is empty)",
-			  req->exec_id, req->id);
-	} else if (c->pause) {
-		rc = fail(status_msg, SP_RPC_FAILED_PRECONDITION,
-			  "container %s is the pod sandbox: it runs no processes to exec into", req->id);
-	} else if (c->init.status != ST_RUNNING) {
-		rc = fail(status_msg, SP_RPC_FAILED_PRECONDITION, "container %s is not running", req->id);
-	} else if (!req->spec || !req->spec->value.len || req->spec->value.len > (1u << 20)) {
-		rc = fail(status_msg, SP_RPC_INVALID_ARGUMENT, "exec %s: no process spec", req->exec_id);
-	} else {
-		proc *p = sp_xzalloc(sizeof(*p));
-		proc_init(p, c, req->exec_id, req->stdin, req->stdout, req->stderr, req->terminal);
-		_cleanup_err_ sp_err *err = NULL;
-		p->process_json = exec_process(c->process, (const char *)req->spec->value.data,
-					       req->spec->value.len, &err);
-		if (!p->process_json) {
-			proc_free(p);
-			free(p);
-			rc = fail(status_msg, SP_RPC_INVALID_ARGUMENT, "exec %s: %s", req->exec_id,
-				  sp_err_msg(err));
-			goto exec_out;
-		}
-		p->next = c->execs;
-		c->execs = p;
-		Containerd__Events__TaskExecAdded ev = CONTAINERD__EVENTS__TASK_EXEC_ADDED__INIT;
-		ev.container_id = c->id;
-		ev.exec_id = p->exec_id;
-		publish("/tasks/exec-added", "containerd.events.TaskExecAdded", &ev.base);
-		rc = reply_empty(out, out_len);
+	if (!c)
+		return no_ctr(status_msg, req->id);
+	if (!*req->exec_id || find_proc(req->id, req->exec_id))
+		return fail(status_msg, SP_RPC_ALREADY_EXISTS, "exec %s of %s already exists (or is empty)",
+			    req->exec_id, req->id);
+	if (c->pause)
+		return fail(status_msg, SP_RPC_FAILED_PRECONDITION,
+			    "container %s is the pod sandbox: it runs no processes to exec into", req->id);
+	if (c->init.status != ST_RUNNING)
+		return fail(status_msg, SP_RPC_FAILED_PRECONDITION, "container %s is not running", req->id);
+	if (!req->spec || !req->spec->value.len || req->spec->value.len > (1u << 20))
+		return fail(status_msg, SP_RPC_INVALID_ARGUMENT, "exec %s: no process spec", req->exec_id);
+	proc *p = sp_xzalloc(sizeof(*p));
+	proc_init(p, c, req->exec_id, req->stdin, req->stdout, req->stderr, req->terminal);
+	_cleanup_err_ sp_err *err = NULL;
+	p->process_json = exec_process(c->process, (const char *)req->spec->value.data,
+				       req->spec->value.len, &err);
+	if (!p->process_json) {
+		proc_destroy(p);
+		return fail(status_msg, SP_RPC_INVALID_ARGUMENT, "exec %s: %s", req->exec_id,
+			    sp_err_msg(err));
 	}
-exec_out:
-	pthread_mutex_unlock(&S.mu);
-	containerd__task__v2__exec_process_request__free_unpacked(req, NULL);
-	return rc;
+	p->next = c->execs;
+	c->execs = p;
+	Containerd__Events__TaskExecAdded ev = CONTAINERD__EVENTS__TASK_EXEC_ADDED__INIT;
+	ev.container_id = c->id;
+	ev.exec_id = p->exec_id;
+	publish("/tasks/exec-added", "containerd.events.TaskExecAdded", &ev.base);
+	return reply_empty(out, out_len);
+}
+
+static int reply_deleted(const proc *p, uint8_t **out, size_t *out_len)
+{
+	Containerd__V1__Types__Timestamp ts;
+	ts_of(&ts, &p->exited_at);
+	Containerd__Task__V2__DeleteResponse resp = CONTAINERD__TASK__V2__DELETE_RESPONSE__INIT;
+	resp.pid = task_pid();
+	resp.exit_status = p->exit_status;
+	resp.exited_at = &ts;
+	return reply(&resp.base, out, out_len);
 }
 
 static int task_delete(void *user, const sp_ttrpc_call *call, uint8_t **out,
 		       size_t *out_len, char **status_msg)
 {
 	DECODE(Containerd__Task__V2__DeleteRequest, containerd__task__v2__delete_request, req);
-	int rc;
-	pthread_mutex_lock(&S.mu);
-	proc *p = find_proc(req->id, req->exec_id);
-	if (!p) {
-		rc = fail(status_msg, SP_RPC_NOT_FOUND, "process %s %s not found", req->id, req->exec_id);
-		goto unlock;
-	}
-	if (p->status == ST_RUNNING) {
-		rc = fail(status_msg, SP_RPC_FAILED_PRECONDITION,
-			  "process %s %s is running: kill it first", req->id, req->exec_id);
-		goto unlock;
-	}
+	LOCK_PROC(p);
+	if (p->status == ST_RUNNING)
+		return fail(status_msg, SP_RPC_FAILED_PRECONDITION,
+			    "process %s %s is running: kill it first", req->id, req->exec_id);
 	ctr *c = p->c;
 	if (*p->exec_id) {
 		if (p->status == ST_CREATED)
@@ -845,16 +824,9 @@ static int task_delete(void *user, const sp_ttrpc_call *call, uint8_t **out,
 				break;
 			}
 		}
-		Containerd__V1__Types__Timestamp ts;
-		ts_of(&ts, &p->exited_at);
-		Containerd__Task__V2__DeleteResponse resp = CONTAINERD__TASK__V2__DELETE_RESPONSE__INIT;
-		resp.pid = task_pid();
-		resp.exit_status = p->exit_status;
-		resp.exited_at = &ts;
-		rc = reply(&resp.base, out, out_len);
-		proc_free(p);
-		free(p);
-		goto unlock;
+		int rc = reply_deleted(p, out, out_len);
+		proc_destroy(p);
+		return rc;
 	}
 	/* The main process: the container goes, with its execs. */
 	if (c->init.status == ST_CREATED)
@@ -890,26 +862,18 @@ static int task_delete(void *user, const sp_ttrpc_call *call, uint8_t **out,
 	ev.exit_status = c->init.exit_status;
 	ev.exited_at = &ts;
 	publish("/tasks/delete", "containerd.events.TaskDelete", &ev.base);
-	Containerd__Task__V2__DeleteResponse resp = CONTAINERD__TASK__V2__DELETE_RESPONSE__INIT;
-	resp.pid = task_pid();
-	resp.exit_status = c->init.exit_status;
-	resp.exited_at = &ts;
-	rc = reply(&resp.base, out, out_len);
+	int rc = reply_deleted(&c->init, out, out_len);
 	sp_log_info("deleted %s", c->id);
 	while (c->execs) {
 		proc *e = c->execs;
 		c->execs = e->next;
-		proc_free(e);
-		free(e);
+		proc_destroy(e);
 	}
 	proc_free(&c->init);
 	json_decref(c->process);
 	free(c->id);
 	free(c->bundle);
 	free(c);
-unlock:
-	pthread_mutex_unlock(&S.mu);
-	containerd__task__v2__delete_request__free_unpacked(req, NULL);
 	return rc;
 }
 
@@ -918,25 +882,18 @@ static int task_pids(void *user, const sp_ttrpc_call *call, uint8_t **out,
 {
 	DECODE(Containerd__Task__V2__PidsRequest, containerd__task__v2__pids_request, req);
 	int rc;
-	pthread_mutex_lock(&S.mu);
-	ctr *c = find_ctr(req->id);
-	bool pause = c && c->pause;
-	bool dead = S.sandbox_dead;
-	pthread_mutex_unlock(&S.mu);
+	bool pause, dead;
 	_cleanup_free_ uint32_t *pids = NULL;
 	size_t n = 0;
 	_cleanup_err_ sp_err *err = NULL;
-	if (!c) {
-		rc = fail(status_msg, SP_RPC_NOT_FOUND, "container %s not found", req->id);
-		goto out;
-	}
+	if (!ctr_known(req->id, &pause, &dead))
+		return no_ctr(status_msg, req->id);
 	if (pause || dead) {
 		pids = sp_xcalloc(1, sizeof(*pids));
 		if (!dead)
 			pids[n++] = task_pid();
 	} else if (sp_sandbox_pids(S.sb, req->id, &pids, &n, &err) < 0) {
-		rc = fail_err(status_msg, err);
-		goto out;
+		return fail_err(status_msg, err);
 	}
 	Containerd__V1__Types__ProcessInfo *infos = sp_xcalloc(n + 1, sizeof(*infos));
 	Containerd__V1__Types__ProcessInfo **ptrs = sp_xcalloc(n + 1, sizeof(*ptrs));
@@ -951,8 +908,6 @@ static int task_pids(void *user, const sp_ttrpc_call *call, uint8_t **out,
 	rc = reply(&resp.base, out, out_len);
 	free(infos);
 	free(ptrs);
-out:
-	containerd__task__v2__pids_request__free_unpacked(req, NULL);
 	return rc;
 }
 
@@ -960,22 +915,14 @@ static int task_stats(void *user, const sp_ttrpc_call *call, uint8_t **out,
 		      size_t *out_len, char **status_msg)
 {
 	DECODE(Containerd__Task__V2__StatsRequest, containerd__task__v2__stats_request, req);
-	int rc;
 	sp_container_stats st = {0};
 	_cleanup_free_ uint8_t *buf = NULL;
 	_cleanup_err_ sp_err *err = NULL;
-	pthread_mutex_lock(&S.mu);
-	ctr *c = find_ctr(req->id);
-	bool pause = c && c->pause;
-	pthread_mutex_unlock(&S.mu);
-	if (!c) {
-		rc = fail(status_msg, SP_RPC_NOT_FOUND, "container %s not found", req->id);
-		goto out;
-	}
-	if (!pause && sp_sandbox_stats(S.sb, req->id, &st, &err) < 0) {
-		rc = fail_err(status_msg, err);
-		goto out;
-	}
+	bool pause, dead;
+	if (!ctr_known(req->id, &pause, &dead))
+		return no_ctr(status_msg, req->id);
+	if (!pause && sp_sandbox_stats(S.sb, req->id, &st, &err) < 0)
+		return fail_err(status_msg, err);
 	Io__Containerd__Cgroups__V1__CPUUsage cu = IO__CONTAINERD__CGROUPS__V1__CPUUSAGE__INIT;
 	cu.total = st.cpu_usage_ns;
 	Io__Containerd__Cgroups__V1__CPUStat cpu = IO__CONTAINERD__CGROUPS__V1__CPUSTAT__INIT;
@@ -1003,10 +950,7 @@ static int task_stats(void *user, const sp_ttrpc_call *call, uint8_t **out,
 	any.value.len = len;
 	Containerd__Task__V2__StatsResponse resp = CONTAINERD__TASK__V2__STATS_RESPONSE__INIT;
 	resp.stats = &any;
-	rc = reply(&resp.base, out, out_len);
-out:
-	containerd__task__v2__stats_request__free_unpacked(req, NULL);
-	return rc;
+	return reply(&resp.base, out, out_len);
 }
 
 static int task_connect(void *user, const sp_ttrpc_call *call, uint8_t **out,
@@ -1019,7 +963,6 @@ static int task_connect(void *user, const sp_ttrpc_call *call, uint8_t **out,
 	resp.task_pid = task_pid();
 	pthread_mutex_unlock(&S.mu);
 	resp.version = "sealpod " SEALPOD_VERSION;
-	containerd__task__v2__connect_request__free_unpacked(req, NULL);
 	return reply(&resp.base, out, out_len);
 }
 
@@ -1027,67 +970,45 @@ static int task_resize(void *user, const sp_ttrpc_call *call, uint8_t **out,
 		       size_t *out_len, char **status_msg)
 {
 	DECODE(Containerd__Task__V2__ResizePtyRequest, containerd__task__v2__resize_pty_request, req);
-	int rc;
 	_cleanup_err_ sp_err *err = NULL;
 	pthread_mutex_lock(&S.mu);
 	proc *p = find_proc(req->id, req->exec_id);
 	bool ok = p && p->status == ST_RUNNING && !p->c->pause;
 	pthread_mutex_unlock(&S.mu);
 	if (!ok)
-		rc = fail(status_msg, SP_RPC_NOT_FOUND, "running process %s %s not found",
-			  req->id, req->exec_id);
-	else if (sp_sandbox_resize(S.sb, req->id, req->exec_id, req->height, req->width, &err) < 0)
-		rc = fail_err(status_msg, err);
-	else
-		rc = reply_empty(out, out_len);
-	containerd__task__v2__resize_pty_request__free_unpacked(req, NULL);
-	return rc;
+		return fail(status_msg, SP_RPC_NOT_FOUND, "running process %s %s not found",
+			    req->id, req->exec_id);
+	if (sp_sandbox_resize(S.sb, req->id, req->exec_id, req->height, req->width, &err) < 0)
+		return fail_err(status_msg, err);
+	return reply_empty(out, out_len);
 }
 
 static int task_close_io(void *user, const sp_ttrpc_call *call, uint8_t **out,
 			 size_t *out_len, char **status_msg)
 {
 	DECODE(Containerd__Task__V2__CloseIORequest, containerd__task__v2__close_iorequest, req);
-	int rc;
-	pthread_mutex_lock(&S.mu);
-	proc *p = find_proc(req->id, req->exec_id);
-	if (!p) {
-		rc = fail(status_msg, SP_RPC_NOT_FOUND, "process %s %s not found", req->id, req->exec_id);
-	} else {
-		if (req->stdin && p->io)
-			shim_io_close_stdin(p->io);
-		rc = reply_empty(out, out_len);
-	}
-	pthread_mutex_unlock(&S.mu);
-	containerd__task__v2__close_iorequest__free_unpacked(req, NULL);
-	return rc;
+	LOCK_PROC(p);
+	if (req->stdin && p->io)
+		shim_io_close_stdin(p->io);
+	return reply_empty(out, out_len);
 }
 
 static int task_update(void *user, const sp_ttrpc_call *call, uint8_t **out,
 		       size_t *out_len, char **status_msg)
 {
 	DECODE(Containerd__Task__V2__UpdateTaskRequest, containerd__task__v2__update_task_request, req);
-	int rc;
 	_cleanup_err_ sp_err *err = NULL;
-	pthread_mutex_lock(&S.mu);
-	ctr *c = find_ctr(req->id);
-	bool pause = c && c->pause;
-	pthread_mutex_unlock(&S.mu);
-	if (!c) {
-		rc = fail(status_msg, SP_RPC_NOT_FOUND, "container %s not found", req->id);
-	} else if (pause || !req->resources || !req->resources->value.len) {
-		/* Resources of the pod as a whole are the UVM's size. */
-		rc = reply_empty(out, out_len);
-	} else {
-		_cleanup_free_ char *json = sp_xstrndup((const char *)req->resources->value.data,
-							req->resources->value.len);
-		if (sp_sandbox_update(S.sb, req->id, json, &err) < 0)
-			rc = fail_err(status_msg, err);
-		else
-			rc = reply_empty(out, out_len);
-	}
-	containerd__task__v2__update_task_request__free_unpacked(req, NULL);
-	return rc;
+	bool pause, dead;
+	if (!ctr_known(req->id, &pause, &dead))
+		return no_ctr(status_msg, req->id);
+	/* Resources of the pod as a whole are the UVM's size. */
+	if (pause || !req->resources || !req->resources->value.len)
+		return reply_empty(out, out_len);
+	_cleanup_free_ char *json = sp_xstrndup((const char *)req->resources->value.data,
+						req->resources->value.len);
+	if (sp_sandbox_update(S.sb, req->id, json, &err) < 0)
+		return fail_err(status_msg, err);
+	return reply_empty(out, out_len);
 }
 
 static void *shutdown_thread(void *arg)
@@ -1114,7 +1035,6 @@ static int task_shutdown(void *user, const sp_ttrpc_call *call, uint8_t **out,
 		spawn_detached(shutdown_thread, NULL);
 	}
 	pthread_mutex_unlock(&S.mu);
-	containerd__task__v2__shutdown_request__free_unpacked(req, NULL);
 	return reply_empty(out, out_len);
 }
 

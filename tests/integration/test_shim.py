@@ -4,13 +4,13 @@ delivers output and exit code, `ctr task exec` runs what the policy
 allows and nothing else, kill and delete leave nothing behind.
 
 Boots: one per pod (two here), on one containerd shared by the module."""
-import json
 import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "cri"))
 
+import containerd  # noqa: E402
 import harness  # noqa: E402
 import shimtest  # noqa: E402
 
@@ -40,53 +40,11 @@ spec:
 
 def setup_module(m):
     shimtest.require_modules(harness)
-    build = harness.build_dir()
-    # The guest always runs the normal build's agent: a sanitizer runtime
-    # has no place in the guest image; the sanitized shim runs on the host.
-    plain = os.path.join(harness.ROOT, "build")
-    m.guest = shimtest.guest_image(plain if os.path.exists(os.path.join(plain, "sealpod-agent"))
-                                   else build)
-    m.layout = m.path("layout")
-    shimtest.make_image_layout(m.layout, IMAGE)
-    m.image_tar = m.path("image.tar")
-    shimtest.tar_layout(m.layout, m.image_tar)
-    m.policy = shimtest.policy_for(build, POD, m.layout, m.tmp)
-    with open(os.path.join(m.guest, "cmdline")) as f:
-        cmdline = f.read().strip()
-    m.runtime_config = m.path("runtime.json")
-    with open(m.runtime_config, "w") as f:
-        json.dump({
-            "backend": "vm",
-            "kernel": os.path.join(m.guest, "vmlinuz"),
-            "initrd": os.path.join(m.guest, "initrd.img"),
-            "kernel_cmdline": cmdline,
-            "accel": "tcg",
-            "tee": "sim",
-            "vcpus": 1,
-            "memory_mib": 512,
-            "image_store": m.image_tar,
-            "state_dir": m.path("run"),
-            "boot_timeout_s": 300,
-            "log_level": "debug",
-        }, f)
-    m.cd = shimtest.Containerd(m.path("cd"), build, env={
-        "SEALPOD_CONFIG": m.runtime_config,
-        "SEALPOD_SIM_STATE": m.path("sim"),
-        "SEALPOD_SHIM_LOG": m.path("shim.log"),
-    })
-    m.cd.start(m.spawn)
-    m.cleanup(m.cd.stop)
-    m.cd.ctr(["image", "import", m.image_tar])
+    containerd.setup(m, POD, IMAGE, vm={"vcpus": 1})
 
 
 def _diag(t):
-    m = t.module
-    try:
-        with open(m.path("shim.log")) as f:
-            shim = "".join(f.readlines()[-40:])
-    except OSError:
-        shim = "(no shim log)"
-    return "shim log:\n%s\ncontainerd:\n%s" % (shim, m.cd.log_tail(30))
+    return containerd.diag(t.module, 40)
 
 
 def _assert_clean(t):

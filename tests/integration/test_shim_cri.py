@@ -4,7 +4,6 @@ two CreateContainer/StartContainer in one UVM, ExecSync, container logs,
 StopPodSandbox, RemovePodSandbox, and nothing left behind.
 
 One boot (the pod); the pod uses the host network, so no CNI is needed."""
-import json
 import os
 import sys
 import uuid
@@ -12,6 +11,7 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "cri"))
 
+import containerd  # noqa: E402
 import harness  # noqa: E402
 import shimtest  # noqa: E402
 
@@ -46,44 +46,11 @@ def setup_module(m):
         import cri  # noqa: F401  (python3-grpcio, python3-protobuf)
     except ImportError as e:
         raise harness.Skip("CRI client needs python3-grpcio and python3-protobuf: %s" % e)
-    build = harness.build_dir()
-    # The guest always runs the normal build's agent: a sanitizer runtime
-    # has no place in the guest image; the sanitized shim runs on the host.
-    plain = os.path.join(harness.ROOT, "build")
-    m.guest = shimtest.guest_image(plain if os.path.exists(os.path.join(plain, "sealpod-agent"))
-                                   else build)
-    m.layout = m.path("layout")
-    shimtest.make_image_layout(m.layout, IMAGE)
-    m.image_tar = m.path("image.tar")
-    shimtest.tar_layout(m.layout, m.image_tar)
-    m.policy = shimtest.policy_for(build, POD, m.layout, m.tmp)
-    with open(os.path.join(m.guest, "cmdline")) as f:
-        cmdline = f.read().strip()
-    m.runtime_config = m.path("runtime.json")
-    with open(m.runtime_config, "w") as f:
-        json.dump({"backend": "vm", "kernel": os.path.join(m.guest, "vmlinuz"),
-                   "initrd": os.path.join(m.guest, "initrd.img"), "kernel_cmdline": cmdline,
-                   "accel": "tcg", "tee": "sim", "memory_mib": 512,
-                   "image_store": m.image_tar, "state_dir": m.path("run"),
-                   "boot_timeout_s": 300, "log_level": "debug"}, f)
-    m.cd = shimtest.Containerd(m.path("cd"), build, pause=IMAGE, env={
-        "SEALPOD_CONFIG": m.runtime_config,
-        "SEALPOD_SIM_STATE": m.path("sim"),
-        "SEALPOD_SHIM_LOG": m.path("shim.log"),
-    })
-    m.cd.start(m.spawn)
-    m.cleanup(m.cd.stop)
-    m.cd.ctr(["image", "import", m.image_tar], ns=NS)
+    containerd.setup(m, POD, IMAGE, ns=NS)
 
 
 def _diag(t):
-    m = t.module
-    try:
-        with open(m.path("shim.log")) as f:
-            shim = "".join(f.readlines()[-80:])
-    except OSError:
-        shim = "(no shim log)"
-    return "shim log:\n%s\ncontainerd:\n%s" % (shim, m.cd.log_tail(30))
+    return containerd.diag(t.module, 80)
 
 
 def _read(path):

@@ -386,12 +386,31 @@ static int call_str(sp_ttrpc_client *c, const char *method, const char *in,
 	return ret;
 }
 
-static void test_unary_and_errors(void **state)
+/* A client connected to the fixture's server. */
+static sp_ttrpc_client *connect_ok(const fixture *f)
 {
-	fixture *f = *state;
 	sp_ttrpc_client *c = NULL;
 	_cleanup_err_ sp_err *err = NULL;
 	assert_int_equal(sp_ttrpc_client_connect(&c, f->addr, 1000 * MS, &err), 0);
+	return c;
+}
+
+/* Echo answers with what it got. */
+static void expect_echo(sp_ttrpc_client *c, const char *in, uint64_t timeout)
+{
+	char *out = NULL;
+	int code;
+	_cleanup_err_ sp_err *err = NULL;
+	assert_int_equal(call_str(c, "Echo", in, timeout, &out, &code, &err), 0);
+	assert_string_equal(out, in);
+	free(out);
+}
+
+static void test_unary_and_errors(void **state)
+{
+	fixture *f = *state;
+	sp_ttrpc_client *c = connect_ok(f);
+	_cleanup_err_ sp_err *err = NULL;
 	char *out = NULL;
 	int code = -1;
 	assert_int_equal(call_str(c, "Echo", "hello", 0, &out, &code, &err), 0);
@@ -399,9 +418,7 @@ static void test_unary_and_errors(void **state)
 	assert_int_equal(code, SP_RPC_OK);
 	free(out);
 	/* An empty payload comes back empty. */
-	assert_int_equal(call_str(c, "Echo", "", 0, &out, &code, &err), 0);
-	assert_string_equal(out, "");
-	free(out);
+	expect_echo(c, "", 0);
 
 	assert_int_equal(call_str(c, "Fail", "7:not allowed", 0, NULL, &code, &err), SP_ERR_DENIED);
 	assert_int_equal(code, SP_RPC_PERMISSION_DENIED);
@@ -498,9 +515,8 @@ static void *par_call(void *arg)
 static void test_concurrent_out_of_order(void **state)
 {
 	fixture *f = *state;
-	sp_ttrpc_client *c = NULL;
+	sp_ttrpc_client *c = connect_ok(f);
 	_cleanup_err_ sp_err *err = NULL;
-	assert_int_equal(sp_ttrpc_client_connect(&c, f->addr, 1000 * MS, &err), 0);
 	enum { N = 100 };
 	par ps[N];
 	pthread_t ts[N];
@@ -518,9 +534,8 @@ static void test_concurrent_out_of_order(void **state)
 static void test_out_of_order_on_one_connection(void **state)
 {
 	fixture *f = *state;
-	sp_ttrpc_client *c = NULL;
+	sp_ttrpc_client *c = connect_ok(f);
 	_cleanup_err_ sp_err *err = NULL;
-	assert_int_equal(sp_ttrpc_client_connect(&c, f->addr, 1000 * MS, &err), 0);
 	/* A slow call first, a fast one second: the fast one finishes first. */
 	par slow = {c, 0, 0, 0};
 	pthread_t t;
@@ -542,32 +557,25 @@ static void test_out_of_order_on_one_connection(void **state)
 static void test_timeouts(void **state)
 {
 	fixture *f = *state;
-	sp_ttrpc_client *c = NULL;
+	sp_ttrpc_client *c = connect_ok(f);
 	_cleanup_err_ sp_err *err = NULL;
-	assert_int_equal(sp_ttrpc_client_connect(&c, f->addr, 1000 * MS, &err), 0);
 	int code;
 	assert_int_equal(call_str(c, "Sleep", "300", 50 * MS, NULL, &code, &err), SP_ERR_TIMEOUT);
 	assert_int_equal(code, SP_RPC_DEADLINE_EXCEEDED);
 	assert_non_null(strstr(err->msg, SVC "/Sleep"));
 	sp_err_clear(&err);
 	/* The late response is dropped; the connection keeps working. */
-	char *out = NULL;
-	assert_int_equal(call_str(c, "Echo", "after", 1000 * MS, &out, &code, &err), 0);
-	assert_string_equal(out, "after");
-	free(out);
+	expect_echo(c, "after", 1000 * MS);
 	poll(NULL, 0, 300);
-	assert_int_equal(call_str(c, "Echo", "later", 1000 * MS, &out, &code, &err), 0);
-	assert_string_equal(out, "later");
-	free(out);
+	expect_echo(c, "later", 1000 * MS);
 	sp_ttrpc_client_free(c);
 }
 
 static void test_size_limits(void **state)
 {
 	fixture *f = *state;
-	sp_ttrpc_client *c = NULL;
+	sp_ttrpc_client *c = connect_ok(f);
 	_cleanup_err_ sp_err *err = NULL;
-	assert_int_equal(sp_ttrpc_client_connect(&c, f->addr, 1000 * MS, &err), 0);
 	size_t big = SP_TTRPC_MAX_MESSAGE - 64;
 	uint8_t *p = sp_xmalloc(SP_TTRPC_MAX_MESSAGE + 1);
 	memset(p, 'q', SP_TTRPC_MAX_MESSAGE + 1);
@@ -725,9 +733,8 @@ static void test_expired_deadline_skips_handler(void **state)
 static void test_reconnect(void **state)
 {
 	fixture *f = *state;
-	sp_ttrpc_client *c = NULL;
+	sp_ttrpc_client *c = connect_ok(f);
 	_cleanup_err_ sp_err *err = NULL;
-	assert_int_equal(sp_ttrpc_client_connect(&c, f->addr, 1000 * MS, &err), 0);
 	char *out = NULL;
 	int code;
 	assert_int_equal(call_str(c, "Echo", "one", 0, &out, &code, &err), 0);
@@ -743,18 +750,15 @@ static void test_reconnect(void **state)
 	assert_non_null(strstr(err->msg, f->path));
 	sp_err_clear(&err);
 	start_server(f); /* replaces the stale socket file */
-	assert_int_equal(call_str(c, "Echo", "three", 1000 * MS, &out, &code, &err), 0);
-	assert_string_equal(out, "three");
-	free(out);
+	expect_echo(c, "three", 1000 * MS);
 	sp_ttrpc_client_free(c);
 }
 
 static void test_shutdown_from_handler(void **state)
 {
 	fixture *f = *state;
-	sp_ttrpc_client *c = NULL;
+	sp_ttrpc_client *c = connect_ok(f);
 	_cleanup_err_ sp_err *err = NULL;
-	assert_int_equal(sp_ttrpc_client_connect(&c, f->addr, 1000 * MS, &err), 0);
 	char *out = NULL;
 	int code;
 	assert_int_equal(call_str(c, "Shutdown", "", 2000 * MS, &out, &code, &err), 0);
@@ -790,13 +794,9 @@ static void test_stream_reopen(void **state)
 		int hfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		assert_true(hfd >= 0);
 		sp_ttrpc_client *c = sp_ttrpc_client_new(hfd);
-		char *out = NULL;
-		int code;
 		char in[16];
 		snprintf(in, sizeof(in), "round%d", round);
-		assert_int_equal(call_str(c, "Echo", in, 2000 * MS, &out, &code, &err), 0);
-		assert_string_equal(out, in);
-		free(out);
+		expect_echo(c, in, 2000 * MS);
 		sp_ttrpc_client_free(c); /* the host side goes away */
 	}
 	close(lfd);

@@ -60,17 +60,6 @@ static void respond_error(sp_buf *b, int code, const char *reason,
 	free(s);
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* application/x-www-form-urlencoded value: %XX and '+'; false if bad. */
 static bool url_decode(const char *s, size_t n, sp_buf *out)
 {
@@ -78,8 +67,8 @@ static bool url_decode(const char *s, size_t n, sp_buf *out)
 		if (s[i] == '%') {
 			if (i + 2 >= n)
 				return false;
-			int h = hexval((unsigned char)s[i + 1]);
-			int l = hexval((unsigned char)s[i + 2]);
+			int h = sp_hex_digit((unsigned char)s[i + 1]);
+			int l = sp_hex_digit((unsigned char)s[i + 2]);
 			if (h < 0 || l < 0)
 				return false;
 			sp_buf_put_u8(out, (uint8_t)(h << 4 | l));

@@ -25,17 +25,6 @@ char *sp_hex_dup(const void *data, size_t len)
 	return s;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int sp_hex_decode(uint8_t *out, size_t out_len, const char *hex, sp_err **err)
 {
 	size_t n = strlen(hex);
@@ -44,7 +33,7 @@ int sp_hex_decode(uint8_t *out, size_t out_len, const char *hex, sp_err **err)
 				"hex string has %zu digits, expected %zu", n,
 				out_len * 2);
 	for (size_t i = 0; i < out_len; i++) {
-		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+		int hi = sp_hex_digit(hex[2 * i]), lo = sp_hex_digit(hex[2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			return sp_error(err, SP_ERR_PARSE,
 					"not a hex digit at position %zu",

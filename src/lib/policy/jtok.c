@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "sealpod/codec.h"
 
 #define MAX_DEPTH 32
 #define MAX_TOKENS 8192
@@ -27,17 +28,6 @@ static void skip_ws(struct parser *P)
 {
 	while (P->p < P->end && (*P->p == ' ' || *P->p == '\t' || *P->p == '\n' || *P->p == '\r'))
 		P->p++;
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 /* Bytes that stand for themselves inside a string. */
@@ -82,7 +72,7 @@ static int string(struct parser *P, const char **out, uint32_t *out_len)
 					return -1;
 				int v = 0;
 				for (int k = 1; k <= 4; k++) {
-					int h = hexval(P->p[k]);
+					int h = sp_hex_digit(P->p[k]);
 					if (h < 0)
 						return -1;
 					v = v * 16 + h;
