@@ -51,9 +51,17 @@ static void unref(shim_io *io)
 
 static int open_fifo_writer(const char *path)
 {
-	/* Non-blocking open fails at once when nobody reads (containerd
-	 * always opens its end first); then output is drained and dropped. */
-	int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	/* containerd opens its reading end from a goroutine, which may not
+	 * have run yet: a non-blocking open then fails with ENXIO. Retry for
+	 * a while (never block forever: a reader that never comes must not
+	 * hang the copy); after that, output is drained and dropped. */
+	int fd = -1;
+	for (int i = 0; i < 1000; i++) {
+		fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+		if (fd >= 0 || errno != ENXIO)
+			break;
+		usleep(10000);
+	}
 	if (fd < 0) {
 		sp_log_warn("open %s: %s (output is dropped)", path, strerror(errno));
 		return -1;
