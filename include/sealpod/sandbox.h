@@ -28,6 +28,8 @@ typedef struct sp_runtime_config {
 	unsigned vcpus;
 	uint64_t memory_mib;
 	char *image_store;    /* host OCI image layout (dir or tar) offered to the guest, or NULL */
+	char *registry;       /* registry the guest pulls from (as this host reaches it), or NULL;
+			       * ignored when image_store is set. See sp_sandbox_guest_registry. */
 	char *state_dir;      /* per-sandbox runtime state; default /run/sealpod */
 	char *default_policy; /* policy file used when a pod carries none, or NULL */
 	char *agent;          /* native backend: the sealpod-agent binary */
@@ -171,6 +173,15 @@ SP_PUBLIC int sp_sandbox_get_report(sp_sandbox *sb, const uint8_t *report_data,
 				    size_t report_data_len, uint8_t **report,
 				    size_t *report_len, uint8_t **certs,
 				    size_t *certs_len, char **tee, sp_err **err);
+
+/* The registry URL as the guest reaches it. In a UVM (vm true) the guest
+ * pulls through QEMU user networking, where 10.0.2.2 is this host's
+ * 127.0.0.1: "http://127.0.0.1:PORT" (or localhost) becomes
+ * "http://10.0.2.2:PORT"; https URLs stay as they are. Natively the agent
+ * is on this host and the loopback URL stays. Any other plain-http host is
+ * refused (the guest allows plain http only to the host). *out is new. */
+SP_PUBLIC int sp_sandbox_guest_registry(char **out, const char *url, bool vm,
+					sp_err **err);
 
 /* The firmware the sim TEE measures for a UVM booted without firmware
  * (TCG direct boot): Debian's OVMF (docs/attestation.md). */

@@ -104,8 +104,17 @@ int run_config(sp_runtime_config **out, const struct run_opts *o, const char *tm
 		sp_guest_image_free(g);
 	}
 	if (o->registry) {
-		/* The guest pulls from the registry itself; nothing to pack. */
+		/* The guest pulls from the registry itself; nothing to pack.
+		 * A UVM reaches http://127.0.0.1:PORT as http://10.0.2.2:PORT
+		 * (sp_sandbox_guest_registry): say so now if it cannot. */
 		set(&c->image_store, NULL);
+		_cleanup_free_ char *guest = NULL;
+		if (sp_sandbox_guest_registry(&guest, o->registry, !strcmp(o->backend, "vm"),
+					      err) < 0) {
+			sp_runtime_config_free(c);
+			return sp_error_wrap(err, "--registry");
+		}
+		set(&c->registry, o->registry);
 	} else if (o->image_dir) {
 		if (!strcmp(o->backend, "vm")) {
 			/* The UVM sees the images as one read-only disk holding

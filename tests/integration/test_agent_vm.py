@@ -19,10 +19,12 @@ SLOW = 4  # deadlines under TCG on a shared machine
 M = None
 
 
-def qemu_argv(image, run, disk, mem=512):
+def qemu_argv(image, run, disk, mem=512, net=False):
+    """disk: the image disk (/dev/vda) or None; net: QEMU user networking
+    (the guest reaches this host's 127.0.0.1 as 10.0.2.2)."""
     with open(os.path.join(image, "cmdline")) as f:
         cmdline = f.read().strip()
-    return ["qemu-system-x86_64", "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
+    argv = ["qemu-system-x86_64", "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
             "-accel", "tcg", "-machine", "q35", "-cpu", "max", "-m", str(mem), "-smp", "1",
             "-kernel", os.path.join(image, "vmlinuz"),
             "-initrd", os.path.join(image, "initrd.img"), "-append", cmdline,
@@ -31,9 +33,13 @@ def qemu_argv(image, run, disk, mem=512):
             "-chardev", "socket,id=agent0,path=%s/agent.sock,server=on,wait=off" % run,
             "-device", "virtserialport,bus=vser0.0,chardev=agent0,name=sealpod.agent",
             "-chardev", "socket,id=simpsp0,path=%s/simpsp.sock,server=on,wait=off" % run,
-            "-device", "virtserialport,bus=vser0.0,chardev=simpsp0,name=sealpod.simpsp",
-            "-drive", "file=%s,if=none,id=disk0,format=raw,readonly=on" % disk.replace(",", ",,"),
-            "-device", "virtio-blk-pci,drive=disk0,serial=sealpod-images"]
+            "-device", "virtserialport,bus=vser0.0,chardev=simpsp0,name=sealpod.simpsp"]
+    if disk:
+        argv += ["-drive", "file=%s,if=none,id=disk0,format=raw,readonly=on" % disk.replace(",", ",,"),
+                 "-device", "virtio-blk-pci,drive=disk0,serial=sealpod-images"]
+    if net:
+        argv += ["-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0"]
+    return argv
 
 
 def console(m):

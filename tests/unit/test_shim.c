@@ -59,6 +59,45 @@ static void test_config_defaults_and_values(void **state)
 	sp_runtime_config_free(c);
 }
 
+/* The registry as a UVM reaches it through QEMU user networking. */
+static void test_guest_registry_mapping(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *url;
+		bool vm;
+		const char *want; /* NULL: refused */
+	} cases[] = {
+		{"http://127.0.0.1:5000", true, "http://10.0.2.2:5000"},
+		{"http://localhost:5000/", true, "http://10.0.2.2:5000"},
+		{"http://127.0.0.1:5000", false, "http://127.0.0.1:5000"},
+		{"http://[::1]:5000", false, "http://[::1]:5000"},
+		{"http://[::1]:5000", true, NULL},
+		{"https://registry.example:8443/", true, "https://registry.example:8443"},
+		{"http://192.0.2.1:5000", true, NULL},
+		{"http://127.0.0.1.evil:5000", true, NULL},
+		{"http://127.0.0.1:50x", true, NULL},
+		{"ftp://127.0.0.1", true, NULL},
+		{"", true, NULL},
+	};
+	for (size_t i = 0; i < SP_ARRAY_LEN(cases); i++) {
+		char *out = NULL;
+		sp_err *err = NULL;
+		int r = sp_sandbox_guest_registry(&out, cases[i].url, cases[i].vm, &err);
+		if (cases[i].want) {
+			if (r < 0)
+				fail_msg("%s: %s", cases[i].url, sp_err_msg(err));
+			assert_string_equal(out, cases[i].want);
+		} else {
+			assert_true(r < 0);
+			assert_null(out);
+			assert_non_null(strstr(sp_err_msg(err), cases[i].url));
+		}
+		free(out);
+		sp_err_free(err);
+	}
+}
+
 static void test_config_errors_name_the_problem(void **state)
 {
 	char *m = parse_err("{\"vcpu\":2}");
@@ -165,6 +204,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_config_defaults_and_values),
 		cmocka_unit_test(test_config_errors_name_the_problem),
+		cmocka_unit_test(test_guest_registry_mapping),
 		cmocka_unit_test(test_config_load_missing_file),
 		cmocka_unit_test(test_guest_spec_drops_host_parts),
 		cmocka_unit_test(test_socket_path),

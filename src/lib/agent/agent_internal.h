@@ -121,8 +121,10 @@ struct sp_agent {
 	bool sandbox_created;
 	char *sandbox_id;
 	char *hostname;
-	/* The pod's image store from CreateSandbox ("tar:/dev/vdX"), NULL. */
+	/* The pod's image store from CreateSandbox ("tar:/dev/vdX" or
+	 * "registry:URL"), NULL. */
 	char *pod_store;
+	bool uplink_up;     /* eth0 configured for registry pulls (uplink.c) */
 	/* What CreateSandbox set up (sandbox.c), undone by DestroySandbox. */
 	bool ns_made[3];    /* network, ipc, uts bind-mounted under ns/ */
 	bool shm_mounted, emptydir_mounted;
@@ -232,6 +234,14 @@ void sandbox_teardown(sp_agent *a);
  * resource. */
 int sandbox_prepare_spec(sp_agent *a, json_t *spec, const char *cid,
 			 sp_err **err);
+
+/* uplink.c: eth0 with QEMU user networking's fixed addresses, once, for
+ * registry pulls (a no-op natively). */
+int agent_uplink_up(sp_agent *a, sp_err **err);
+/* A registry storage's source: "https://host[:port]" or
+ * "http://host[:port]" (the image module allows plain http only to
+ * 10.0.2.2 and loopback), host of [A-Za-z0-9.-] or a bracketed IPv6. */
+bool registry_source_ok(const char *s);
 
 /* copyfile.c */
 int h_copy_file(sp_agent *a, const ACopyFile *q, reply *r);

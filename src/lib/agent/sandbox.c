@@ -267,7 +267,7 @@ int h_create_sandbox(sp_agent *a, const ACreateSandbox *q, reply *r)
 			return reply_err(r, SP_RPC_INVALID_ARGUMENT,
 					 "CreateSandbox: dns line %zu must be at most 512 characters without control characters",
 					 i);
-	const char *store = NULL;
+	const char *store = NULL, *registry = NULL;
 	for (size_t i = 0; i < q->n_storages; i++) {
 		const AStorage *s = q->storages[i];
 		const char *d = s->driver ? s->driver : "";
@@ -277,18 +277,28 @@ int h_create_sandbox(sp_agent *a, const ACreateSandbox *q, reply *r)
 						 "CreateSandbox: storage %zu: emptydir name must be 1-128 characters [A-Za-z0-9_.-]",
 						 i);
 		} else if (!strcmp(d, "oci-store")) {
-			if (store)
+			if (store || registry)
 				return reply_err(r, SP_RPC_INVALID_ARGUMENT,
-						 "CreateSandbox: storage %zu: only one oci-store per sandbox",
+						 "CreateSandbox: storage %zu: only one image store (oci-store or registry) per sandbox",
 						 i);
 			if (!valid_store_source(a, s->source))
 				return reply_err(r, SP_RPC_INVALID_ARGUMENT,
 						 "CreateSandbox: storage %zu: oci-store source `%.64s` must be a block device path /dev/...",
 						 i, s->source ? s->source : "");
 			store = s->source;
+		} else if (!strcmp(d, "registry")) {
+			if (store || registry)
+				return reply_err(r, SP_RPC_INVALID_ARGUMENT,
+						 "CreateSandbox: storage %zu: only one image store (oci-store or registry) per sandbox",
+						 i);
+			if (!registry_source_ok(s->source))
+				return reply_err(r, SP_RPC_INVALID_ARGUMENT,
+						 "CreateSandbox: storage %zu: registry source `%.64s` must be https://host[:port] (or http://10.0.2.2:port, the host through QEMU user networking)",
+						 i, s->source ? s->source : "");
+			registry = s->source;
 		} else {
 			return reply_err(r, SP_RPC_INVALID_ARGUMENT,
-					 "CreateSandbox: storage %zu: driver `%.64s` is not a sandbox storage (\"emptydir\" or \"oci-store\")",
+					 "CreateSandbox: storage %zu: driver `%.64s` is not a sandbox storage (\"emptydir\", \"oci-store\" or \"registry\")",
 					 i, d);
 		}
 	}
@@ -318,6 +328,8 @@ int h_create_sandbox(sp_agent *a, const ACreateSandbox *q, reply *r)
 	}
 	if (store)
 		a->pod_store = sp_xasprintf("tar:%s", store);
+	else if (registry)
+		a->pod_store = sp_xasprintf("registry:%s", registry);
 	a->sandbox_created = true;
 	sp_log_info("sandbox %s created", a->sandbox_id);
 	return reply_empty(r);

@@ -204,12 +204,32 @@ static bool pod_volume(const sp_policy *p, const char *driver, const char *name)
 	return false;
 }
 
+bool sp_eval_registry_ok(const char *url)
+{
+	const char *h = !strncmp(url, "https://", 8) ? url + 8
+		      : !strncmp(url, "http://", 7) ? url + 7 : NULL;
+	size_t n = h ? strlen(h) : 0;
+	if (n && h[n - 1] == '/')
+		n--;
+	if (!n || strlen(url) > 255)
+		return false;
+	return strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") == n;
+}
+
 static bool eval_storage_sandbox(const sp_policy *p, struct sp_eval *e,
 				 const Sealpod__Agent__V1__Storage *st, size_t i)
 {
 	const char *drv = st->driver ? st->driver : "";
 	if (!strcmp(drv, "oci-store")) /* untrusted image store: digests are verified on use */
 		return true;
+	/* A registry is an image store like a disk: untrusted bytes the
+	 * agent verifies against each container's pinned digest. */
+	if (!strcmp(drv, "registry")) {
+		if (sp_eval_registry_ok(st->source) && !st->mount_point[0] && st->n_options == 0)
+			return true;
+		return sp_eval_deny(e, sp_xstrdup("a registry URL scheme://host[:port]"),
+				    quoted(st->source), "storages[%zu].source", i);
+	}
 	if (!strcmp(drv, "emptydir") || !strcmp(drv, "configmap") || !strcmp(drv, "secret") ||
 	    !strcmp(drv, "projected") || !strcmp(drv, "downwardapi")) {
 		if (pod_volume(p, drv, st->source ? st->source : ""))
@@ -217,7 +237,7 @@ static bool eval_storage_sandbox(const sp_policy *p, struct sp_eval *e,
 		return sp_eval_deny(e, sp_xasprintf("a %s volume of the pod", drv),
 				    quoted(st->source), "storages[%zu].source", i);
 	}
-	return sp_eval_deny(e, sp_xstrdup("driver oci-store, emptydir, configmap, secret, projected or downwardapi"),
+	return sp_eval_deny(e, sp_xstrdup("driver oci-store, registry, emptydir, configmap, secret, projected or downwardapi"),
 			    quoted(drv), "storages[%zu].driver", i);
 }
 

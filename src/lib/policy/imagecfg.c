@@ -95,6 +95,10 @@ int sp_policy_image_from_registry(const char *registry, const char *ref,
 		if (!strncmp(url, "http://", 7) && (host = local_host(url + 7))) {
 			o.insecure_http = true;
 			spec = sp_xasprintf("registry:http://%s", host);
+		} else if (!strncmp(url, "http://", 7)) {
+			return sp_error(err, SP_ERR_DENIED,
+					"registry URL `%s`: plain http is allowed only to a registry on this machine (http://127.0.0.1:PORT; a UVM reaches it as http://10.0.2.2:PORT); use https",
+					registry);
 		} else {
 			spec = sp_xasprintf("registry:%s", url);
 		}

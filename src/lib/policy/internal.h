@@ -110,6 +110,10 @@ bool sp_eval_deny(struct sp_eval *e, char *expected, char *got,
 
 /* An id the host chose (container or exec id): [A-Za-z0-9][A-Za-z0-9_.-]*. */
 bool sp_policy_id_ok(const char *id);
+/* A registry storage's source: "https://host[:port]" or "http://host[:port]"
+ * (the agent's image module allows plain http only to the host through QEMU
+ * user networking, 10.0.2.2, and loopback); nothing else in the URL. */
+bool sp_eval_registry_ok(const char *url);
 
 bool sp_eval_create_container(const sp_policy *p, struct sp_eval *e,
 			      const Sealpod__Agent__V1__CreateContainerRequest *r,

@@ -34,7 +34,7 @@ static void defaults(sp_runtime_config *c)
 
 static const char *const str_keys[] = {
 	"backend", "kernel", "initrd", "qemu", "accel", "tee", "image_store",
-	"state_dir", "default_policy", "agent", "log_level", "rootfs_dir",
+	"registry", "state_dir", "default_policy", "agent", "log_level", "rootfs_dir",
 	"kernel_cmdline",
 };
 
@@ -47,6 +47,7 @@ static char **str_field(sp_runtime_config *c, const char *key)
 	if (!strcmp(key, "accel")) return &c->accel;
 	if (!strcmp(key, "tee")) return &c->tee;
 	if (!strcmp(key, "image_store")) return &c->image_store;
+	if (!strcmp(key, "registry")) return &c->registry;
 	if (!strcmp(key, "state_dir")) return &c->state_dir;
 	if (!strcmp(key, "default_policy")) return &c->default_policy;
 	if (!strcmp(key, "agent")) return &c->agent;
@@ -108,7 +109,7 @@ static int parse(sp_runtime_config *c, const json_t *doc, const char *path,
 		if (key[0] == '_' || !strcmp(key, "comment"))
 			continue; /* room for comments in a JSON file */
 		return sp_error(err, SP_ERR_PARSE,
-				"%s: unknown key \"%s\" (known: backend, kernel, initrd, qemu, accel, tee, vcpus, memory_mib, image_store, state_dir, default_policy, agent, rootfs_dir, kernel_cmdline, boot_timeout_s, log_level)",
+				"%s: unknown key \"%s\" (known: backend, kernel, initrd, qemu, accel, tee, vcpus, memory_mib, image_store, registry, state_dir, default_policy, agent, rootfs_dir, kernel_cmdline, boot_timeout_s, log_level)",
 				path, key);
 	}
 	static const char *const backends[] = {"vm", "native", NULL};

@@ -34,6 +34,10 @@ struct sp_sandbox {
 	size_t policy_len;
 	uint8_t host_data[32];       /* SHA-256(policy), what the UVM is launched with */
 	const sp_sandbox_backend *be;
+	/* cfg.registry as the guest reaches it (sp_sandbox_guest_registry),
+	 * when the guest pulls from a registry; the vm backend then gives the
+	 * UVM QEMU user networking. */
+	char *guest_registry;
 
 	pthread_t thread;
 	bool thread_started;

@@ -248,6 +248,13 @@ int sp_sandbox_start(sp_sandbox **out, const sp_runtime_config *cfg,
 	}
 	sb->be = !strcmp(cfg->backend, "native") ? &sp_sandbox_native_backend
 						 : &sp_sandbox_vm_backend;
+	if (cfg->registry && !cfg->image_store &&
+	    sp_sandbox_guest_registry(&sb->guest_registry, cfg->registry,
+				      sb->be == &sp_sandbox_vm_backend, err) < 0) {
+		sp_sandbox_free(sb);
+		return sp_error_wrap(err, "sandbox %s: registry in %s", o->id,
+				     cfg->source ? cfg->source : "the runtime configuration");
+	}
 	sb->pid = -1;
 	pthread_mutex_init(&sb->mu, NULL);
 	pthread_cond_init(&sb->cv, NULL);
@@ -357,7 +364,47 @@ void sp_sandbox_free(sp_sandbox *sb)
 	free(sb->policy);
 	free(sb->id);
 	free(sb->hostname);
+	free(sb->guest_registry);
 	free(sb);
+}
+
+int sp_sandbox_guest_registry(char **out, const char *url, bool vm, sp_err **err)
+{
+	*out = NULL;
+	_cleanup_free_ char *u = sp_xstrdup(url ? url : "");
+	size_t n = strlen(u);
+	while (n > 0 && u[n - 1] == '/')
+		u[--n] = 0;
+	if (!strncmp(u, "https://", 8) && u[8]) {
+		*out = sp_steal_ptr(&u);
+		return 0;
+	}
+	if (strncmp(u, "http://", 7) != 0 || !u[7])
+		return sp_error(err, SP_ERR_INVALID,
+				"registry URL `%s` must be https://HOST[:PORT], or http://127.0.0.1:PORT for a registry on this machine",
+				url ? url : "");
+	const char *host = u + 7;
+	const char *port = NULL;
+	if (!strncmp(host, "127.0.0.1", 9) && (!host[9] || host[9] == ':'))
+		port = host + 9;
+	else if (!strncmp(host, "localhost", 9) && (!host[9] || host[9] == ':'))
+		port = host + 9;
+	else if (!strncmp(host, "[::1]", 5) && (!host[5] || host[5] == ':')) {
+		if (vm)
+			return sp_error(err, SP_ERR_INVALID,
+					"registry URL `%s`: a UVM reaches only this host's 127.0.0.1 (as 10.0.2.2, QEMU user networking); serve the registry on 127.0.0.1",
+					url);
+		port = host + 5;
+	}
+	if (!port || (*port && strspn(port + 1, "0123456789") != strlen(port + 1)))
+		return sp_error(err, SP_ERR_INVALID,
+				"registry URL `%s`: plain http is allowed only to a registry on this machine (http://127.0.0.1:PORT, which a UVM reaches as http://10.0.2.2:PORT); use https for any other registry",
+				url);
+	if (!vm && !strncmp(host, "[::1]", 5))
+		*out = sp_xstrdup(u);
+	else
+		*out = sp_xasprintf("http://%s%s", vm ? "10.0.2.2" : "127.0.0.1", port);
+	return 0;
 }
 
 /* ---- containers --------------------------------------------------------- */
@@ -390,6 +437,13 @@ int sp_sandbox_create_container(sp_sandbox *sb, const sp_container_opts *o,
 		 * untrusted tar of an OCI layout the guest verifies. */
 		store.driver = "oci-store";
 		store.source = "/dev/vda";
+		req.n_storages = 1;
+		req.storages = stores;
+	} else if (sb->guest_registry) {
+		/* The guest pulls by the policy's digest and verifies as
+		 * for a disk (docs/images.md). */
+		store.driver = "registry";
+		store.source = sb->guest_registry;
 		req.n_storages = 1;
 		req.storages = stores;
 	}

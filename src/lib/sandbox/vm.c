@@ -46,6 +46,11 @@ static int vm_launch(sp_sandbox *sb, sp_err **err)
 		vc.disks = &disk;
 		vc.n_disks = 1;
 	}
+	/* A registry pull: QEMU user networking, where the guest reaches
+	 * this host's 127.0.0.1 as 10.0.2.2 (sp_sandbox_guest_registry);
+	 * nothing is forwarded into the guest. */
+	if (sb->guest_registry)
+		vc.net.kind = SP_VM_NET_USER;
 	if (sp_vm_start(&v->vm, &vc, err) < 0)
 		return SP_ERR_STATE;
 	sb->pid = sp_vm_pid(v->vm);
