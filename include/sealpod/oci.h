@@ -88,6 +88,7 @@ typedef enum sp_container_status {
 	SP_CONTAINER_CREATED,
 	SP_CONTAINER_RUNNING,
 	SP_CONTAINER_STOPPED,
+	SP_CONTAINER_PAUSED, /* its cgroup is frozen */
 } sp_container_status;
 
 SP_PUBLIC sp_container_status sp_container_status_get(sp_container *c);
@@ -121,9 +122,16 @@ SP_PUBLIC int sp_container_stats_get(sp_container *c, sp_container_stats *st,
 				     sp_err **err);
 /* Changes the cgroup limits of a created or running container (runc
  * `update`): resources_json is a runtime-spec linux.resources object;
- * only the values it sets are written. Device rules are refused. */
+ * only the values it sets are written. Device rules (linux.resources.
+ * devices), when present, replace the container's whole rule set (on
+ * cgroup v2 a new eBPF program replaces the old one). */
 SP_PUBLIC int sp_container_update(sp_container *c, const char *resources_json,
 				  size_t len, sp_err **err);
+/* Freezes every process of a created or running container (cgroup v1
+ * freezer.state, or v2 cgroup.freeze); its status is then "paused". */
+SP_PUBLIC int sp_container_pause(sp_container *c, sp_err **err);
+/* Thaws a paused container. */
+SP_PUBLIC int sp_container_resume(sp_container *c, sp_err **err);
 /* Every process in the container's cgroup, as seen by the caller. */
 SP_PUBLIC int sp_container_pids(sp_container *c, pid_t **out, size_t *n,
 				sp_err **err);

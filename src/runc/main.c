@@ -546,6 +546,160 @@ static int cmd_events(int argc, char **argv)
 	return 0;
 }
 
+/* A size for --memory and friends: bytes, or with a binary suffix (k, m,
+ * g, t, optionally followed by b), or -1 for unlimited. */
+static int parse_bytes(const char *flag, const char *v, int64_t *out)
+{
+	char *end;
+	errno = 0;
+	long long n = strtoll(v, &end, 10);
+	if (end == v || errno)
+		return usage_error("update: --%s `%s` is not a size (e.g. 512m, 1g, -1)", flag, v);
+	if (n == -1 && !*end) {
+		*out = -1;
+		return 0;
+	}
+	int shift = 0;
+	switch (*end | 0x20) {
+	case 'k': shift = 10; break;
+	case 'm': shift = 20; break;
+	case 'g': shift = 30; break;
+	case 't': shift = 40; break;
+	case 'b': case 0x20: break;
+	default:
+		return usage_error("update: --%s `%s` is not a size (e.g. 512m, 1g, -1)", flag, v);
+	}
+	if (shift)
+		end++;
+	if ((*end | 0x20) == 'b')
+		end++;
+	if (*end || n < 0 || n > (INT64_MAX >> shift))
+		return usage_error("update: --%s `%s` is not a size (e.g. 512m, 1g, -1)", flag, v);
+	*out = (int64_t)n << shift;
+	return 0;
+}
+
+static int parse_int(const char *flag, const char *v, int64_t *out)
+{
+	char *end;
+	errno = 0;
+	long long n = strtoll(v, &end, 10);
+	if (end == v || *end || errno)
+		return usage_error("update: --%s `%s` is not an integer", flag, v);
+	*out = n;
+	return 0;
+}
+
+/* runc update: new limits from flags, or a linux.resources object from a
+ * file (or stdin with `-r -`, as containerd's shim sends them). */
+static int cmd_update(int argc, char **argv)
+{
+	const char *res = NULL;
+	const char *val[13] = {0};
+	/* flag, JSON section, key, kind: 'b' bytes, 'i' integer, 's' string */
+	static const struct {
+		const char *flag, *sect, *key;
+		char kind;
+	} opts[] = {
+		{"memory", "memory", "limit", 'b'},
+		{"memory-reservation", "memory", "reservation", 'b'},
+		{"memory-swap", "memory", "swap", 'b'},
+		{"kernel-memory", "memory", "kernel", 'b'},
+		{"kernel-memory-tcp", "memory", "kernelTCP", 'b'},
+		{"cpu-shares", "cpu", "shares", 'i'},
+		{"cpu-quota", "cpu", "quota", 'i'},
+		{"cpu-period", "cpu", "period", 'i'},
+		{"cpu-rt-period", "cpu", "realtimePeriod", 'i'},
+		{"cpu-rt-runtime", "cpu", "realtimeRuntime", 'i'},
+		{"cpuset-cpus", "cpu", "cpus", 's'},
+		{"cpuset-mems", "cpu", "mems", 's'},
+		{"pids-limit", "pids", "limit", 'i'},
+	};
+	_Static_assert(SP_ARRAY_LEN(opts) == SP_ARRAY_LEN(val), "one value per flag");
+	const char *blkio = NULL;
+	struct flag flags[SP_ARRAY_LEN(opts) + 3];
+	memset(flags, 0, sizeof(flags));
+	for (size_t k = 0; k < SP_ARRAY_LEN(opts); k++)
+		flags[k] = (struct flag){opts[k].flag, NULL, true, &val[k], NULL, NULL};
+	flags[SP_ARRAY_LEN(opts)] = (struct flag){"resources", "r", true, &res, NULL, NULL};
+	flags[SP_ARRAY_LEN(opts) + 1] = (struct flag){"blkio-weight", NULL, true, &blkio, NULL, NULL};
+	int i = 1;
+	if (parse_flags(argc, argv, flags, &i) < 0 || need_id(argc, argv, i, "update"))
+		return 1;
+	const char *id = argv[i];
+	bool any_flag = blkio != NULL;
+	for (size_t k = 0; k < SP_ARRAY_LEN(opts); k++)
+		any_flag |= val[k] != NULL;
+	sp_err *e = NULL;
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+	if (res) {
+		if (any_flag)
+			return usage_error("update: give either --resources or the limit flags, not both");
+		uint8_t *d;
+		if (sp_read_file(&d, &len, strcmp(res, "-") ? res : "/dev/stdin", 16 << 20, &e) < 0)
+			return fail(e);
+		text = (char *)d;
+	} else {
+		if (!any_flag)
+			return usage_error("update: give new limits (--memory, --cpu-quota, "
+					   "--pids-limit, ... or --resources FILE)");
+		_cleanup_json_ json_t *o = json_object();
+		for (size_t k = 0; k < SP_ARRAY_LEN(opts); k++) {
+			if (!val[k])
+				continue;
+			json_t *sect = json_object_get(o, opts[k].sect);
+			if (!sect) {
+				sect = json_object();
+				json_object_set_new(o, opts[k].sect, sect);
+			}
+			int64_t n = 0;
+			if (opts[k].kind == 's') {
+				json_object_set_new(sect, opts[k].key, json_string(val[k]));
+				continue;
+			}
+			if ((opts[k].kind == 'b' ? parse_bytes(opts[k].flag, val[k], &n)
+						 : parse_int(opts[k].flag, val[k], &n)) != 0)
+				return 1;
+			json_object_set_new(sect, opts[k].key, json_integer(n));
+		}
+		if (blkio) {
+			int64_t w;
+			if (parse_int("blkio-weight", blkio, &w) != 0)
+				return 1;
+			json_object_set_new(o, "blockIO", json_pack("{s:I}", "weight", (json_int_t)w));
+		}
+		text = json_dumps(o, JSON_COMPACT);
+		if (!text)
+			sp_oom();
+		len = strlen(text);
+	}
+	sp_container *c;
+	if (load(id, &c))
+		return 1;
+	sp_container_status st = sp_container_status_get(c);
+	int rc = 0;
+	if (st == SP_CONTAINER_STOPPED)
+		rc = usage_error("update: container `%s` is stopped", id);
+	else if (sp_container_update(c, text, len, &e) < 0)
+		rc = fail(e);
+	sp_container_free(c);
+	return rc;
+}
+
+static int cmd_pause_resume(int argc, char **argv, bool pause)
+{
+	if (need_id(argc, argv, 1, argv[0]))
+		return 1;
+	sp_container *c;
+	if (load(argv[1], &c))
+		return 1;
+	sp_err *e = NULL;
+	int rc = (pause ? sp_container_pause(c, &e) : sp_container_resume(c, &e)) < 0 ? fail(e) : 0;
+	sp_container_free(c);
+	return rc;
+}
+
 static int cmd_features(int argc, char **argv)
 {
 	_cleanup_free_ char *s = sp_oci_features_json();
@@ -556,7 +710,8 @@ static int cmd_features(int argc, char **argv)
 static void help(void)
 {
 	printf("usage: sealpod-runc [--root DIR] [--log FILE] [--log-format text|json] COMMAND [ARGS]\n\n"
-	       "commands: create, start, run, state, kill, delete, exec, ps, list, events, features\n");
+	       "commands: create, start, run, state, kill, delete, exec, ps, list, events, update,\n"
+	       "          pause, resume, features\n");
 }
 
 int main(int argc, char **argv)
@@ -634,5 +789,11 @@ int main(int argc, char **argv)
 		return cmd_events(sub_argc, sub);
 	if (!strcmp(cmd, "features"))
 		return cmd_features(sub_argc, sub);
+	if (!strcmp(cmd, "update"))
+		return cmd_update(sub_argc, sub);
+	if (!strcmp(cmd, "pause"))
+		return cmd_pause_resume(sub_argc, sub, true);
+	if (!strcmp(cmd, "resume"))
+		return cmd_pause_resume(sub_argc, sub, false);
 	return usage_error("unknown command `%s`; run `sealpod-runc --help`", cmd);
 }

@@ -10,7 +10,7 @@ import subprocess
 BUSYBOX = "/bin/busybox"
 APPLETS = ["sh", "ls", "cat", "echo", "true", "false", "sleep", "id", "hostname",
            "ps", "mount", "grep", "head", "tail", "touch", "mkdir", "stat", "wc",
-           "env", "pwd", "umask", "domainname", "readlink", "dd", "sysctl"]
+           "env", "pwd", "umask", "domainname", "readlink", "dd", "sysctl", "mknod"]
 
 
 def make_rootfs(path):
@@ -115,6 +115,24 @@ class Runc:
         left = os.listdir(self.root)
         if left:
             raise AssertionError("containers left behind: %r" % left)
+
+
+class RuncCgroup2(Runc):
+    """sealpod-runc in a private mount namespace whose /sys/fs/cgroup is
+    the cgroup2 hierarchy alone: the engine then runs as on a pure v2
+    host (the guest), e.g. device rules as eBPF. On a hybrid host this is
+    the same unified hierarchy as /sys/fs/cgroup/unified."""
+
+    WRAP = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+            'mount -t cgroup2 none /sys/fs/cgroup && exec "$@"', "sh"]
+
+    @staticmethod
+    def available():
+        r = subprocess.run(RuncCgroup2.WRAP + ["true"], capture_output=True)
+        return r.returncode == 0
+
+    def cmd(self, *args):
+        return self.WRAP + super().cmd(*args)
 
 
 def cgroup_dirs(path):

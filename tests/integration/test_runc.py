@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 
-from runc_util import Runc, make_rootfs, cgroup_dirs
+from runc_util import Runc, RuncCgroup2, make_rootfs, cgroup_dirs
 
 NEEDS_ROOT = True
 SANITIZE = True
@@ -381,6 +381,176 @@ def test_cli_features_log_and_flags(t):
     entries = [json.loads(l) for l in open(log).read().splitlines()]
     t.check(any(e.get("level") == "error" and "missing" in e.get("msg", "") for e in entries),
             "json error in the log", entries)
+
+
+def test_update_flags_and_resources_file(t):
+    r = rc(t)
+    path = "/sp-it/up%d" % os.getpid()
+
+    def res(c):
+        c["linux"]["cgroupsPath"] = path
+        c["linux"]["resources"].update({"memory": {"limit": 64 << 20}, "pids": {"limit": 42}})
+    t.eq(r.run("run", "-d", "-b", r.bundle(["sleep", "60"], res), "up").returncode, 0, "run")
+    p = r.run("update", "--memory", "32m", "--memory-swap", "48M", "--cpu-shares", "256",
+              "--cpu-quota", "30000", "--cpu-period", "100000", "--cpuset-cpus", "0",
+              "--cpuset-mems", "0", "--pids-limit", "10", "up")
+    t.eq(p.returncode, 0, "update with flags: " + p.stderr)
+    v1 = os.path.isdir("/sys/fs/cgroup/memory")
+
+    def rd(ctrl, f):
+        base = "/sys/fs/cgroup/%s%s" % (ctrl, path) if v1 else "/sys/fs/cgroup" + path
+        return open(os.path.join(base, f)).read().strip()
+    if v1:
+        t.eq(rd("memory", "memory.limit_in_bytes"), str(32 << 20), "memory limit")
+        if os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"):
+            t.eq(rd("memory", "memory.memsw.limit_in_bytes"), str(48 << 20), "memory+swap")
+        t.eq(rd("cpu", "cpu.shares"), "256", "cpu shares")
+        t.eq(rd("cpu", "cpu.cfs_quota_us"), "30000", "cpu quota")
+        t.eq(rd("cpuset", "cpuset.cpus"), "0", "cpuset")
+    else:
+        t.eq(rd("", "memory.max"), str(32 << 20), "memory limit")
+        t.eq(rd("", "cpu.max"), "30000 100000", "cpu quota")
+    ev = json.loads(r.run("events", "--stats", "up").stdout)["data"]
+    t.eq(ev["pids"]["limit"], 10, "pids limit in the stats")
+    # containerd's shim: the linux.resources object on stdin.
+    p = r.run("update", "-r", "-", "up", input=json.dumps({"pids": {"limit": 20}}))
+    t.eq(p.returncode, 0, "update -r -: " + p.stderr)
+    t.eq(json.loads(r.run("events", "--stats", "up").stdout)["data"]["pids"]["limit"], 20,
+         "pids limit from stdin")
+    rf = t.path("res.json")
+    json.dump({"pids": {"limit": 30}, "cpu": {"shares": 128}}, open(rf, "w"))
+    t.eq(r.run("update", "--resources", rf, "up").returncode, 0, "update --resources FILE")
+    t.eq(json.loads(r.run("events", "--stats", "up").stdout)["data"]["pids"]["limit"], 30,
+         "pids limit from a file")
+    if v1:
+        t.eq(rd("cpu", "cpu.shares"), "128", "cpu shares from a file")
+    # Bad input names what was wrong and changes nothing.
+    p = r.run("update", "--memory", "12q", "up")
+    t.check(p.returncode != 0 and "--memory" in p.stderr, "a bad size is named", p.stderr)
+    p = r.run("update", "-r", "-", "up", input='{"pids": {"limit": "x"}}')
+    t.check(p.returncode != 0 and "linux.resources.pids.limit" in p.stderr,
+            "a bad resources file names the field", p.stderr)
+    p = r.run("update", "-r", rf, "--pids-limit", "5", "up")
+    t.check(p.returncode != 0 and "--resources" in p.stderr, "file and flags together", p.stderr)
+    p = r.run("update", "up")
+    t.check(p.returncode != 0 and "--memory" in p.stderr, "no limits given", p.stderr)
+    t.eq(json.loads(r.run("events", "--stats", "up").stdout)["data"]["pids"]["limit"], 30,
+         "limit unchanged by the failures")
+    t.check(r.run("update", "--pids-limit", "5", "nosuch").returncode != 0, "missing container")
+    t.eq(r.run("kill", "up", "KILL").returncode, 0, "kill")
+    t.wait_for(lambda: r.state("up")["status"] == "stopped", 5, "stopped")
+    p = r.run("update", "--pids-limit", "5", "up")
+    t.check(p.returncode != 0 and "stopped" in p.stderr, "a stopped container is refused", p.stderr)
+    t.eq(r.run("delete", "up").returncode, 0, "delete")
+    t.eq(cgroup_dirs(path), [], "cgroup removed")
+
+
+def check_pause_resume(t, r, name):
+    """A counter loop stops while paused and goes on after resume."""
+    b = r.bundle(["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /tmp/c; sleep 0.02; done"])
+    t.eq(r.run("run", "-d", "-b", b, name).returncode, 0, "run")
+    pid = r.state(name)["pid"]
+    counter = "/proc/%d/root/tmp/c" % pid
+
+    def count():
+        try:
+            return int(open(counter).read() or 0)
+        except (OSError, ValueError):
+            return 0
+    t.wait_for(lambda: count() > 2, 10, "the counter runs")
+    t.check(r.run("resume", name).returncode != 0, "resume of a running container fails")
+    p = r.run("pause", name)
+    t.eq(p.returncode, 0, "pause: " + p.stderr)
+    t.eq(r.state(name)["status"], "paused", "state after pause")
+    t.check(r.run("pause", name).returncode != 0, "a second pause fails")
+    p = r.run("exec", name, "true")
+    t.check(p.returncode != 0 and "paused" in p.stderr, "exec into a paused container", p.stderr)
+    c1 = count()
+    time.sleep(0.4)
+    t.eq(count(), c1, "no progress while paused")
+    t.eq(r.run("list", "--format", "json").returncode, 0, "list")
+    t.check(any(c["id"] == name and c["status"] == "paused"
+                for c in json.loads(r.run("list", "--format", "json").stdout)), "list: paused")
+    p = r.run("resume", name)
+    t.eq(p.returncode, 0, "resume: " + p.stderr)
+    t.eq(r.state(name)["status"], "running", "state after resume")
+    t.wait_for(lambda: count() > c1, 5, "progress after resume")
+    # A paused container can still be removed, leaving nothing.
+    t.eq(r.run("pause", name).returncode, 0, "pause again")
+    p = r.run("delete", "--force", name)
+    t.eq(p.returncode, 0, "delete --force of a paused container: " + p.stderr)
+    t.check(r.state(name) is None, "gone")
+    t.check(not os.path.exists("/proc/%d" % pid) or
+            open("/proc/%d/stat" % pid).read().split()[2] == "Z", "init killed")
+
+
+def test_pause_resume_freezer(t):
+    check_pause_resume(t, rc(t), "pz")
+
+
+DEV_SCRIPT = """
+mknod /dev/ok c 4095 0 && echo mknod-ok
+mknod /dev/no c 4095 1 || echo mknod-denied
+mknod /dev/blk b 7 0 || echo blk-denied
+echo x > /dev/null && echo null-ok
+cat /dev/ok
+"""
+
+
+def check_device_rules(t, r, name):
+    """Containerd's shape (deny all, then allow): an allowed device opens
+    (no driver behind 4095:0, so ENXIO rather than EPERM), everything
+    else is refused at mknod or open; update replaces the rules."""
+    def dev(c):
+        c["process"]["capabilities"] = {k: ["CAP_MKNOD", "CAP_KILL"]
+                                        for k in ["bounding", "effective", "permitted"]}
+        c["linux"]["resources"]["devices"] = [
+            {"allow": False, "access": "rwm"},
+            {"allow": True, "type": "c", "major": 4095, "minor": 0, "access": "rwm"}]
+    t.eq(r.run("run", "-d", "-b", r.bundle(["sleep", "60"], dev), name).returncode, 0, "run")
+    p = r.run("exec", name, "sh", "-c", DEV_SCRIPT)
+    out = p.stdout + p.stderr
+    for want in ["mknod-ok", "mknod-denied", "blk-denied", "null-ok"]:
+        t.check(want in out, want, out)
+    t.check("can't create '/dev/no': Operation not permitted" in out or
+            "/dev/no: Operation not permitted" in out, "mknod of a denied device: EPERM", out)
+    t.check("No such device or address" in out, "an allowed device opens (ENXIO: no driver)", out)
+    # Update: now only 4095:1 is allowed (the program is replaced).
+    rules = {"devices": [{"allow": False, "access": "rwm"},
+                         {"allow": True, "type": "c", "major": 4095, "minor": 1, "access": "rwm"}]}
+    p = r.run("update", "-r", "-", name, input=json.dumps(rules))
+    t.eq(p.returncode, 0, "update devices: " + p.stderr)
+    p = r.run("exec", name, "sh", "-c", "cat /dev/ok; mknod /dev/no c 4095 1 && echo no-ok; "
+              "cat /dev/no; echo y > /dev/null && echo null-ok")
+    out = p.stdout + p.stderr
+    t.check("'/dev/ok': Operation not permitted" in out, "the old allowed device is denied", out)
+    t.check("no-ok" in out and "No such device or address" in out, "the new one is allowed", out)
+    t.check("null-ok" in out, "the standard devices stay allowed", out)
+    t.eq(r.run("delete", "--force", name).returncode, 0, "delete")
+
+
+def test_device_rules_cgroup_v1(t):
+    if not os.path.isdir("/sys/fs/cgroup/devices"):
+        t.skip("no v1 devices controller here")
+    check_device_rules(t, rc(t), "dv1")
+
+
+def test_device_rules_and_freeze_cgroup_v2(t):
+    if not RuncCgroup2.available():
+        t.skip("cannot mount a cgroup2 hierarchy in a private mount namespace")
+    r = RuncCgroup2(t, t.module.rootfs)
+    check_device_rules(t, r, "dv2")
+    # Without any rules the program still denies all but the standard
+    # devices (the guest default).
+    def caps(c):
+        c["process"]["capabilities"] = {k: ["CAP_MKNOD"]
+                                        for k in ["bounding", "effective", "permitted"]}
+        del c["linux"]["resources"]
+    p = r.run("run", "-b", r.bundle(["sh", "-c", "mknod /dev/sda b 8 0 || echo sda-denied; "
+                                     "echo > /dev/null && echo null-ok"], caps), "dv2b")
+    t.check("sda-denied" in p.stdout and "null-ok" in p.stdout, "default rules", p.stdout + p.stderr)
+    check_pause_resume(t, r, "pz2")
+    t.eq(cgroup_dirs("/sp-it/%d-1" % os.getpid()), [], "cgroups removed")
 
 
 def teardown_module(m):

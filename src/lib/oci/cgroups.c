@@ -301,13 +301,20 @@ static bool has_v1(const struct oci_cgroup *cg, const char *ctrl)
 	return false;
 }
 
-static int apply_devices_v1(const char *d, const struct oci_spec *s, sp_err **err)
+static int apply_devices_v1(const char *d, const struct oci_spec *s,
+			    const struct oci_spec *own, sp_err **err)
 {
 	const struct oci_resources *r = &s->res;
 	if (!r->n_dev_rules)
 		return 0;
-	for (size_t i = 0; i < r->n_dev_rules; i++) {
-		const struct oci_dev_rule *x = &r->dev_rules[i];
+	/* The spec's rules in order, then what every container needs and
+	 * the devices the spec creates (as runc does). */
+	_cleanup_free_ struct oci_dev_rule *all = NULL;
+	size_t n;
+	oci_dev_rules_effective(&all, &n, r->dev_rules, r->n_dev_rules, own->devices,
+				own->n_devices);
+	for (size_t i = 0; i < n; i++) {
+		const struct oci_dev_rule *x = &all[i];
 		char rule[96], maj[24] = "*", min[24] = "*";
 		if (x->major >= 0)
 			snprintf(maj, sizeof(maj), "%lld", (long long)x->major);
@@ -319,34 +326,18 @@ static int apply_devices_v1(const char *d, const struct oci_spec *s, sp_err **er
 			snprintf(rule, sizeof(rule), "%c %s:%s %s", x->type, maj, min,
 				 x->access[0] ? x->access : "rwm");
 		char field[64];
-		snprintf(field, sizeof(field), "linux.resources.devices[%zu]", i);
+		if (i < r->n_dev_rules)
+			snprintf(field, sizeof(field), "linux.resources.devices[%zu]", i);
+		else
+			snprintf(field, sizeof(field), "linux.devices");
 		if (write_str(d, x->allow ? "devices.allow" : "devices.deny", rule, field, err) < 0)
-			return (*err)->code;
-	}
-	/* What every container needs, and the devices the spec creates
-	 * (as runc does). */
-	static const char *always[] = {"c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",
-				       "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm",
-				       "c 136:* rwm"};
-	for (size_t i = 0; i < SP_ARRAY_LEN(always); i++)
-		if (write_str(d, "devices.allow", always[i], "linux.resources.devices", err) < 0)
-			return (*err)->code;
-	for (size_t i = 0; i < s->n_devices; i++) {
-		const struct oci_device *x = &s->devices[i];
-		if (x->type != 'c' && x->type != 'b')
-			continue;
-		char rule[96], field[64];
-		snprintf(rule, sizeof(rule), "%c %lld:%lld rwm", x->type, (long long)x->major,
-			 (long long)x->minor);
-		snprintf(field, sizeof(field), "linux.devices[%zu]", i);
-		if (write_str(d, "devices.allow", rule, field, err) < 0)
 			return (*err)->code;
 	}
 	return 0;
 }
 
 static int apply_v1(const char *d, const char *ctrl, const struct oci_spec *s,
-		    sp_err **err)
+		    const struct oci_spec *own, sp_err **err)
 {
 	const struct oci_resources *r = &s->res;
 	const char *M = "linux.resources.memory";
@@ -475,7 +466,7 @@ static int apply_v1(const char *d, const char *ctrl, const struct oci_spec *s,
 			      "linux.resources.network.classID", err) < 0)
 			return (*err)->code;
 	} else if (!strcmp(ctrl, "devices")) {
-		return apply_devices_v1(d, s, err);
+		return apply_devices_v1(d, s, own, err);
 	}
 	return 0;
 }
@@ -560,9 +551,6 @@ static int apply_v2(const struct oci_cgroup *cg, const char *d,
 				if (write_str(d, "io.max", b, "linux.resources.blockIO", err) < 0)
 					return (*err)->code;
 			}
-		if (r->n_dev_rules)
-			sp_log_debug("linux.resources.devices: cgroup v2 device rules need eBPF; "
-				     "not applied (see docs/engine.md)");
 	}
 	/* hugetlb: on the unified hierarchy unless a v1 one serves it. */
 	if (!has_v1(cg, "hugetlb")) {
@@ -595,19 +583,47 @@ static int apply_v2(const struct oci_cgroup *cg, const char *d,
 	return 0;
 }
 
-int oci_cgroup_apply(struct oci_cgroup *cg, const struct oci_spec *s, sp_err **err)
+/* The unified hierarchy's directory, or NULL. */
+static const char *unified_dir(const struct oci_cgroup *cg)
+{
+	for (size_t i = 0; i < cg->n; i++)
+		if (!cg->ctrls[i][0])
+			return cg->dirs[i];
+	return NULL;
+}
+
+int oci_cgroup_apply(struct oci_cgroup *cg, const struct oci_spec *s,
+		     const struct oci_spec *own, sp_err **err)
 {
 	const struct oci_resources *r = &s->res;
-	if (!r->any)
-		return 0;
+	bool update = own != NULL;
+	if (!own)
+		own = s;
 	bool v2dir = false;
-	for (size_t i = 0; i < cg->n; i++) {
-		int rc = cg->ctrls[i][0] ? apply_v1(cg->dirs[i], cg->ctrls[i], s, err)
+	for (size_t i = 0; r->any && i < cg->n; i++) {
+		int rc = cg->ctrls[i][0] ? apply_v1(cg->dirs[i], cg->ctrls[i], s, own, err)
 					 : apply_v2(cg, cg->dirs[i], r, err);
 		if (rc < 0)
 			return rc;
 		v2dir |= !cg->ctrls[i][0];
 	}
+	/* Without a v1 devices controller, the device rules are an eBPF
+	 * program on the unified hierarchy. It is attached at create even
+	 * without rules (default deny but the standard devices, as runc):
+	 * in the guest the agent is the trusted base and a container must
+	 * not open its disks. */
+	if ((update ? r->has_devices : true) && !has_v1(cg, "devices")) {
+		const char *u = unified_dir(cg);
+		if (!u && r->n_dev_rules)
+			return sp_error(err, SP_ERR_UNSUPPORTED,
+					"linux.resources.devices: no devices controller and no cgroup "
+					"v2 hierarchy here to enforce device rules");
+		if (u && oci_devices_apply_v2(u, r->dev_rules, r->n_dev_rules, own->devices,
+					 own->n_devices, err) < 0)
+			return (*err)->code;
+	}
+	if (!r->any)
+		return 0;
 	if (!v2dir && r->unified && json_object_size(r->unified))
 		return sp_error(err, SP_ERR_UNSUPPORTED,
 				"linux.resources.unified: needs a cgroup v2 hierarchy");
@@ -618,6 +634,70 @@ int oci_cgroup_apply(struct oci_cgroup *cg, const struct oci_spec *s, sp_err **e
 		return sp_error(err, SP_ERR_UNSUPPORTED,
 				"linux.resources.hugepageLimits: no hugetlb controller");
 	return 0;
+}
+
+static uint64_t kv(const char *dir, const char *file, const char *key);
+
+/* The directory that freezes: a v1 freezer hierarchy, else the unified
+ * one (cgroup.freeze, kernel 5.2+). *v1 says which. */
+static const char *freezer_dir(const struct oci_cgroup *cg, bool *v1)
+{
+	for (size_t i = 0; i < cg->n; i++)
+		if (!strcmp(cg->ctrls[i], "freezer")) {
+			*v1 = true;
+			return cg->dirs[i];
+		}
+	*v1 = false;
+	const char *u = unified_dir(cg);
+	return u && is_file(u, "cgroup.freeze") ? u : NULL;
+}
+
+bool oci_cgroup_frozen(const struct oci_cgroup *cg)
+{
+	bool v1;
+	const char *d = freezer_dir(cg, &v1);
+	char b[64];
+	if (!d || read_str(d, v1 ? "freezer.state" : "cgroup.freeze", b, sizeof(b)) < 0)
+		return false;
+	return v1 ? strcmp(b, "THAWED") != 0 : !strcmp(b, "1");
+}
+
+int oci_cgroup_freeze(struct oci_cgroup *cg, bool freeze, sp_err **err)
+{
+	bool v1;
+	const char *d = freezer_dir(cg, &v1);
+	if (!d)
+		return sp_error(err, SP_ERR_UNSUPPORTED,
+				"cgroups: no freezer here (neither a v1 freezer hierarchy nor "
+				"cgroup.freeze in %s)",
+				cg->path ? cg->path : "?");
+	const char *file = v1 ? "freezer.state" : "cgroup.freeze";
+	const char *want = v1 ? (freeze ? "FROZEN" : "THAWED") : (freeze ? "1" : "0");
+	/* Tasks freeze asynchronously (v1 passes through FREEZING, v2
+	 * reports "frozen 1" in cgroup.events): wait up to ~5 s, writing
+	 * again on v1 as runc does, since a task forking meanwhile can keep
+	 * the state at FREEZING. */
+	for (int tries = 0; tries < 1000; tries++) {
+		if (tries % 50 == 0 && write_str(d, file, want, "cgroups freezer", err) < 0)
+			return (*err)->code;
+		char b[64];
+		bool done;
+		if (v1) {
+			done = read_str(d, file, b, sizeof(b)) == 0 && !strcmp(b, want);
+		} else {
+			uint64_t frozen = kv(d, "cgroup.events", "frozen");
+			done = freeze ? frozen == 1 : frozen == 0;
+		}
+		if (done)
+			return 0;
+		nanosleep(&(struct timespec){0, 5000000}, NULL);
+	}
+	if (freeze) {
+		/* Leave it running rather than half frozen. */
+		write_str(d, file, v1 ? "THAWED" : "0", "cgroups freezer", NULL);
+	}
+	return sp_error(err, SP_ERR_TIMEOUT, "cgroups: %s did not become %s within 5 s", d,
+			freeze ? "frozen" : "thawed");
 }
 
 int oci_cgroup_enter(struct oci_cgroup *cg, pid_t pid, sp_err **err)

@@ -424,7 +424,7 @@ int sp_container_create(sp_container **out, const char *id, const char *spec_jso
 		return fail_create(c, 0, 0, (*err)->code);
 
 	if (oci_cgroup_setup(&c->cg, s->cgroups_path, id, err) < 0 ||
-	    oci_cgroup_apply(&c->cg, s, err) < 0)
+	    oci_cgroup_apply(&c->cg, s, NULL, err) < 0)
 		return fail_create(c, 0, 0, (*err)->code);
 
 	struct oci_bpf bpf = {0};
@@ -577,13 +577,15 @@ sp_container_status sp_container_status_get(sp_container *c)
 {
 	if (!alive(c))
 		return SP_CONTAINER_STOPPED;
+	if (oci_cgroup_frozen(&c->cg))
+		return SP_CONTAINER_PAUSED;
 	_cleanup_free_ char *fifo = sp_xasprintf("%s/exec.fifo", c->dir);
 	return access(fifo, F_OK) == 0 ? SP_CONTAINER_CREATED : SP_CONTAINER_RUNNING;
 }
 
 const char *sp_container_status_name(sp_container_status s)
 {
-	static const char *names[] = {"creating", "created", "running", "stopped"};
+	static const char *names[] = {"creating", "created", "running", "stopped", "paused"};
 	return (unsigned)s < SP_ARRAY_LEN(names) ? names[s] : "unknown";
 }
 
@@ -671,6 +673,9 @@ int sp_container_delete(sp_container *c, bool force, sp_err **err)
 				sp_container_status_name(st));
 	if (st != SP_CONTAINER_STOPPED) {
 		kill(c->pid, SIGKILL);
+		/* v1 frozen tasks die only once thawed. */
+		if (st == SP_CONTAINER_PAUSED)
+			oci_cgroup_freeze(&c->cg, false, NULL);
 		/* Ours to reap, or someone else's: wait until it's gone. */
 		for (int i = 0; i < 2000 && alive(c); i++) {
 			if (waitpid(c->pid, NULL, WNOHANG) == c->pid)
@@ -724,9 +729,6 @@ int sp_container_update(sp_container *c, const char *resources_json, size_t len,
 		return (*err)->code;
 	if (!json_is_object(res))
 		return sp_error(err, SP_ERR_PARSE, "linux.resources: expected an object");
-	if (json_object_get(res, "devices"))
-		return sp_error(err, SP_ERR_UNSUPPORTED,
-				"linux.resources.devices: device rules cannot change after create");
 	_cleanup_json_ json_t *doc = json_pack("{s:s, s:{s:O}}", "ociVersion", "1.0.2",
 					       "linux", "resources", res);
 	_cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT);
@@ -735,9 +737,28 @@ int sp_container_update(sp_container *c, const char *resources_json, size_t len,
 	struct oci_spec *s;
 	if (oci_spec_parse(&s, text, strlen(text), err) < 0)
 		return (*err)->code;
-	int rc = oci_cgroup_apply(&c->cg, s, err);
+	int rc = oci_cgroup_apply(&c->cg, s, c->spec, err);
 	oci_spec_free(s);
 	return rc < 0 ? rc : 0;
+}
+
+int sp_container_pause(sp_container *c, sp_err **err)
+{
+	sp_container_status st = sp_container_status_get(c);
+	if (st != SP_CONTAINER_RUNNING && st != SP_CONTAINER_CREATED)
+		return sp_error(err, SP_ERR_STATE,
+				"container `%s` is %s; only a created or running container pauses",
+				c->id, sp_container_status_name(st));
+	return oci_cgroup_freeze(&c->cg, true, err);
+}
+
+int sp_container_resume(sp_container *c, sp_err **err)
+{
+	sp_container_status st = sp_container_status_get(c);
+	if (st != SP_CONTAINER_PAUSED)
+		return sp_error(err, SP_ERR_STATE, "container `%s` is %s, not paused", c->id,
+				sp_container_status_name(st));
+	return oci_cgroup_freeze(&c->cg, false, err);
 }
 
 int sp_container_pids(sp_container *c, pid_t **out, size_t *n, sp_err **err)
@@ -769,8 +790,11 @@ int sp_container_exec(sp_container *c, const char *process_json, size_t process_
 		      const sp_stdio *stdio, const sp_container_opts *opts, pid_t *pid_out,
 		      sp_err **err)
 {
-	if (sp_container_status_get(c) != SP_CONTAINER_RUNNING &&
-	    sp_container_status_get(c) != SP_CONTAINER_CREATED)
+	sp_container_status cst = sp_container_status_get(c);
+	if (cst == SP_CONTAINER_PAUSED)
+		return sp_error(err, SP_ERR_STATE,
+				"container `%s` is paused; resume it before exec", c->id);
+	if (cst != SP_CONTAINER_RUNNING && cst != SP_CONTAINER_CREATED)
 		return sp_error(err, SP_ERR_STATE, "container `%s` is not running", c->id);
 	_cleanup_json_ json_t *j = NULL;
 	if (sp_json_parse(&j, process_json, process_len, "process", err) < 0)

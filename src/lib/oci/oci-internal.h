@@ -116,6 +116,7 @@ struct oci_resources {
 	int64_t net_classid;
 	struct oci_dev_rule *dev_rules;
 	size_t n_dev_rules;
+	bool has_devices; /* linux.resources.devices present (update) */
 	json_t *unified; /* borrowed from the spec JSON */
 	bool any;        /* linux.resources present */
 };
@@ -201,7 +202,14 @@ struct oci_cgroup {
 };
 int oci_cgroup_setup(struct oci_cgroup *cg, const char *spec_path,
 		     const char *id, sp_err **err);
-int oci_cgroup_apply(struct oci_cgroup *cg, const struct oci_spec *s, sp_err **err);
+/* Writes the limits of s. own is NULL at create; for an update it is the
+ * container's own spec (whose linux.devices stay allowed), and device
+ * rules change only if s has linux.resources.devices. */
+int oci_cgroup_apply(struct oci_cgroup *cg, const struct oci_spec *s,
+		     const struct oci_spec *own, sp_err **err);
+/* The freezer (v1 freezer.state or v2 cgroup.freeze). */
+int oci_cgroup_freeze(struct oci_cgroup *cg, bool freeze, sp_err **err);
+bool oci_cgroup_frozen(const struct oci_cgroup *cg);
 int oci_cgroup_enter(struct oci_cgroup *cg, pid_t pid, sp_err **err);
 /* Removes the directories, waiting briefly for dying tasks. */
 int oci_cgroup_destroy(struct oci_cgroup *cg, sp_err **err);
@@ -213,6 +221,27 @@ void oci_cgroup_clear(struct oci_cgroup *cg);
 /* Recomputes dirs for an existing container (after load). */
 int oci_cgroup_open(struct oci_cgroup *cg, const char *abs_path, sp_err **err);
 bool oci_cgroup_is_v2(void);
+
+/* devices.c: cgroup v2 device control with an eBPF program. */
+extern const struct oci_dev_rule oci_default_dev_rules[];
+extern const size_t oci_n_default_dev_rules;
+/* The spec's rules, then the default devices and linux.devices allowed;
+ * free(*out). */
+void oci_dev_rules_effective(struct oci_dev_rule **out, size_t *n,
+			     const struct oci_dev_rule *rules, size_t n_rules,
+			     const struct oci_device *devs, size_t n_devs);
+struct oci_dev_prog {
+	void *insns; /* struct bpf_insn[] */
+	size_t n;
+};
+int oci_dev_prog_build(struct oci_dev_prog *out, const struct oci_dev_rule *rules,
+		       size_t n, sp_err **err);
+void oci_dev_prog_clear(struct oci_dev_prog *p);
+/* Loads the program and attaches it to the cgroup directory, replacing
+ * the device programs attached there before. */
+int oci_dev_prog_attach(const char *cgdir, const struct oci_dev_prog *prog, sp_err **err);
+int oci_devices_apply_v2(const char *cgdir, const struct oci_dev_rule *rules, size_t n_rules,
+			 const struct oci_device *devs, size_t n_devs, sp_err **err);
 
 /* mounts.c: run in the container's init, in its new mount namespace.
  * Errors are written into msg. */

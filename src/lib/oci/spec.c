@@ -480,6 +480,7 @@ static int parse_resources(struct oci_resources *r, const json_t *j,
 		return (*err)->code;
 	if (a && parse_dev_rules(r, a, err) < 0)
 		return (*err)->code;
+	r->has_devices = a != NULL;
 
 	if (sp_json_get_object(j, "memory", false, &o, P, err) < 0)
 		return (*err)->code;
