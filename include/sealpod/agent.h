@@ -92,10 +92,6 @@ SP_PUBLIC void sp_agent_child_exited(sp_agent *a, pid_t pid, int wait_status);
  * shut down. */
 SP_PUBLIC void sp_agent_shutdown(sp_agent *a);
 
-/* The attestation endpoint's bound port while a sandbox exists; 0 when
- * disabled or not serving. Not thread-safe against CreateSandbox and
- * DestroySandbox (tests). */
-SP_PUBLIC int sp_agent_attest_port(const sp_agent *a);
 
 /* The AgentService/Health method for a name ("CreateContainer" or
  * "Health/Check"): its request message type ("CreateContainerRequest")

@@ -473,11 +473,6 @@ void sp_agent_shutdown(sp_agent *a)
 	pthread_mutex_unlock(&a->lock);
 }
 
-int sp_agent_attest_port(const sp_agent *a)
-{
-	return a->attest_port;
-}
-
 void sp_agent_free(sp_agent *a)
 {
 	if (!a)

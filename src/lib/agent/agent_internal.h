@@ -151,10 +151,9 @@ struct sp_agent {
 
 	/* The workload attestation endpoint: its address in the pod's
 	 * network namespace (NULL = none), the server while a sandbox
-	 * exists, its bound port. */
+	 * exists. */
 	char *attest_listen;
 	struct attest_server *attest;
-	int attest_port;
 
 	sp_ttrpc_method *methods;
 	size_t n_methods;

@@ -365,12 +365,6 @@ int attest_start(sp_agent *a, const char *netns, sp_err **err)
 	if (j.fd < 0)
 		return sp_error_sys(err, j.err, "attestation endpoint %s in %s: %s",
 				    a->attest_listen, netns, j.what);
-	struct sockaddr_in sa;
-	socklen_t sl = sizeof(sa);
-	if (getsockname(j.fd, (struct sockaddr *)&sa, &sl) < 0) {
-		close(j.fd);
-		return sp_error_sys(err, errno, "attestation endpoint: getsockname");
-	}
 	struct attest_server *s = sp_xzalloc(sizeof(*s));
 	s->fd = j.fd;
 	if (pipe2(s->stop_pipe, O_CLOEXEC) < 0) {
@@ -379,7 +373,6 @@ int attest_start(sp_agent *a, const char *netns, sp_err **err)
 		return sp_error_sys(err, errno, "attestation endpoint: pipe");
 	}
 	a->attest = s;
-	a->attest_port = ntohs(sa.sin_port);
 	r = pthread_create(&s->thread, NULL, attest_loop, a);
 	if (r != 0) {
 		attest_stop(a);
@@ -408,5 +401,4 @@ void attest_stop(sp_agent *a)
 	close(s->stop_pipe[1]);
 	free(s);
 	a->attest = NULL;
-	a->attest_port = 0;
 }
