@@ -51,11 +51,10 @@ typedef struct sp_agent_opts {
 	const sp_agent_tee *tee;
 	/* Per-stream output buffer bound; 0 = SP_AGENT_STREAM_MAX. */
 	size_t stream_max;
-	/* "IP:PORT" of the workload attestation endpoint, NULL = disabled. */
+	/* "IPv4:PORT" of the workload attestation endpoint in the pod's
+	 * network namespace (opened at CreateSandbox, closed at
+	 * DestroySandbox), NULL = disabled. Checked by sp_agent_new. */
 	const char *attest_listen;
-	/* Network namespace to open the attestation endpoint in (a path
-	 * such as /var/run/netns/X); NULL = the agent's own. */
-	const char *attest_netns;
 	/* When the program has a reaper that owns every waitpid() (PID 1's):
 	 * the agent calls watch_child(agent, pid) for each process it starts
 	 * (possibly with its own lock held), and the reaper reports the exit
@@ -93,9 +92,6 @@ SP_PUBLIC void sp_agent_child_exited(sp_agent *a, pid_t pid, int wait_status);
  * shut down. */
 SP_PUBLIC void sp_agent_shutdown(sp_agent *a);
 
-/* The attestation endpoint's bound port (useful with port 0 in tests);
- * 0 when disabled. */
-SP_PUBLIC int sp_agent_attest_port(const sp_agent *a);
 
 /* The AgentService/Health method for a name ("CreateContainer" or
  * "Health/Check"): its request message type ("CreateContainerRequest")

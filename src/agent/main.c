@@ -25,7 +25,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: sealpod-agent [--listen unix:PATH]... [--tee sim:PATH|snp|auto|none]\n"
 		"                     [--state-dir DIR] [--image-store DIR] [--rootfs-dir DIR]\n"
-		"                     [--attest IP:PORT|none] [--attest-netns PATH]\n"
+		"                     [--attest IP:PORT|none]\n"
 		"                     [--workers N] [--log-level LEVEL]\n"
 		"As PID 1 it serves the virtio-serial port \"%s\" and %s.\n",
 		SP_VM_AGENT_PORT, VSOCK_AGENT);
@@ -76,7 +76,6 @@ int main(int argc, char **argv)
 	size_t n_listen = 0;
 	const char *tee_spec = pid1 ? "auto" : "none";
 	const char *attest = pid1 ? SP_AGENT_ATTEST_ADDR : NULL;
-	const char *attest_netns = NULL;
 	sp_agent_opts o = {.version = 1, .native = !pid1};
 	unsigned workers = 64;
 	static const struct option longopts[] = {
@@ -86,7 +85,6 @@ int main(int argc, char **argv)
 		{"image-store", required_argument, NULL, 'i'},
 		{"rootfs-dir", required_argument, NULL, 'r'},
 		{"attest", required_argument, NULL, 'a'},
-		{"attest-netns", required_argument, NULL, 'n'},
 		{"workers", required_argument, NULL, 'w'},
 		{"log-level", required_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
@@ -107,7 +105,6 @@ int main(int argc, char **argv)
 		case 'i': o.image_store = optarg; break;
 		case 'r': o.rootfs_dir = optarg; break;
 		case 'a': attest = strcmp(optarg, "none") ? optarg : NULL; break;
-		case 'n': attest_netns = optarg; break;
 		case 'w': {
 			char *end;
 			unsigned long w = strtoul(optarg, &end, 10);
@@ -170,18 +167,9 @@ int main(int argc, char **argv)
 	o.tee = tee ? &at : NULL;
 	o.watch_child = watch_child;
 	o.attest_listen = attest;
-	o.attest_netns = attest_netns;
 	sp_agent *agent = NULL;
-	if (sp_agent_new(&agent, &o, &err) < 0) {
-		if (!pid1 || !attest)
-			goto fail;
-		/* The attestation endpoint is not worth losing the agent for. */
-		sp_log_warn("%s; serving without the attestation endpoint", sp_err_msg(err));
-		sp_err_clear(&err);
-		o.attest_listen = NULL;
-		if (sp_agent_new(&agent, &o, &err) < 0)
-			goto fail;
-	}
+	if (sp_agent_new(&agent, &o, &err) < 0)
+		goto fail;
 
 	const sp_ttrpc_method *methods;
 	size_t n_methods;
@@ -221,12 +209,11 @@ int main(int argc, char **argv)
 	uint64_t total = 0, used = sp_pid1_mem_used_kb(&total);
 	/* One line the host's launcher and the benchmarks parse. */
 	printf(SP_VM_READY_LINE " kernel_ms=%llu setup_ms=%llu modules=%u "
-	       "mem_used_kb=%llu mem_total_kb=%llu uptime_ms=%llu port=%s attest_port=%d\n",
+	       "mem_used_kb=%llu mem_total_kb=%llu uptime_ms=%llu port=%s\n",
 	       (unsigned long long)st.kernel_ms, (unsigned long long)st.setup_ms,
 	       st.modules_loaded, (unsigned long long)used,
 	       (unsigned long long)total,
-	       (unsigned long long)(pid1 ? sp_pid1_uptime_ms() : 0), port ? port : "none",
-	       sp_agent_attest_port(agent));
+	       (unsigned long long)(pid1 ? sp_pid1_uptime_ms() : 0), port ? port : "none");
 	fflush(stdout);
 	free(port);
 

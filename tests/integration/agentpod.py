@@ -2,7 +2,9 @@
 (test_agent.test_pod_resources_native) and inside the UVM (test_agent_vm):
 both containers mount one emptyDir, share the pod's network, IPC and UTS
 namespaces and see the pod's /etc files; the images come from the pod's
-oci-store (a tar made by `sealpod image pack`)."""
+oci-store (a tar made by `sealpod image pack`). The reader fetches evidence
+from the agent's attestation endpoint on the pod's loopback, and the host
+verifies it with `sealpod verify`."""
 import base64
 import hashlib
 import json
@@ -18,7 +20,7 @@ metadata:
   namespace: default
   annotations:
     io.sealpod.policy/logs: "writer"
-    io.sealpod.policy/exec: '{"reader": [["/bin/sh", "-c", "cat /data/msg; hostname; cat /etc/resolv.conf; ls -d /dev/shm"]]}'
+    io.sealpod.policy/exec: '{"reader": [["/bin/sh", "-c", "cat /data/msg; hostname; cat /etc/resolv.conf; ls -d /dev/shm"], ["/bin/wget", "-q", "-O", "-", "http://127.0.0.1:8006/aa/evidence?runtime_data=pod2%20nonce%2B1"]]}'
     io.sealpod.policy/requests: '{"stats": true, "list_processes": true, "update_container": true}'
 spec:
   volumes:
@@ -35,6 +37,11 @@ spec:
     volumeMounts: [{name: data, mountPath: /data}]
 """
 READER_EXEC = ["/bin/sh", "-c", "cat /data/msg; hostname; cat /etc/resolv.conf; ls -d /dev/shm"]
+# The workload's request to the attestation endpoint: the runtime data
+# arrives percent-decoded ("pod2 nonce+1"), REPORT_DATA = its SHA-512.
+EVIDENCE_EXEC = ["/bin/wget", "-q", "-O", "-",
+                 "http://127.0.0.1:8006/aa/evidence?runtime_data=pod2%20nonce%2B1"]
+RUNTIME_DATA = b"pod2 nonce+1"
 HOSTNAME = "pod2"
 DNS = "nameserver 10.0.0.10"
 
@@ -114,9 +121,36 @@ def expect_denied(t, fn, what):
     raise AssertionError(what + ": call succeeded, expected PERMISSION_DENIED")
 
 
-def run(t, c, pod, store_source, slow=1):
+def check_evidence(t, out, pod, sim_root):
+    """out: the endpoint's JSON answer; the report must verify against the
+    sim root, bind the runtime data and carry the policy's hash."""
+    import base64
+    ev = json.loads(out)
+    t.eq(ev["tee"], "sim", "evidence tee")
+    want_rd = hashlib.sha512(RUNTIME_DATA).hexdigest()
+    t.eq(ev["report_data"], want_rd, "report_data = sha512(runtime_data)")
+    rep, certs = t.path("evidence-report.bin"), t.path("evidence-certs.bin")
+    with open(rep, "wb") as f:
+        f.write(base64.b64decode(ev["attestation_report"]))
+    t.check(ev["cert_chain"], "the sim PSP's certificates", ev)
+    with open(certs, "wb") as f:
+        f.write(base64.b64decode(ev["cert_chain"]))
+    base = [t.prog("sealpod"), "verify", "--report", rep, "--certs", certs, "--allow-sim",
+            "--sim-root", sim_root, "--expect-host-data", pod.host_data]
+    r = t.run(base + ["--expect-report-data", want_rd])
+    t.eq(r.returncode, 0, "sealpod verify of the workload's evidence: " + r.stderr)
+    claims = json.loads(r.stdout)
+    t.eq(claims["host_data"], pod.host_data, "HOST_DATA = the policy's hash")
+    # The check can fail: other runtime data does not verify.
+    r = t.run(base + ["--expect-report-data", hashlib.sha512(b"other").hexdigest()])
+    t.check(r.returncode != 0, "other REPORT_DATA refused", r.stdout)
+
+
+def run(t, c, pod, store_source, slow=1, sim_root=None, during=None):
     """The pod's life over a connected test_agent.Client `c`. slow scales
-    the deadlines (TCG)."""
+    the deadlines (TCG). With sim_root (the sim PSP's ark.pem) the reader
+    fetches evidence from the attestation endpoint, verified against it.
+    during(), if given, runs while both containers are up."""
     c.call("SetPolicy", policy=pod.policy.decode(), timeout_s=30 * slow)
     c.call("CreateSandbox", hostname=HOSTNAME, sandbox_id="pod2", pod_name="pod2",
            pod_namespace="default", dns=[DNS],
@@ -135,6 +169,15 @@ def run(t, c, pod, store_source, slow=1):
     t.eq(out.decode(), "hello\n%s\n%s\n/dev/shm\n" % (HOSTNAME, DNS), "reader's view")
     t.eq(first(c.call("WaitProcess", container_id="r", exec_id="look", timeout_s=30 * slow), 1, 0),
          0, "exec status")
+    if sim_root:
+        c.call("ExecProcess", container_id="r", exec_id="ev",
+               process=pod.process("reader", EVIDENCE_EXEC), timeout_s=30 * slow)
+        out = read_all(c, "r", "ev", timeout_s=30 * slow)
+        t.eq(first(c.call("WaitProcess", container_id="r", exec_id="ev",
+                          timeout_s=30 * slow), 1, 0), 0, "wget status")
+        check_evidence(t, out, pod, sim_root)
+    if during:
+        during()
     expect_denied(t, lambda: c.call("ExecProcess", container_id="r", exec_id="evil",
                                     process=pod.process("reader", ["/bin/sh", "-c", "id"])),
                   "exec outside the policy")

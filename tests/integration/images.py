@@ -31,8 +31,9 @@ TAG = "latest"
 NAME = "docker.io/library/busybox:latest"
 APPLETS = ["sh", "ls", "cat", "echo", "true", "false", "sleep", "id", "env", "ps",
            "mkdir", "rm", "touch", "grep", "sed", "head", "wc", "uname", "hostname",
-           "mount", "test", "printf", "readlink", "stat", "chmod", "kill", "nproc"]
-VERSION = "2"  # bump when the recipe changes
+           "mount", "test", "printf", "readlink", "stat", "chmod", "kill", "nproc",
+           "wget"]
+VERSION = "3"  # bump when the recipe changes
 
 
 def _run(argv, **kw):

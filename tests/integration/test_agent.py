@@ -16,12 +16,12 @@ import socket
 import struct
 import subprocess
 import time
-import urllib.request
 
 SANITIZE = True
 NEEDS_ROOT = True
 
 AS = "sealpod.agent.v1.AgentService"
+SP_AGENT_ATTEST_ADDR = "127.0.0.1:8006"
 HEALTH = "sealpod.agent.v1.Health"
 
 # ---- protobuf, just enough ----
@@ -264,7 +264,7 @@ def setup_module(m):
 class Agent:
     """An agent on a unix socket, using one of the module's sim PSPs."""
 
-    def __init__(self, t, good=True, attest=False, image_store=None, psp=None):
+    def __init__(self, t, good=True, attest=None, image_store=None, psp=None):
         self.t = t
         self.sock = t.path("agent.sock")
         self.rootfs = M.rootfs
@@ -274,7 +274,7 @@ class Agent:
                 "--state-dir", t.path("state"),
                 "--rootfs-dir", self.rootfs, "--log-level", "debug"]
         if attest:
-            argv += ["--attest", "127.0.0.1:0"]
+            argv += ["--attest", attest]
         if image_store:
             argv += ["--image-store", image_store]
         self.log = t.path("agent.log")
@@ -291,12 +291,6 @@ class Agent:
 
     def alive(self):
         return self.proc.poll() is None
-
-    def attest_port(self):
-        for w in self.ready.split():
-            if w.startswith("attest_port="):
-                return int(w.split("=")[1])
-        return 0
 
 
 def expect_code(t, code, fn, what):
@@ -411,26 +405,37 @@ def test_fuzz_corpus_replayed_over_the_socket(t):
     t.check(a.alive(), "agent survived the corpus", a.log_text())
 
 
-def test_attestation_endpoint(t):
-    a = Agent(t, attest=True)
-    port = a.attest_port()
-    t.check(port > 0, "endpoint port on the ready line", a.ready)
-    url = "http://127.0.0.1:%d/aa/evidence?runtime_data=nonce-123" % port
-    with urllib.request.urlopen(url, timeout=10) as r:
-        t.eq(r.status, 200, "status")
-        body = json.loads(r.read())
-    t.eq(body["tee"], "sim", "tee")
-    import base64
-    rep = base64.b64decode(body["attestation_report"])
-    t.eq(len(rep), 1184, "report size")
-    t.eq(rep[0x50:0x90], hashlib.sha512(b"nonce-123").digest(), "REPORT_DATA binds runtime_data")
-    try:
-        urllib.request.urlopen("http://127.0.0.1:%d/cdh/resource/default/key/1" % port,
-                               timeout=10)
-        raise AssertionError("resource request should fail until a KBS exists")
-    except urllib.error.HTTPError as e:
-        t.eq(e.code, 501, "resource status")
-        t.check(b"key broker" in e.read(), "explains why")
+def test_attestation_endpoint_address_checked(t):
+    """The endpoint opens at CreateSandbox, but a bad address is refused
+    at start, naming it."""
+    argv = [t.prog("sealpod-agent"), "--listen", "unix:" + t.path("a.sock"),
+            "--state-dir", t.path("state"), "--attest"]
+    for bad in ("127.0.0.1", "localhost:8006", "127.0.0.1:70000", "127.0.0.1:"):
+        r = t.run(argv + [bad], timeout=30)
+        t.check(r.returncode != 0 and bad in r.stderr and "IPv4:PORT" in r.stderr,
+                "refused: " + bad, r.stderr)
+    t.check(not os.path.exists(t.path("a.sock")), "no socket left behind")
+
+
+def socket_inodes(pid):
+    out = set()
+    d = "/proc/%d/fd" % pid
+    for fd in os.listdir(d):
+        try:
+            link = os.readlink(os.path.join(d, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            out.add(link[8:-1])
+    return out
+
+
+def tcp_listeners(pid):
+    """Inodes of listening TCP sockets in the network namespace of pid."""
+    with open("/proc/%d/net/tcp" % pid) as f:
+        rows = [line.split() for line in f.readlines()[1:]]
+    return {r[9] for r in rows if r[3] == "0A"}
+
 
 # ---- with a real policy: lifecycle, exec, slow reader, deny matrix ----
 
@@ -599,9 +604,28 @@ def test_pod_resources_native(t):
     namespaces; the image comes from the pod's oci-store given in
     CreateSandbox; DestroySandbox leaves no mount behind."""
     import agentpod
-    a = Agent(t, psp=M.psp_pod2)
+    a = Agent(t, psp=M.psp_pod2, attest=SP_AGENT_ATTEST_ADDR)
     state = t.path("state")
-    agentpod.run(t, a.c, M.pod2, M.pod2.disk)
+    listener = []
+
+    def endpoint_only_in_the_pod():
+        mine = socket_inodes(a.proc.pid)
+        t.eq(mine & tcp_listeners(a.proc.pid), set(),
+             "no listener of the agent in its own network namespace")
+        pod_ns = os.path.join(state, "sandbox", "ns", "network")
+        r = t.run(["nsenter", "--net=" + pod_ns, "cat", "/proc/self/net/tcp"], timeout=30)
+        rows = [line.split() for line in r.stdout.splitlines()[1:]]
+        ours = [x for x in rows if x[3] == "0A" and x[9] in mine]
+        t.eq([x[1] for x in ours], ["0100007F:1F46"],
+             "the agent's listener on the pod's 127.0.0.1:8006")
+        listener.append(ours[0][9])
+
+    agentpod.run(t, a.c, M.pod2, M.pod2.disk,
+                 sim_root=os.path.join(M.path("psp-pod2-state"), "ark.pem"),
+                 during=endpoint_only_in_the_pod)
+    t.eq(len(listener), 1, "the endpoint was seen")
+    t.check(listener[0] not in socket_inodes(a.proc.pid),
+            "DestroySandbox closed the endpoint's socket", listener)
     t.eq(mounts_under(state), [], "mounts left under the state directory")
     t.check(not os.path.exists(os.path.join(state, "sandbox")), "sandbox directory removed")
     cg = [d for d in os.listdir("/sys/fs/cgroup/pids")

@@ -107,7 +107,10 @@ def setup_module(m):
 def test_pod_in_the_uvm(t):
     import agentpod
     m = t.module
-    agentpod.run(t, m.c, m.pod, "/dev/vda", slow=SLOW)
+    # The reader fetches evidence from the agent's endpoint on the pod's
+    # loopback (PID 1's default 127.0.0.1:8006), verified on the host.
+    agentpod.run(t, m.c, m.pod, "/dev/vda", slow=SLOW,
+                 sim_root=os.path.join(m.path("psp-state"), "ark.pem"))
     t.check(m.qemu.poll() is None, "the UVM is still running", console(m))
 
 

@@ -358,7 +358,12 @@ static char *http(sp_agent *a, const char *req)
 static void test_attest_endpoint(void **state)
 {
 	fixture *f = *state;
+	/* With the agent lock held, as CreateSandbox and DestroySandbox hold
+	 * it while they start and stop the server: the handler must not need
+	 * it (this would deadlock). */
+	pthread_mutex_lock(&f->a->lock);
 	_cleanup_free_ char *r = http(f->a, "GET /aa/evidence?runtime_data=hello%20world HTTP/1.1\r\nHost: x\r\n\r\n");
+	pthread_mutex_unlock(&f->a->lock);
 	assert_true(!strncmp(r, "HTTP/1.1 200 ", 13));
 	uint8_t want[64];
 	attest_bind_runtime_data(want, "hello world", 11);

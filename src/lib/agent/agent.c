@@ -147,6 +147,17 @@ static int h_guest_details(sp_agent *a, reply *r)
 	return reply_msg(r, &m.base);
 }
 
+int agent_tee_report(sp_agent *a, const uint8_t report_data[64],
+		     uint8_t **report, size_t *report_len, uint8_t **certs,
+		     size_t *certs_len, sp_err **err)
+{
+	pthread_mutex_lock(&a->tee_lock);
+	int rc = a->tee.get_report(a->tee.ctx, report_data, report, report_len,
+				   certs, certs_len, err);
+	pthread_mutex_unlock(&a->tee_lock);
+	return rc;
+}
+
 static int h_get_report(sp_agent *a, const AGetReport *q, reply *r)
 {
 	if (q->report_data.len > SP_TEE_REPORT_DATA_LEN)
@@ -164,8 +175,7 @@ static int h_get_report(sp_agent *a, const AGetReport *q, reply *r)
 	_cleanup_err_ sp_err *e = NULL;
 	/* The TEE call may take a while: do not hold the agent's lock. */
 	pthread_mutex_unlock(&a->lock);
-	int rc = a->tee.get_report(a->tee.ctx, rd, &rep, &rep_len, &certs,
-				   &certs_len, &e);
+	int rc = agent_tee_report(a, rd, &rep, &rep_len, &certs, &certs_len, &e);
 	pthread_mutex_lock(&a->lock);
 	if (rc < 0)
 		return reply_sp_err(r, e, "GetReport");
@@ -417,6 +427,7 @@ int sp_agent_new(sp_agent **out, const sp_agent_opts *opts, sp_err **err)
 	a->stream_max = opts->stream_max ? opts->stream_max : SP_AGENT_STREAM_MAX;
 	a->watch_child = opts->watch_child;
 	pthread_mutex_init(&a->exit_lock, NULL);
+	pthread_mutex_init(&a->tee_lock, NULL);
 	if (opts->tee && opts->tee->get_report && opts->tee->kind &&
 	    strcmp(opts->tee->kind, "none") != 0) {
 		a->tee = *opts->tee;
@@ -440,11 +451,15 @@ int sp_agent_new(sp_agent **out, const sp_agent_opts *opts, sp_err **err)
 		sp_agent_free(a);
 		return SP_ERR_SYSTEM;
 	}
-	if (opts->attest_listen &&
-	    attest_start(a, opts->attest_listen, opts->attest_netns, err) < 0) {
-		int code = (*err)->code;
-		sp_agent_free(a);
-		return code;
+	/* The endpoint opens at CreateSandbox, in the pod's network
+	 * namespace; a bad address is refused now, not then. */
+	if (opts->attest_listen) {
+		struct sockaddr_in sa;
+		if (attest_parse(opts->attest_listen, &sa, err) < 0) {
+			sp_agent_free(a);
+			return SP_ERR_INVALID;
+		}
+		a->attest_listen = sp_xstrdup(opts->attest_listen);
 	}
 	*out = a;
 	return 0;
@@ -458,16 +473,10 @@ void sp_agent_shutdown(sp_agent *a)
 	pthread_mutex_unlock(&a->lock);
 }
 
-int sp_agent_attest_port(const sp_agent *a)
-{
-	return a->attest_port;
-}
-
 void sp_agent_free(sp_agent *a)
 {
 	if (!a)
 		return;
-	attest_stop(a);
 	sp_agent_shutdown(a);
 	pthread_mutex_lock(&a->lock);
 	containers_destroy_all(a);
@@ -483,12 +492,14 @@ void sp_agent_free(sp_agent *a)
 	free(a->sandbox_id);
 	free(a->hostname);
 	free(a->pod_store);
+	free(a->attest_listen);
 	while (a->exits) {
 		struct exit_note *n = a->exits->next;
 		free(a->exits);
 		a->exits = n;
 	}
 	pthread_mutex_destroy(&a->exit_lock);
+	pthread_mutex_destroy(&a->tee_lock);
 	pthread_cond_destroy(&a->cond);
 	pthread_mutex_destroy(&a->lock);
 	free(a);

@@ -8,6 +8,7 @@
 #define SEALPOD_AGENT_INTERNAL_H
 
 #include <jansson.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sys/types.h>
 
@@ -108,8 +109,11 @@ struct sp_agent {
 	char *image_store;
 	char *rootfs_dir;
 	size_t stream_max;
-	sp_agent_tee tee;
+	sp_agent_tee tee;   /* fixed at sp_agent_new: read without the lock */
 	bool have_tee;
+	/* Serializes TEE calls (agent_tee_report): the sim PSP's port in the
+	 * guest opens once at a time. Never held while taking `lock`. */
+	pthread_mutex_t tee_lock;
 
 	/* Policy: set once, before any container. */
 	bool policy_set;
@@ -145,8 +149,11 @@ struct sp_agent {
 	pthread_mutex_t exit_lock;
 	struct exit_note *exits;
 
+	/* The workload attestation endpoint: its address in the pod's
+	 * network namespace (NULL = none), the server while a sandbox
+	 * exists. */
+	char *attest_listen;
 	struct attest_server *attest;
-	int attest_port;
 
 	sp_ttrpc_method *methods;
 	size_t n_methods;
@@ -248,9 +255,20 @@ int h_copy_file(sp_agent *a, const ACopyFile *q, reply *r);
 /* The guest path /run/sealpod/sandbox maps to this directory. */
 char *sandbox_dir(sp_agent *a);
 
+/* A report over report_data from the agent's TEE (have_tee must be
+ * true), one call at a time. Call without the agent lock held. */
+int agent_tee_report(sp_agent *a, const uint8_t report_data[64],
+		     uint8_t **report, size_t *report_len, uint8_t **certs,
+		     size_t *certs_len, sp_err **err);
+
 /* attest.c: the workload attestation endpoint. */
-int attest_start(sp_agent *a, const char *listen, const char *netns,
-		 sp_err **err);
+/* "IPv4:PORT" → address; SP_ERR_INVALID naming the text otherwise. */
+int attest_parse(const char *listen, struct sockaddr_in *out, sp_err **err);
+/* Opens a->attest_listen inside the network namespace at the path netns
+ * and serves it on a thread (a no-op without an address or when already
+ * serving). May run with the agent lock held: the server never takes it. */
+int attest_start(sp_agent *a, const char *netns, sp_err **err);
+/* Closes the endpoint (waits for a request in progress); idempotent. */
 void attest_stop(sp_agent *a);
 /* REPORT_DATA for /aa/evidence: SHA-512 of the runtime data. */
 void attest_bind_runtime_data(uint8_t out[64], const void *data, size_t len);

@@ -5,7 +5,13 @@
  *   GET /aa/evidence?runtime_data=...   a TEE report binding runtime_data
  *   GET /cdh/resource/<repo>/<type>/<tag>  501 until the key broker exists
  * One request per connection, GET only, no body, head at most 8 KiB, a
- * few seconds per connection. docs/agent.md explains the choices. */
+ * few seconds per connection. docs/agent.md explains the choices.
+ *
+ * CreateSandbox opens the listening socket inside the pod's network
+ * namespace and DestroySandbox closes it, both with the agent lock held;
+ * so the server thread never takes that lock (it reads only what is fixed
+ * at sp_agent_new and calls the TEE under agent_tee_report's own lock),
+ * and stopping it cannot wait for the lock its stopper holds. */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -113,11 +119,8 @@ static void handle_evidence(sp_agent *a, const char *q, size_t qn, sp_buf *resp)
 				  : "missing query parameter runtime_data");
 		return;
 	}
-	pthread_mutex_lock(&a->lock);
-	bool have = a->have_tee;
-	sp_agent_tee tee = a->tee;
-	pthread_mutex_unlock(&a->lock);
-	if (!have) {
+	/* have_tee and tee are fixed at sp_agent_new: no agent lock. */
+	if (!a->have_tee) {
 		respond_error(resp, 503, "Service Unavailable",
 			      "this guest has no TEE (agent started with --tee none)");
 		return;
@@ -127,8 +130,8 @@ static void handle_evidence(sp_agent *a, const char *q, size_t qn, sp_buf *resp)
 	_cleanup_free_ uint8_t *rep = NULL, *certs = NULL;
 	size_t rep_len = 0, certs_len = 0;
 	_cleanup_err_ sp_err *e = NULL;
-	if (tee.get_report(tee.ctx, report_data, &rep, &rep_len, &certs, &certs_len,
-			   &e) < 0) {
+	if (agent_tee_report(a, report_data, &rep, &rep_len, &certs, &certs_len,
+			     &e) < 0) {
 		sp_log_warn("attestation endpoint: %s", sp_err_msg(e));
 		respond_error(resp, 500, "Internal Server Error",
 			      "the TEE did not produce a report");
@@ -138,7 +141,7 @@ static void handle_evidence(sp_agent *a, const char *q, size_t qn, sp_buf *resp)
 	_cleanup_free_ char *cb = certs_len ? sp_base64_encode(certs, certs_len, SP_B64_STD) : NULL;
 	char rdhex[129];
 	sp_hex_encode(rdhex, report_data, 64);
-	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:o}", "tee", tee.kind,
+	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:o}", "tee", a->tee.kind,
 			      "report_data_binding", "sha512(runtime_data)",
 			      "report_data", rdhex, "attestation_report", rb,
 			      "cert_chain", cb ? json_string(cb) : json_null());
@@ -228,7 +231,9 @@ void attest_handle(sp_agent *a, const uint8_t *req, size_t len, sp_buf *resp)
 	respond_error(resp, 404, "Not Found", "unknown path; served: /aa/evidence, /cdh/resource/...");
 }
 
-static void serve_conn(sp_agent *a, int fd)
+/* stop_fd: readable when the server must stop (a slow client must not
+ * hold DestroySandbox for its whole timeout). */
+static void serve_conn(sp_agent *a, int fd, int stop_fd)
 {
 	uint8_t buf[HTTP_MAX_HEAD];
 	size_t len = 0;
@@ -245,8 +250,10 @@ static void serve_conn(sp_agent *a, int fd)
 		uint64_t now = sp_now_ns();
 		if (now >= deadline)
 			return;
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		if (poll(&p, 1, (int)((deadline - now) / 1000000u) + 1) <= 0)
+		struct pollfd p[2] = {{.fd = fd, .events = POLLIN},
+				      {.fd = stop_fd, .events = POLLIN}};
+		if (poll(p, 2, (int)((deadline - now) / 1000000u) + 1) <= 0 ||
+		    p[1].revents)
 			return;
 		ssize_t n = read(fd, buf + len, sizeof(buf) - len);
 		if (n <= 0)
@@ -275,88 +282,89 @@ static void *attest_loop(void *arg)
 		int c = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC);
 		if (c < 0)
 			continue;
-		serve_conn(a, c);
+		serve_conn(a, c, s->stop_pipe[0]);
 		close(c);
 	}
 	return NULL;
 }
 
+int attest_parse(const char *listen, struct sockaddr_in *out, sp_err **err)
+{
+	const char *colon = strrchr(listen, ':');
+	char ip[INET_ADDRSTRLEN];
+	if (!colon || (size_t)(colon - listen) >= sizeof(ip))
+		return sp_error(err, SP_ERR_INVALID,
+				"attestation endpoint `%.64s`: expected IPv4:PORT such as %s",
+				listen, SP_AGENT_ATTEST_ADDR);
+	memcpy(ip, listen, (size_t)(colon - listen));
+	ip[colon - listen] = 0;
+	char *end;
+	errno = 0;
+	long port = strtol(colon + 1, &end, 10);
+	memset(out, 0, sizeof(*out));
+	out->sin_family = AF_INET;
+	out->sin_port = htons((uint16_t)port);
+	if (!colon[1] || *end || errno || port < 0 || port > 65535 ||
+	    inet_pton(AF_INET, ip, &out->sin_addr) != 1)
+		return sp_error(err, SP_ERR_INVALID,
+				"attestation endpoint `%.64s`: expected IPv4:PORT such as %s",
+				listen, SP_AGENT_ATTEST_ADDR);
+	return 0;
+}
+
 struct bind_job {
-	const char *listen;
+	struct sockaddr_in sa;
 	const char *netns;
 	int fd;
-	int port;
-	sp_err *err;
+	int err;
+	const char *what;
 };
 
 /* Runs in a throwaway thread: setns() changes only the calling thread's
- * namespace, and the socket keeps the namespace it was created in. */
+ * network namespace, and a socket keeps the namespace it was created in,
+ * whichever thread later accepts on it. */
 static void *bind_thread(void *arg)
 {
 	struct bind_job *j = arg;
 	j->fd = -1;
-	if (j->netns) {
-		int nfd = open(j->netns, O_RDONLY | O_CLOEXEC);
-		if (nfd < 0 || setns(nfd, CLONE_NEWNET) < 0) {
-			sp_error_sys(&j->err, errno, "attestation endpoint: enter network namespace `%s`",
-				     j->netns);
-			if (nfd >= 0)
-				close(nfd);
-			return NULL;
-		}
-		close(nfd);
-	}
-	const char *colon = strrchr(j->listen, ':');
-	char ip[64];
-	if (!colon || (size_t)(colon - j->listen) >= sizeof(ip)) {
-		sp_error(&j->err, SP_ERR_INVALID,
-			 "attestation endpoint `%s`: expected IP:PORT", j->listen);
+	int nfd = open(j->netns, O_RDONLY | O_CLOEXEC);
+	if (nfd < 0 || setns(nfd, CLONE_NEWNET) < 0) {
+		j->err = errno;
+		j->what = "enter the pod's network namespace";
+		if (nfd >= 0)
+			close(nfd);
 		return NULL;
 	}
-	memcpy(ip, j->listen, (size_t)(colon - j->listen));
-	ip[colon - j->listen] = 0;
-	char *end;
-	long port = strtol(colon + 1, &end, 10);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	if (*end || port < 0 || port > 65535 || inet_pton(AF_INET, ip, &sa.sin_addr) != 1) {
-		sp_error(&j->err, SP_ERR_INVALID,
-			 "attestation endpoint `%s`: expected IPv4:PORT", j->listen);
-		return NULL;
-	}
+	close(nfd);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	int one = 1;
-	if (fd >= 0)
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    listen(fd, 16) < 0) {
-		sp_error_sys(&j->err, errno, "attestation endpoint: listen on %s", j->listen);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&j->sa, sizeof(j->sa)) < 0 || listen(fd, 16) < 0) {
+		j->err = errno;
+		j->what = "listen";
 		if (fd >= 0)
 			close(fd);
 		return NULL;
 	}
-	socklen_t sl = sizeof(sa);
-	getsockname(fd, (struct sockaddr *)&sa, &sl);
-	j->port = ntohs(sa.sin_port);
 	j->fd = fd;
 	return NULL;
 }
 
-int attest_start(sp_agent *a, const char *listen, const char *netns, sp_err **err)
+int attest_start(sp_agent *a, const char *netns, sp_err **err)
 {
-	struct bind_job j = {.listen = listen, .netns = netns, .fd = -1};
+	if (!a->attest_listen || a->attest)
+		return 0;
+	struct bind_job j = {.netns = netns, .fd = -1};
+	if (attest_parse(a->attest_listen, &j.sa, err) < 0)
+		return (*err)->code;
 	pthread_t t;
 	int r = pthread_create(&t, NULL, bind_thread, &j);
 	if (r != 0)
 		return sp_error_sys(err, r, "attestation endpoint: thread");
 	pthread_join(t, NULL);
-	if (j.fd < 0) {
-		int code = j.err ? j.err->code : SP_ERR_SYSTEM;
-		if (err && !*err)
-			*err = j.err;
-		else
-			sp_err_free(j.err);
-		return code;
-	}
+	if (j.fd < 0)
+		return sp_error_sys(err, j.err, "attestation endpoint %s in %s: %s",
+				    a->attest_listen, netns, j.what);
 	struct attest_server *s = sp_xzalloc(sizeof(*s));
 	s->fd = j.fd;
 	if (pipe2(s->stop_pipe, O_CLOEXEC) < 0) {
@@ -365,14 +373,14 @@ int attest_start(sp_agent *a, const char *listen, const char *netns, sp_err **er
 		return sp_error_sys(err, errno, "attestation endpoint: pipe");
 	}
 	a->attest = s;
-	a->attest_port = j.port;
 	r = pthread_create(&s->thread, NULL, attest_loop, a);
 	if (r != 0) {
 		attest_stop(a);
 		return sp_error_sys(err, r, "attestation endpoint: thread");
 	}
 	s->started = true;
-	sp_log_info("attestation endpoint on %s (port %d)", listen, j.port);
+	sp_log_info("attestation endpoint on %s in the pod's network namespace",
+		    a->attest_listen);
 	return 0;
 }
 
@@ -384,7 +392,7 @@ void attest_stop(sp_agent *a)
 	if (s->started) {
 		char x = 1;
 		if (write(s->stop_pipe[1], &x, 1) < 0) {
-			/* the thread will see the closed fds */
+			/* a pipe with room: cannot fail */
 		}
 		pthread_join(s->thread, NULL);
 	}
@@ -393,5 +401,4 @@ void attest_stop(sp_agent *a)
 	close(s->stop_pipe[1]);
 	free(s);
 	a->attest = NULL;
-	a->attest_port = 0;
 }

@@ -110,8 +110,7 @@ int gate_set_policy(sp_agent *a, const char *policy, size_t len, reply *r)
 	_cleanup_free_ uint8_t *rep = NULL, *certs = NULL;
 	size_t rep_len = 0, certs_len = 0;
 	_cleanup_err_ sp_err *e = NULL;
-	int rc = a->tee.get_report(a->tee.ctx, nonce, &rep, &rep_len, &certs,
-				   &certs_len, &e);
+	int rc = agent_tee_report(a, nonce, &rep, &rep_len, &certs, &certs_len, &e);
 	pthread_mutex_lock(&a->lock);
 	a->set_policy_busy = false;
 	if (rc < 0)

@@ -188,6 +188,7 @@ static int emptydir_make(const char *sb, const char *name, sp_err **err)
 void sandbox_teardown(sp_agent *a)
 {
 	_cleanup_free_ char *sb = sandbox_dir(a);
+	attest_stop(a);
 	for (size_t i = 0; i < SP_ARRAY_LEN(NS); i++)
 		if (a->ns_made[i]) {
 			_cleanup_free_ char *p = sp_xasprintf("%s/ns/%s", sb, NS[i].name);
@@ -325,6 +326,14 @@ int h_create_sandbox(sp_agent *a, const ACreateSandbox *q, reply *r)
 		sp_log_warn("%s; containers get namespaces of their own", sp_err_msg(e));
 		sp_err_free(e);
 		e = NULL;
+	}
+	/* The workload attestation endpoint lives on the pod's loopback. */
+	if (a->ns_made[0]) {
+		_cleanup_free_ char *netns = sp_xasprintf("%s/ns/network", sb);
+		if (attest_start(a, netns, &e) < 0)
+			goto fail;
+	} else if (a->attest_listen) {
+		sp_log_warn("CreateSandbox: no pod network namespace, so no attestation endpoint for the workloads");
 	}
 	if (store)
 		a->pod_store = sp_xasprintf("tar:%s", store);
