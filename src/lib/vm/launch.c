@@ -122,14 +122,44 @@ bool sp_vm_running(sp_vm *vm)
 	return !reap(vm, WNOHANG);
 }
 
-/* 40 console lines: enough to reach back past a kernel panic's stack
- * trace to the line that says why. */
+/* The console's last lines; when the kernel panicked, from the panic's
+ * own line on (the stack trace after it can be longer than any fixed
+ * tail), at most 80 lines, so the reason is always shown. */
+static char *console_excerpt(const sp_vm *vm)
+{
+	char *tail = sp_vm_console_tail(vm, 200);
+	char *panic = NULL;
+	for (char *p = strstr(tail, "Kernel panic"); p; p = strstr(p + 1, "Kernel panic"))
+		panic = p;
+	char *from = tail;
+	if (panic) {
+		while (panic > tail && panic[-1] != '\n')
+			panic--;
+		from = panic;
+	} else {
+		/* The last 40 lines. */
+		size_t seen = 0;
+		char *q = tail + strlen(tail);
+		while (q > tail && !(q[-1] == '\n' && ++seen == 40))
+			q--;
+		from = q;
+	}
+	size_t lines = 0;
+	char *end = from;
+	while (*end && lines < 80)
+		if (*end++ == '\n')
+			lines++;
+	char *out = sp_xstrndup(from, (size_t)(end - from));
+	free(tail);
+	return out;
+}
+
 static int died_error(sp_vm *vm, const char *when, sp_err **err)
 {
 	char how[128];
 	describe_status(how, sizeof(how), vm->wait_status);
 	_cleanup_free_ char *qlog = file_tail(vm->qemu_log_path, 10);
-	_cleanup_free_ char *con = sp_vm_console_tail(vm, 40);
+	_cleanup_free_ char *con = console_excerpt(vm);
 	return sp_error(err, SP_ERR_STATE,
 			"QEMU %s %s\n--- QEMU's messages (%s):\n%s\n"
 			"--- last lines of the guest console (%s):\n%s",
