@@ -137,25 +137,34 @@ spec:
     t.check("nothere" in r.stderr, "error names the image", r.stderr)
 
 
-def test_ctrl_c_stops_the_pod(t):
-    y = t.path("sleep.yaml")
-    with open(y, "w") as f:
-        f.write("""apiVersion: v1
+LONG_POD = """apiVersion: v1
 kind: Pod
-metadata: {name: sleeper}
+metadata: {name: %s}
 spec:
   terminationGracePeriodSeconds: 2
   containers:
-  - name: s
+  - name: c
     image: localhost/busybox:latest
-    command: ["/bin/sh", "-c", "echo sleeping; sleep 600"]
-""")
+    command: ["/bin/sh", "-c", "echo running; sleep 600"]
+"""
+
+
+def start_long_pod(t, name):
+    """Starts `sealpod run` of a pod that prints one line and sleeps;
+    returns the process once that line arrived."""
+    y = t.path(name + ".yaml")
+    with open(y, "w") as f:
+        f.write(LONG_POD % name)
     argv = [t.prog("sealpod"), "run", "--image-dir", t.module.images, "--guest-dir",
             t.module.guest, "--accel", "tcg", y]
     p = t.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # Wait for the container's first line, then interrupt.
     line = p.stdout.readline()
-    t.check("s | sleeping" in line, "container started", line)
+    t.check("c | running" in line, "container started", line)
+    return p
+
+
+def test_ctrl_c_stops_the_pod(t):
+    p = start_long_pod(t, "sleeper")
     p.send_signal(signal.SIGINT)
     try:
         rc = p.wait(60)
@@ -166,22 +175,7 @@ spec:
 
 
 def test_killing_qemu_is_a_clear_error(t):
-    y = t.path("long.yaml")
-    with open(y, "w") as f:
-        f.write("""apiVersion: v1
-kind: Pod
-metadata: {name: victim}
-spec:
-  containers:
-  - name: v
-    image: localhost/busybox:latest
-    command: ["/bin/sh", "-c", "echo running; sleep 600"]
-""")
-    argv = [t.prog("sealpod"), "run", "--image-dir", t.module.images, "--guest-dir",
-            t.module.guest, "--accel", "tcg", y]
-    p = t.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = p.stdout.readline()
-    t.check("v | running" in line, "container started", line)
+    p = start_long_pod(t, "victim")
     pids = qemu_pids("victim")
     t.check(pids, "the pod's QEMU is running")
     for pid in pids:
