@@ -76,7 +76,14 @@ spec:
       exec sleep 1000
     volumeMounts:
     - {name: scratch, mountPath: /shared}
+  - name: trapped
+    image: %(image)s
+    command: ["sleep", "1000"]
+    volumeMounts:
+    - {name: trap, mountPath: /etc/trap}
   volumes:
+  - name: trap
+    configMap: {name: trap}
   - name: conf
     configMap: {name: webconf}
   - name: creds
@@ -153,6 +160,7 @@ def test_pod_with_two_containers_in_one_uvm(t):
                 raise harness.Failure("container %s: %s\n%s" % (name, e, _diag(t)))
         if not skip:
             _check_running_pod(t, rs, ids, logdir)
+            _check_hostile_volume(t, rs, sid, sandbox_config)
         try:
             rs.stop_pod_sandbox(sid)
         except Exception as e:
@@ -248,6 +256,33 @@ def _kubelet_volumes(root, uid):
                 shared],
         "side": [shared],
     }
+
+
+def _check_hostile_volume(t, rs, sid, sandbox_config):
+    """A host volume whose link points outside it (absolute) is refused in
+    the guest (the policy's CopyFile rule), and the container with it is
+    not created."""
+    import cri
+    m = t.module
+    trap = os.path.join(m.path("kubelet"), "pods", sandbox_config.metadata.uid, "volumes",
+                        "kubernetes.io~configmap", "trap")
+    _atomic_writer_dir(trap, {"ok": "fine"})
+    os.symlink("/etc/hostname", os.path.join(trap, "leak"))
+    cfg = cri.msg("ContainerConfig", metadata=cri.msg("ContainerMetadata", name="trapped"),
+                  image=cri.msg("ImageSpec", image=IMAGE), log_path="trapped.log",
+                  mounts=[cri.msg("Mount", container_path="/etc/trap", host_path=trap,
+                                  readonly=True)])
+    # CRI creates the task (the shim's Create) at StartContainer.
+    cid = rs.create_container(sid, cfg, sandbox_config)
+    try:
+        rs.start_container(cid)
+    except Exception as e:
+        t.check("symlink" in str(e) and "/etc/hostname" in str(e),
+                "the error names the link target the guest refused", str(e))
+    else:
+        raise harness.Failure("a volume with an absolute link was accepted: container %s" % cid)
+    t.check(rs.container_status(cid).state != cri.CONTAINER_RUNNING, "trapped is not running")
+    rs.remove_container(cid)
 
 
 def _assert_clean(t):
