@@ -149,6 +149,25 @@ SP_PUBLIC int sp_sandbox_update(sp_sandbox *sb, const char *id,
 SP_PUBLIC int sp_sandbox_wait_oom(sp_sandbox *sb, char **container_id,
 				  sp_err **err);
 
+/* Where pod volumes live in the guest (docs/policy.md): <kind>/<volume>. */
+#define SP_SANDBOX_GUEST_VOLUMES "/run/sealpod/sandbox"
+
+/* The guest directory ("/run/sealpod/sandbox/<kind>/<name>") for a kubelet
+ * volume directory whose files the host holds: a host path ending in
+ * pods/<uid>/volumes/kubernetes.io~{configmap,secret,projected,downward-api}/<name>
+ * (kind configmap, secret, projected, downwardapi). NULL for any other
+ * path, emptyDir included (the agent makes those itself). New string. */
+SP_PUBLIC char *sp_sandbox_volume_guest_dir(const char *host_path);
+
+/* Copies host_dir's tree into the guest at guest_dir with the agent's
+ * CopyFile: regular files (in chunks), directories, and symlinks as
+ * symlinks (kubelet's `..data` atomic-writer layout stays as it is).
+ * Nothing is followed on the host (O_NOFOLLOW throughout); other file
+ * types, files over 16 MiB, more than 4096 entries or deeper trees are
+ * errors. The policy's requests.copy_file decides in the guest. */
+SP_PUBLIC int sp_sandbox_copy_dir(sp_sandbox *sb, const char *host_dir,
+				  const char *guest_dir, sp_err **err);
+
 /* What the pod policy allows for one container: the runtime-spec the
  * policy builds (the host's config.json only supplies values for the
  * variables the policy leaves to the runtime, such as HOSTNAME) and the

@@ -64,6 +64,7 @@ static struct shim {
 	char *sandbox_id;
 	bool sandbox_dead;
 	ctr *ctrs;
+	json_t *copied; /* guest volume directories filled by CopyFile (a set) */
 	shim_publisher *pub;
 	sp_ttrpc_server *srv;
 	bool shutting_down;
@@ -460,6 +461,51 @@ static const char *container_image(const json_t *spec)
 	return img && *img ? img : NULL;
 }
 
+static bool spec_mounts_from(const json_t *gspec, const char *dir)
+{
+	size_t n = strlen(dir);
+	size_t i;
+	json_t *m;
+	json_array_foreach(json_object_get(gspec, "mounts"), i, m) {
+		const char *src = json_string_value(json_object_get(m, "source"));
+		if (src && !strncmp(src, dir, n) && (!src[n] || src[n] == '/'))
+			return true;
+	}
+	return false;
+}
+
+/* ConfigMap, Secret, projected and downwardAPI volumes: kubelet wrote
+ * their files on the host and containerd bind-mounts the directory; the
+ * guest gets a copy (CopyFile) before the first container that mounts it
+ * is created. Only directories the policy-built spec mounts are copied,
+ * once per pod: later containers see the same guest directory, and
+ * kubelet's later refreshes are not forwarded (docs/shim.md). Called with
+ * create_mu held. */
+static int copy_volumes(const char *id, const json_t *host_spec, const json_t *gspec,
+			sp_err **err)
+{
+	if (!S.copied)
+		S.copied = json_object();
+	size_t i;
+	json_t *m;
+	json_array_foreach(json_object_get(host_spec, "mounts"), i, m) {
+		const char *src = json_string_value(json_object_get(m, "source"));
+		_cleanup_free_ char *gdir = sp_sandbox_volume_guest_dir(src);
+		if (!gdir || json_object_get(S.copied, gdir))
+			continue;
+		if (!spec_mounts_from(gspec, gdir)) {
+			sp_log_warn("container %s: %s is no volume the policy mounts in this container; not copied",
+				    id, src);
+			continue;
+		}
+		if (sp_sandbox_copy_dir(S.sb, src, gdir, err) < 0)
+			return sp_error_wrap(err, "container %s: volume %s", id, src);
+		json_object_set_new(S.copied, gdir, json_true());
+		sp_log_info("container %s: copied volume %s to the guest's %s", id, src, gdir);
+	}
+	return 0;
+}
+
 static int create_in_guest(const char *id, const json_t *spec, json_t **process,
 			   sp_err **err)
 {
@@ -486,6 +532,8 @@ static int create_in_guest(const char *id, const json_t *spec, json_t **process,
 		if (sp_sandbox_guest_spec(&gspec, spec, err) < 0)
 			return sp_error_wrap(err, "container %s", id);
 	}
+	if (copy_volumes(id, spec, gspec, err) < 0)
+		return (*err)->code;
 	sp_container_opts co = {
 		.version = 1,
 		.id = id,
@@ -1106,5 +1154,6 @@ int shim_serve(const shim_flags *f, int listen_fd)
 	shim_publisher_free(S.pub);
 	sp_ttrpc_server_free(S.srv);
 	sp_runtime_config_free(S.cfg);
+	json_decref(S.copied);
 	return 0;
 }

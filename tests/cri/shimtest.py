@@ -262,8 +262,10 @@ def policy_for(build, pod_yaml, layout, workdir):
     if r.returncode != 0:
         raise AssertionError("sealpod policy gen: %s %s" % (r.stdout, r.stderr))
     with open(out) as f:
-        doc = yaml.safe_load(f)
-    return doc["metadata"]["annotations"]["io.sealpod.policy"]
+        docs = [d for d in yaml.safe_load_all(f) if d]
+    # The file may carry ConfigMaps and Secrets next to the pod.
+    pod = [d for d in docs if d.get("kind") == "Pod"][0]
+    return pod["metadata"]["annotations"]["io.sealpod.policy"]
 
 
 def sealpod_processes(marker):

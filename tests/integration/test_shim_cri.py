@@ -1,6 +1,8 @@
 """A Kubernetes pod through containerd's CRI with the sealpod runtime
 handler, driven by a real gRPC client (tests/cri/cri.py): RunPodSandbox,
 two CreateContainer/StartContainer in one UVM, ExecSync, container logs,
+volumes (a ConfigMap and a Secret laid out as kubelet writes them, copied
+into the guest; an emptyDir one container writes and the other reads),
 StopPodSandbox, RemovePodSandbox, and nothing left behind.
 
 One boot (the pod); the pod uses the host network, so no CNI is needed."""
@@ -20,7 +22,22 @@ SANITIZE = True
 IMAGE = "docker.io/library/sp-busybox:1"
 NS = "k8s.io"
 
+CONF_VALUE = "hello-from-configmap"
+SECRET_VALUE = "s3cret-value"
+
+# The container commands print what the volumes hold: the ConfigMap's key
+# (and that it is kubelet's ..data link, read-only), the Secret's, and the
+# note web leaves in the shared emptyDir, which side waits for and prints.
+# Backticks, not $(...): Kubernetes expands $(NAME) in commands.
 POD = """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: webconf
+  namespace: default
+data:
+  greeting: %(conf)s
+---
+apiVersion: v1
 kind: Pod
 metadata:
   name: cripod
@@ -33,11 +50,47 @@ spec:
   containers:
   - name: web
     image: %(image)s
-    command: ["sh", "-c", "echo web-started; exec sleep 1000"]
+    command:
+    - sh
+    - -c
+    - >-
+      echo web-started;
+      echo "conf: `cat /etc/webconf/greeting` link: `readlink /etc/webconf/greeting`";
+      echo "secret: `cat /etc/websecret/password`";
+      touch /etc/webconf/x 2>/dev/null || echo conf-read-only;
+      echo shared-by-web > /shared/.note && mv /shared/.note /shared/note;
+      exec sleep 1000
+    volumeMounts:
+    - {name: conf, mountPath: /etc/webconf}
+    - {name: creds, mountPath: /etc/websecret}
+    - {name: scratch, mountPath: /shared}
   - name: side
     image: %(image)s
-    command: ["sh", "-c", "echo side-started; exec sleep 1000"]
-""" % {"image": IMAGE}
+    command:
+    - sh
+    - -c
+    - >-
+      echo side-started;
+      while [ ! -f /shared/note ]; do sleep 0.1; done;
+      echo "side-read: `cat /shared/note`";
+      exec sleep 1000
+    volumeMounts:
+    - {name: scratch, mountPath: /shared}
+  - name: trapped
+    image: %(image)s
+    command: ["sleep", "1000"]
+    volumeMounts:
+    - {name: trap, mountPath: /etc/trap}
+  volumes:
+  - name: trap
+    configMap: {name: trap}
+  - name: conf
+    configMap: {name: webconf}
+  - name: creds
+    secret: {secretName: websecret}
+  - name: scratch
+    emptyDir: {}
+""" % {"image": IMAGE, "conf": CONF_VALUE}
 
 
 def setup_module(m):
@@ -91,11 +144,12 @@ def test_pod_with_two_containers_in_one_uvm(t):
             raise harness.Failure("RunPodSandbox: %s\n%s" % (e, _diag(t)))
         t.eq(rs.pod_sandbox_status(sid).state, cri.SANDBOX_READY, "sandbox state")
         ids = {}
+        mounts = _kubelet_volumes(m.path("kubelet"), sandbox_config.metadata.uid)
         for name in ("web", "side"):
             cfg = cri.msg("ContainerConfig",
                           metadata=cri.msg("ContainerMetadata", name=name),
                           image=cri.msg("ImageSpec", image=IMAGE),
-                          log_path=name + ".log")
+                          log_path=name + ".log", mounts=mounts[name])
             try:
                 ids[name] = rs.create_container(sid, cfg, sandbox_config)
                 rs.start_container(ids[name])
@@ -106,6 +160,7 @@ def test_pod_with_two_containers_in_one_uvm(t):
                 raise harness.Failure("container %s: %s\n%s" % (name, e, _diag(t)))
         if not skip:
             _check_running_pod(t, rs, ids, logdir)
+            _check_hostile_volume(t, rs, sid, sandbox_config)
         try:
             rs.stop_pod_sandbox(sid)
         except Exception as e:
@@ -153,6 +208,81 @@ def _check_running_pod(t, rs, ids, logdir):
         path = os.path.join(logdir, name + ".log")
         t.wait_for(lambda: (name + "-started") in _read(path), 30, name + " log line")
         t.check(" stdout F %s-started" % name in _read(path), "CRI log format", _read(path))
+
+    # Volumes: the ConfigMap and Secret files kubelet wrote on the host,
+    # copied into the guest with their ..data layout, read-only; the
+    # emptyDir shared by both containers in the guest.
+    web = os.path.join(logdir, "web.log")
+    side = os.path.join(logdir, "side.log")
+    t.wait_for(lambda: "conf-read-only" in _read(web), 60, "web's volume lines")
+    t.check("conf: %s link: ..data/greeting" % CONF_VALUE in _read(web),
+            "the ConfigMap's file in the guest, as kubelet's ..data link", _read(web))
+    t.check("secret: %s" % SECRET_VALUE in _read(web), "the Secret's file in the guest", _read(web))
+    t.wait_for(lambda: "side-read:" in _read(side), 180, "side's emptyDir line")
+    t.check("side-read: shared-by-web" in _read(side),
+            "side reads what web wrote into the shared emptyDir", _read(side))
+
+
+def _atomic_writer_dir(path, files):
+    """A volume directory as kubelet's atomic writer leaves it: the files in
+    a timestamped directory, ..data linking to it, and each key a link
+    through ..data."""
+    ts = "..2024_01_02_03_04_05.000000001"
+    os.makedirs(os.path.join(path, ts))
+    for key, value in files.items():
+        with open(os.path.join(path, ts, key), "w") as f:
+            f.write(value)
+        os.chmod(os.path.join(path, ts, key), 0o644)
+    os.symlink(ts, os.path.join(path, "..data"))
+    for key in files:
+        os.symlink(os.path.join("..data", key), os.path.join(path, key))
+
+
+def _kubelet_volumes(root, uid):
+    """Host directories laid out as kubelet's pod volumes (CRI has no
+    ConfigMap API) and each container's CRI mounts of them."""
+    import cri
+    vols = os.path.join(root, "pods", uid, "volumes")
+    conf = os.path.join(vols, "kubernetes.io~configmap", "conf")
+    creds = os.path.join(vols, "kubernetes.io~secret", "creds")
+    scratch = os.path.join(vols, "kubernetes.io~empty-dir", "scratch")
+    _atomic_writer_dir(conf, {"greeting": CONF_VALUE})
+    _atomic_writer_dir(creds, {"password": SECRET_VALUE})
+    os.makedirs(scratch)
+    shared = cri.msg("Mount", container_path="/shared", host_path=scratch)
+    return {
+        "web": [cri.msg("Mount", container_path="/etc/webconf", host_path=conf, readonly=True),
+                cri.msg("Mount", container_path="/etc/websecret", host_path=creds, readonly=True),
+                shared],
+        "side": [shared],
+    }
+
+
+def _check_hostile_volume(t, rs, sid, sandbox_config):
+    """A host volume whose link points outside it (absolute) is refused in
+    the guest (the policy's CopyFile rule), and the container with it is
+    not created."""
+    import cri
+    m = t.module
+    trap = os.path.join(m.path("kubelet"), "pods", sandbox_config.metadata.uid, "volumes",
+                        "kubernetes.io~configmap", "trap")
+    _atomic_writer_dir(trap, {"ok": "fine"})
+    os.symlink("/etc/hostname", os.path.join(trap, "leak"))
+    cfg = cri.msg("ContainerConfig", metadata=cri.msg("ContainerMetadata", name="trapped"),
+                  image=cri.msg("ImageSpec", image=IMAGE), log_path="trapped.log",
+                  mounts=[cri.msg("Mount", container_path="/etc/trap", host_path=trap,
+                                  readonly=True)])
+    # CRI creates the task (the shim's Create) at StartContainer.
+    cid = rs.create_container(sid, cfg, sandbox_config)
+    try:
+        rs.start_container(cid)
+    except Exception as e:
+        t.check("symlink" in str(e) and "/etc/hostname" in str(e),
+                "the error names the link target the guest refused", str(e))
+    else:
+        raise harness.Failure("a volume with an absolute link was accepted: container %s" % cid)
+    t.check(rs.container_status(cid).state != cri.CONTAINER_RUNNING, "trapped is not running")
+    rs.remove_container(cid)
 
 
 def _assert_clean(t):

@@ -345,6 +345,28 @@ static void test_copy_file(void **state)
 	q.data.len = q.file_size = 11;
 	assert_int_equal(h_copy_file(f->a, &q, &r), SP_RPC_INVALID_ARGUMENT);
 	free(r.msg);
+	r.msg = NULL;
+	/* So is a ".." component, wherever it is. */
+	const char *up[] = {"..", "../x", "a/../../x", "a/.."};
+	for (size_t i = 0; i < SP_ARRAY_LEN(up); i++) {
+		q.data.data = (uint8_t *)up[i];
+		q.data.len = q.file_size = (int64_t)strlen(up[i]);
+		assert_int_equal(h_copy_file(f->a, &q, &r), SP_RPC_INVALID_ARGUMENT);
+		free(r.msg);
+		r.msg = NULL;
+	}
+	/* Kubelet's atomic-writer layout: key -> ..data/key, in a projected
+	 * volume too. */
+	q.path = (char *)"/run/sealpod/sandbox/projected/p/key";
+	q.data.data = (uint8_t *)"..data/key";
+	q.data.len = q.file_size = 10;
+	assert_int_equal(h_copy_file(f->a, &q, &r), SP_RPC_OK);
+	free(r.out);
+	r.out = NULL;
+	_cleanup_free_ char *lp = sp_xasprintf("%s/sandbox/projected/p/key", f->dir);
+	char target[64] = {0};
+	assert_int_equal(readlink(lp, target, sizeof(target) - 1), 10);
+	assert_string_equal(target, "..data/key");
 }
 
 static char *http(sp_agent *a, const char *req)

@@ -199,6 +199,48 @@ static void test_socket_path(void **state)
 	free(f);
 }
 
+/* Which host mounts are kubelet volumes whose files the guest needs, and
+ * where the policy expects them. */
+static void test_volume_guest_dir(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *host, *guest;
+	} cases[] = {
+		{"/var/lib/kubelet/pods/0f3e-11/volumes/kubernetes.io~configmap/conf",
+		 "/run/sealpod/sandbox/configmap/conf"},
+		{"/var/lib/kubelet/pods/u/volumes/kubernetes.io~secret/creds/",
+		 "/run/sealpod/sandbox/secret/creds"},
+		{"/tmp/x/pods/u/volumes/kubernetes.io~projected/kube-api-access-abcde",
+		 "/run/sealpod/sandbox/projected/kube-api-access-abcde"},
+		{"/data/kubelet/pods/u/volumes/kubernetes.io~downward-api/podinfo",
+		 "/run/sealpod/sandbox/downwardapi/podinfo"},
+		/* emptyDir: the agent makes it; nothing to copy. */
+		{"/var/lib/kubelet/pods/u/volumes/kubernetes.io~empty-dir/scratch", NULL},
+		/* subPath bind mounts, other plugins, odd names. */
+		{"/var/lib/kubelet/pods/u/volume-subpaths/conf/web/0", NULL},
+		{"/var/lib/kubelet/pods/u/volumes/kubernetes.io~csi/pvc-1/mount", NULL},
+		{"/var/lib/kubelet/pods/u/volumes/kubernetes.io~configmap/..", NULL},
+		{"/var/lib/kubelet/pods/u/volumes/kubernetes.io~configmap/a b", NULL},
+		{"/var/lib/kubelet/pods/u/volumes/kubernetes.io~configmap/conf/key", NULL},
+		{"/var/lib/kubelet/pods//volumes/kubernetes.io~configmap/conf", NULL},
+		{"pods/u/volumes/kubernetes.io~configmap/conf", NULL},
+		{"/etc/hosts", NULL},
+		{"/", NULL},
+		{"", NULL},
+	};
+	for (size_t i = 0; i < SP_ARRAY_LEN(cases); i++) {
+		_cleanup_free_ char *g = sp_sandbox_volume_guest_dir(cases[i].host);
+		if (cases[i].guest) {
+			assert_non_null(g);
+			assert_string_equal(g, cases[i].guest);
+		} else if (g) {
+			fail_msg("%s: expected no guest directory, got %s", cases[i].host, g);
+		}
+	}
+	assert_null(sp_sandbox_volume_guest_dir(NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -208,6 +250,7 @@ int main(void)
 		cmocka_unit_test(test_config_load_missing_file),
 		cmocka_unit_test(test_guest_spec_drops_host_parts),
 		cmocka_unit_test(test_socket_path),
+		cmocka_unit_test(test_volume_guest_dir),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* CopyFile: the host fills ConfigMap and Secret volumes with files under
- * /run/sealpod/sandbox/{configmap,secret}/<name>/... Every path component
+/* CopyFile: the host fills ConfigMap, Secret, projected and downwardAPI
+ * volumes with files under /run/sealpod/sandbox/<kind>/<name>/... (kind
+ * configmap, secret, projected, downwardapi). Every path component
  * is opened with O_NOFOLLOW below a directory fd, so no symlink or ".."
  * leads outside; a file appears (by rename) only when its last chunk
  * arrived. */
@@ -26,6 +27,36 @@ static bool bad_component(const char *c, size_t n)
 	       (n == 2 && c[0] == '.' && c[1] == '.');
 }
 
+/* The volume kinds whose files CopyFile delivers (docs/policy.md). */
+static const char *const COPY_KINDS[] = {"configmap/", "secret/", "projected/",
+					 "downwardapi/"};
+
+static bool copy_kind(const char *rel)
+{
+	for (size_t i = 0; i < SP_ARRAY_LEN(COPY_KINDS); i++)
+		if (!strncmp(rel, COPY_KINDS[i], strlen(COPY_KINDS[i])))
+			return true;
+	return false;
+}
+
+/* A symlink target that stays inside the volume whatever links exist: relative,
+ * and no component is "..". Kubelet's "..data/key" is fine ("..data" is a
+ * name). "." and empty components are harmless. */
+static bool safe_link_target(const char *t)
+{
+	if (!t[0] || t[0] == '/')
+		return false;
+	for (const char *s = t;;) {
+		const char *e = strchr(s, '/');
+		size_t n = e ? (size_t)(e - s) : strlen(s);
+		if (n == 2 && s[0] == '.' && s[1] == '.')
+			return false;
+		if (!e)
+			return true;
+		s = e + 1;
+	}
+}
+
 int h_copy_file(sp_agent *a, const ACopyFile *q, reply *r)
 {
 	const char *path = q->path ? q->path : "";
@@ -33,11 +64,11 @@ int h_copy_file(sp_agent *a, const ACopyFile *q, reply *r)
 	    strlen(path) > 4096)
 		return reply_err(r, SP_RPC_INVALID_ARGUMENT,
 				 "CopyFile: path must be under " GUEST_SANDBOX
-				 "configmap/ or " GUEST_SANDBOX "secret/");
+				 "{configmap,secret,projected,downwardapi}/");
 	const char *rel = path + strlen(GUEST_SANDBOX);
-	if (strncmp(rel, "configmap/", 10) != 0 && strncmp(rel, "secret/", 7) != 0)
+	if (!copy_kind(rel))
 		return reply_err(r, SP_RPC_INVALID_ARGUMENT,
-				 "CopyFile: `%.200s` is not in a configmap or secret volume",
+				 "CopyFile: `%.200s` is not in a configmap, secret, projected or downwardapi volume",
 				 path);
 	/* Split and check every component first. */
 	const char *comp[COPY_MAX_DEPTH];
@@ -112,10 +143,10 @@ int h_copy_file(sp_agent *a, const ACopyFile *q, reply *r)
 	if (fmt == S_IFLNK) {
 		_cleanup_free_ char *target = sp_xstrndup((const char *)q->data.data,
 							  q->data.len);
-		if (strlen(target) != q->data.len || !target[0] || target[0] == '/' ||
-		    strstr(target, "..") || (int64_t)q->data.len != q->file_size)
+		if (strlen(target) != q->data.len || !safe_link_target(target) ||
+		    (int64_t)q->data.len != q->file_size)
 			return reply_err(r, SP_RPC_INVALID_ARGUMENT,
-					 "CopyFile: symlink `%s` must be relative, without \"..\", sent in one piece",
+					 "CopyFile: symlink `%s` must be relative, without a \"..\" component, sent in one piece",
 					 name);
 		unlinkat(dir, tmp, 0);
 		if (symlinkat(target, dir, tmp) < 0 || renameat(dir, tmp, dir, name) < 0)

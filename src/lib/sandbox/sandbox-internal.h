@@ -4,6 +4,8 @@
 
 #include <pthread.h>
 
+#include <protobuf-c/protobuf-c.h>
+
 #include "sealpod/sandbox.h"
 #include "sealpod/ttrpc.h"
 
@@ -64,6 +66,15 @@ typedef struct sp_sandbox_psp sp_sandbox_psp;
 int sp_sandbox_psp_start(sp_sandbox_psp **out, sp_sandbox *sb, const char *spec,
 			 sp_err **err);
 void sp_sandbox_psp_stop(sp_sandbox_psp *p);
+
+/* One call of the agent's AgentService: req packed, the response unpacked
+ * as resp_desc into *resp when both are given (free with
+ * protobuf_c_message_free_unpacked). */
+int sp_sandbox_agent_call(sp_sandbox *sb, const char *method,
+			  const ProtobufCMessage *req,
+			  const ProtobufCMessageDescriptor *resp_desc,
+			  ProtobufCMessage **resp, uint64_t timeout_ns,
+			  sp_err **err);
 
 /* Waits for the agent's Health service to answer SERVING at addr. */
 int sp_sandbox_wait_agent(sp_sandbox *sb, const char *addr,

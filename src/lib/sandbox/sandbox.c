@@ -22,11 +22,11 @@
 #define CREATE_TIMEOUT (600 * SEC)
 #define CALL_TIMEOUT (60 * SEC)
 
-static int agent_call(sp_sandbox *sb, const char *method,
-		      const ProtobufCMessage *req,
-		      const ProtobufCMessageDescriptor *resp_desc,
-		      ProtobufCMessage **resp, uint64_t timeout_ns,
-		      sp_err **err)
+int sp_sandbox_agent_call(sp_sandbox *sb, const char *method,
+			  const ProtobufCMessage *req,
+			  const ProtobufCMessageDescriptor *resp_desc,
+			  ProtobufCMessage **resp, uint64_t timeout_ns,
+			  sp_err **err)
 {
 	if (!sb->agent)
 		return sp_error(err, SP_ERR_STATE,
@@ -190,7 +190,7 @@ static int guest_init(sp_sandbox *sb, const sp_sandbox_opts *o, sp_err **err)
 	}
 	Sealpod__Agent__V1__SetPolicyRequest pol = SEALPOD__AGENT__V1__SET_POLICY_REQUEST__INIT;
 	pol.policy = (char *)sb->policy;
-	if (agent_call(sb, "SetPolicy", &pol.base, NULL, NULL, CALL_TIMEOUT, err) < 0)
+	if (sp_sandbox_agent_call(sb, "SetPolicy", &pol.base, NULL, NULL, CALL_TIMEOUT, err) < 0)
 		return sp_error_wrap(err, "set the pod policy");
 	Sealpod__Agent__V1__CreateSandboxRequest cs =
 		SEALPOD__AGENT__V1__CREATE_SANDBOX_REQUEST__INIT;
@@ -199,7 +199,7 @@ static int guest_init(sp_sandbox *sb, const sp_sandbox_opts *o, sp_err **err)
 	cs.pod_name = (char *)(o->pod_name ? o->pod_name : "");
 	cs.pod_namespace = (char *)(o->pod_namespace ? o->pod_namespace : "");
 	cs.sandbox_pidns = false;
-	if (agent_call(sb, "CreateSandbox", &cs.base, NULL, NULL, CALL_TIMEOUT, err) < 0)
+	if (sp_sandbox_agent_call(sb, "CreateSandbox", &cs.base, NULL, NULL, CALL_TIMEOUT, err) < 0)
 		return sp_error_wrap(err, "create the guest sandbox");
 	return 0;
 }
@@ -327,7 +327,7 @@ int sp_sandbox_stop(sp_sandbox *sb, sp_err **err)
 		Sealpod__Agent__V1__DestroySandboxRequest req =
 			SEALPOD__AGENT__V1__DESTROY_SANDBOX_REQUEST__INIT;
 		_cleanup_err_ sp_err *e = NULL;
-		if (agent_call(sb, "DestroySandbox", &req.base, NULL, NULL,
+		if (sp_sandbox_agent_call(sb, "DestroySandbox", &req.base, NULL, NULL,
 			       10 * SEC, &e) < 0)
 			sp_log_warn("%s (stopping the UVM anyway)", sp_err_msg(e));
 	}
@@ -447,7 +447,7 @@ int sp_sandbox_create_container(sp_sandbox *sb, const sp_container_opts *o,
 		req.n_storages = 1;
 		req.storages = stores;
 	}
-	if (agent_call(sb, "CreateContainer", &req.base, NULL, NULL,
+	if (sp_sandbox_agent_call(sb, "CreateContainer", &req.base, NULL, NULL,
 		       CREATE_TIMEOUT, err) < 0)
 		return sp_error_wrap(err, "container %s", o->id);
 	return 0;
@@ -458,7 +458,7 @@ int sp_sandbox_start_container(sp_sandbox *sb, const char *id, sp_err **err)
 	Sealpod__Agent__V1__StartContainerRequest req =
 		SEALPOD__AGENT__V1__START_CONTAINER_REQUEST__INIT;
 	req.container_id = (char *)id;
-	if (agent_call(sb, "StartContainer", &req.base, NULL, NULL, CALL_TIMEOUT, err) < 0)
+	if (sp_sandbox_agent_call(sb, "StartContainer", &req.base, NULL, NULL, CALL_TIMEOUT, err) < 0)
 		return sp_error_wrap(err, "container %s", id);
 	return 0;
 }
@@ -472,7 +472,7 @@ int sp_sandbox_exec(sp_sandbox *sb, const char *id, const char *exec_id,
 	req.exec_id = (char *)exec_id;
 	req.process.data = (uint8_t *)process_json;
 	req.process.len = strlen(process_json);
-	if (agent_call(sb, "ExecProcess", &req.base, NULL, NULL, CALL_TIMEOUT, err) < 0)
+	if (sp_sandbox_agent_call(sb, "ExecProcess", &req.base, NULL, NULL, CALL_TIMEOUT, err) < 0)
 		return sp_error_wrap(err, "container %s exec %s", id, exec_id);
 	return 0;
 }
@@ -485,7 +485,7 @@ int sp_sandbox_signal(sp_sandbox *sb, const char *id, const char *exec_id,
 	req.container_id = (char *)id;
 	req.exec_id = str_or_empty(exec_id);
 	req.signal = (uint32_t)sig;
-	if (agent_call(sb, "SignalProcess", &req.base, NULL, NULL, CALL_TIMEOUT, err) < 0)
+	if (sp_sandbox_agent_call(sb, "SignalProcess", &req.base, NULL, NULL, CALL_TIMEOUT, err) < 0)
 		return sp_error_wrap(err, "container %s: signal %d", id, sig);
 	return 0;
 }
@@ -498,7 +498,7 @@ int sp_sandbox_wait(sp_sandbox *sb, const char *id, const char *exec_id,
 	req.container_id = (char *)id;
 	req.exec_id = str_or_empty(exec_id);
 	ProtobufCMessage *resp = NULL;
-	if (agent_call(sb, "WaitProcess", &req.base,
+	if (sp_sandbox_agent_call(sb, "WaitProcess", &req.base,
 		       &sealpod__agent__v1__wait_process_response__descriptor,
 		       &resp, 0, err) < 0)
 		return sp_error_wrap(err, "container %s: wait", id);
@@ -516,7 +516,7 @@ int sp_sandbox_read(sp_sandbox *sb, const char *id, const char *exec_id,
 	req.exec_id = str_or_empty(exec_id);
 	req.len = 64 * 1024;
 	ProtobufCMessage *resp = NULL;
-	if (agent_call(sb, stream == SP_STREAM_STDERR ? "ReadStderr" : "ReadStdout",
+	if (sp_sandbox_agent_call(sb, stream == SP_STREAM_STDERR ? "ReadStderr" : "ReadStdout",
 		       &req.base, &sealpod__agent__v1__read_stream_response__descriptor,
 		       &resp, 0, err) < 0)
 		return SP_ERR_PROTOCOL;
@@ -542,7 +542,7 @@ int sp_sandbox_write_stdin(sp_sandbox *sb, const char *id, const char *exec_id,
 		req.data.data = (uint8_t *)data;
 		req.data.len = chunk;
 		ProtobufCMessage *resp = NULL;
-		if (agent_call(sb, "WriteStdin", &req.base,
+		if (sp_sandbox_agent_call(sb, "WriteStdin", &req.base,
 			       &sealpod__agent__v1__write_stream_response__descriptor,
 			       &resp, CALL_TIMEOUT, err) < 0)
 			return SP_ERR_PROTOCOL;
@@ -565,7 +565,7 @@ int sp_sandbox_close_stdin(sp_sandbox *sb, const char *id, const char *exec_id,
 		SEALPOD__AGENT__V1__CLOSE_STDIN_REQUEST__INIT;
 	req.container_id = (char *)id;
 	req.exec_id = str_or_empty(exec_id);
-	return agent_call(sb, "CloseStdin", &req.base, NULL, NULL, CALL_TIMEOUT, err);
+	return sp_sandbox_agent_call(sb, "CloseStdin", &req.base, NULL, NULL, CALL_TIMEOUT, err);
 }
 
 int sp_sandbox_resize(sp_sandbox *sb, const char *id, const char *exec_id,
@@ -577,7 +577,7 @@ int sp_sandbox_resize(sp_sandbox *sb, const char *id, const char *exec_id,
 	req.exec_id = str_or_empty(exec_id);
 	req.row = rows;
 	req.column = cols;
-	return agent_call(sb, "TtyWinResize", &req.base, NULL, NULL, CALL_TIMEOUT, err);
+	return sp_sandbox_agent_call(sb, "TtyWinResize", &req.base, NULL, NULL, CALL_TIMEOUT, err);
 }
 
 int sp_sandbox_remove_container(sp_sandbox *sb, const char *id,
@@ -587,7 +587,7 @@ int sp_sandbox_remove_container(sp_sandbox *sb, const char *id,
 		SEALPOD__AGENT__V1__REMOVE_CONTAINER_REQUEST__INIT;
 	req.container_id = (char *)id;
 	req.timeout = timeout_s;
-	if (agent_call(sb, "RemoveContainer", &req.base, NULL, NULL,
+	if (sp_sandbox_agent_call(sb, "RemoveContainer", &req.base, NULL, NULL,
 		       CALL_TIMEOUT + timeout_s * SEC, err) < 0)
 		return sp_error_wrap(err, "container %s: remove", id);
 	return 0;
@@ -600,7 +600,7 @@ int sp_sandbox_stats(sp_sandbox *sb, const char *id, sp_container_stats *out,
 		SEALPOD__AGENT__V1__STATS_CONTAINER_REQUEST__INIT;
 	req.container_id = (char *)id;
 	ProtobufCMessage *resp = NULL;
-	if (agent_call(sb, "StatsContainer", &req.base,
+	if (sp_sandbox_agent_call(sb, "StatsContainer", &req.base,
 		       &sealpod__agent__v1__stats_container_response__descriptor,
 		       &resp, CALL_TIMEOUT, err) < 0)
 		return sp_error_wrap(err, "container %s: stats", id);
@@ -622,7 +622,7 @@ int sp_sandbox_pids(sp_sandbox *sb, const char *id, uint32_t **pids, size_t *n,
 	req.container_id = (char *)id;
 	req.format = "json";
 	ProtobufCMessage *resp = NULL;
-	if (agent_call(sb, "ListProcesses", &req.base,
+	if (sp_sandbox_agent_call(sb, "ListProcesses", &req.base,
 		       &sealpod__agent__v1__list_processes_response__descriptor,
 		       &resp, CALL_TIMEOUT, err) < 0)
 		return sp_error_wrap(err, "container %s: list processes", id);
@@ -656,7 +656,7 @@ int sp_sandbox_update(sp_sandbox *sb, const char *id, const char *resources_json
 	req.container_id = (char *)id;
 	req.resources.data = (uint8_t *)resources_json;
 	req.resources.len = strlen(resources_json);
-	if (agent_call(sb, "UpdateContainer", &req.base, NULL, NULL, CALL_TIMEOUT, err) < 0)
+	if (sp_sandbox_agent_call(sb, "UpdateContainer", &req.base, NULL, NULL, CALL_TIMEOUT, err) < 0)
 		return sp_error_wrap(err, "container %s: update", id);
 	return 0;
 }
@@ -666,7 +666,7 @@ int sp_sandbox_wait_oom(sp_sandbox *sb, char **container_id, sp_err **err)
 	Sealpod__Agent__V1__GetOOMEventRequest req =
 		SEALPOD__AGENT__V1__GET_OOMEVENT_REQUEST__INIT;
 	ProtobufCMessage *resp = NULL;
-	if (agent_call(sb, "GetOOMEvent", &req.base,
+	if (sp_sandbox_agent_call(sb, "GetOOMEvent", &req.base,
 		       &sealpod__agent__v1__oomevent__descriptor, &resp, 0, err) < 0)
 		return SP_ERR_PROTOCOL;
 	*container_id = sp_xstrdup(((Sealpod__Agent__V1__OOMEvent *)resp)->container_id);
