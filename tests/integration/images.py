@@ -195,7 +195,7 @@ class Registry:
         self.host = "127.0.0.1:%d" % self.port
         self.url = ("https://" if tls else "http://") + self.host
         self.user = self.password = None
-        root = tempfile.mkdtemp(prefix="registry-", dir=owner.tmp)
+        root = self.root = tempfile.mkdtemp(prefix="registry-", dir=owner.tmp)
         cfg = ["version: 0.1", "log:", "  level: error", "storage:", "  filesystem:",
                "    rootdirectory: %s" % os.path.join(root, "data"),
                "  delete:", "    enabled: true",

@@ -295,7 +295,12 @@ static int resolve_rootfs(sp_agent *a, const ACreateContainer *q, container *c,
 		pthread_mutex_lock(&a->lock);
 		if (rc < 0) {
 			free(dest);
-			return reply_sp_err(r, e, "CreateContainer: image");
+			if (!ca)
+				return reply_sp_err(r, e, "CreateContainer: image");
+			_cleanup_free_ char *what = sp_xasprintf(
+				"CreateContainer: image from %s (trusting only the CA policy.registries gives for it)",
+				spec + 9);
+			return reply_sp_err(r, e, what);
 		}
 		c->rootfs = dest;
 		c->rootfs_owned = true;

@@ -398,9 +398,14 @@ static int dial(struct conn *c, const struct img_url *u, const char *ca_file, sp
 	}
 	if (SSL_connect(c->ssl) != 1) {
 		long v = SSL_get_verify_result(c->ssl);
+		if (v != X509_V_OK)
+			return sp_error(err, SP_ERR_CERTIFICATE,
+					"TLS to %s failed: the registry's certificate is refused: %s (checked against %s%s)",
+					u->host, X509_verify_cert_error_string(v),
+					ca_file ? "the CA file " : "the system CA store",
+					ca_file ? ca_file : "");
 		return sp_error(err, SP_ERR_CERTIFICATE, "TLS to %s failed: %s", u->host,
-				v != X509_V_OK ? X509_verify_cert_error_string(v)
-					       : (ERR_reason_error_string(ERR_get_error()) ?: "handshake failed"));
+				ERR_reason_error_string(ERR_get_error()) ?: "handshake failed");
 	}
 	return 0;
 }

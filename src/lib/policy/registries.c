@@ -45,20 +45,33 @@ static bool host_ok(const char *h)
 	return true;
 }
 
-/* Certificates in a PEM bundle; -1 when anything in it is not one. */
+/* Certificates in a PEM bundle; -1 when any PEM block in it is not a
+ * certificate (a private key pasted along, say) or does not parse. */
 static int count_certs(const char *pem)
 {
 	BIO *b = BIO_new_mem_buf(pem, -1);
 	if (!b)
 		sp_oom();
 	int n = 0;
-	X509 *x;
-	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL))) {
+	char *name = NULL, *header = NULL;
+	unsigned char *data = NULL;
+	long len = 0;
+	while (PEM_read_bio(b, &name, &header, &data, &len) == 1) {
+		const unsigned char *q = data;
+		X509 *x = strcmp(name, PEM_STRING_X509) ? NULL : d2i_X509(NULL, &q, len);
+		bool ok = x && q == data + len;
 		X509_free(x);
+		OPENSSL_free(name);
+		OPENSSL_free(header);
+		OPENSSL_free(data);
+		if (!ok) {
+			n = -1;
+			break;
+		}
 		n++;
 	}
-	/* The loop ends at the first block that is not a certificate: only
-	 * "no more PEM data" after at least one certificate is a clean end. */
+	/* Only "no more PEM data" after at least one certificate is a clean
+	 * end. */
 	unsigned long e = ERR_peek_last_error();
 	bool clean = ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE;
 	ERR_clear_error();
