@@ -33,6 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				sp_err_clear(&err);
 		}
 		free(sp_policy_explain(p));
+		(void)sp_policy_registry_ca(p, "https://10.0.2.2:5443/");
 	} else {
 		sp_err_clear(&err);
 	}

@@ -42,6 +42,14 @@ SP_PUBLIC const char *sp_policy_bytes(const sp_policy *p, size_t *len);
 /* The policy document (owned by p; do not modify). */
 SP_PUBLIC const json_t *sp_policy_json(const sp_policy *p);
 SP_PUBLIC size_t sp_policy_container_count(const sp_policy *p);
+/* The PEM CA bundle the policy gives for an https://host[:port] registry
+ * URL (policy.registries), or NULL when the policy does not list it. */
+SP_PUBLIC const char *sp_policy_registry_ca(const sp_policy *p, const char *url);
+/* A policy.registries entry {host, ca} for an https://HOST[:PORT] URL as
+ * the guest reaches it, with the PEM bundle read from ca_file (checked to
+ * be certificates). *out is new. */
+SP_PUBLIC int sp_policy_registry_entry(json_t **out, const char *url, const char *ca_file,
+				       sp_err **err);
 /* Index of the container named `name` (init containers too), or -1. */
 SP_PUBLIC int sp_policy_container_find(const sp_policy *p, const char *name);
 /* A human-readable summary (new string). */
@@ -158,6 +166,9 @@ typedef struct sp_policy_gen_opts {
 	void *resolve_ctx;
 	/* hostPath paths the pod may mount (NULL-terminated; may be NULL). */
 	char **allow_host_paths;
+	/* policy.registries to write ([{host, ca}], may be NULL): https
+	 * registries the guest may pull from and the CA it trusts for each. */
+	const json_t *registries;
 } sp_policy_gen_opts;
 
 /* Generates the policy for one Kubernetes object (a JSON tree of a Pod,

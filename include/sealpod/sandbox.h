@@ -196,9 +196,12 @@ SP_PUBLIC int sp_sandbox_get_report(sp_sandbox *sb, const uint8_t *report_data,
 /* The registry URL as the guest reaches it. In a UVM (vm true) the guest
  * pulls through QEMU user networking, where 10.0.2.2 is this host's
  * 127.0.0.1: "http://127.0.0.1:PORT" (or localhost) becomes
- * "http://10.0.2.2:PORT"; https URLs stay as they are. Natively the agent
- * is on this host and the loopback URL stays. Any other plain-http host is
- * refused (the guest allows plain http only to the host). *out is new. */
+ * "http://10.0.2.2:PORT", and https://127.0.0.1:PORT (or localhost)
+ * "https://10.0.2.2:PORT" (its certificate needs IP SAN 10.0.2.2); other
+ * https URLs stay as they are. Natively the agent is on this host and the
+ * loopback URL stays (localhost becomes 127.0.0.1 for http). Any other
+ * plain-http host is refused (the guest allows plain http only to the
+ * host). *out is new. */
 SP_PUBLIC int sp_sandbox_guest_registry(char **out, const char *url, bool vm,
 					sp_err **err);
 

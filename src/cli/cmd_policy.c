@@ -9,6 +9,7 @@
 #include "sealpod/json.h"
 #include "sealpod/log.h"
 #include "sealpod/policy.h"
+#include "sealpod/sandbox.h"
 #include "agent.pb-c.h"
 
 /* Prints the usage to f; returns the exit code: 0 when asked for (stdout),
@@ -18,6 +19,7 @@ static int usage(FILE *f)
 	fprintf(f,
 		"usage: sealpod policy gen FILE.yaml [--image-dir DIR] [--registry URL]\n"
 		"                          [--username U --password-file F] [--ca-file F]\n"
+		"                          [--registry-ca F]\n"
 		"                          [--allow-host-path PATH]... [--print-hash]\n"
 		"                          [--output FILE | --in-place]\n"
 		"       sealpod policy explain POLICY\n"
@@ -352,26 +354,27 @@ int cmd_policy_gen(int argc, char **argv)
 	static const struct option opts[] = {
 		{"image-dir", required_argument, NULL, 'd'}, {"registry", required_argument, NULL, 'r'},
 		{"username", required_argument, NULL, 'u'},  {"password-file", required_argument, NULL, 'P'},
-		{"ca-file", required_argument, NULL, 'c'},
+		{"ca-file", required_argument, NULL, 'c'},   {"registry-ca", required_argument, NULL, 'C'},
 		{"print-hash", no_argument, NULL, 'H'},      {"output", required_argument, NULL, 'o'},
 		{"in-place", no_argument, NULL, 'i'},        {"allow-host-path", required_argument, NULL, 'p'},
 		{"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0},
 	};
 	struct resolver r = {.opts.version = SP_IMAGE_STORE_OPTS_VERSION};
-	const char *pwfile = NULL;
+	const char *pwfile = NULL, *registry_ca = NULL;
 	const char *output = NULL;
 	bool print_hash = false, in_place = false;
 	char **hostpaths = sp_xcalloc((size_t)argc + 1, sizeof(char *));
 	size_t nhp = 0;
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:r:u:P:c:Ho:ip:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:r:u:P:c:C:Ho:ip:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': r.image_dir = optarg; break;
 		case 'r': r.registry = optarg; break;
 		case 'u': r.opts.username = optarg; break;
 		case 'P': pwfile = optarg; break;
 		case 'c': r.opts.ca_file = optarg; break;
+		case 'C': registry_ca = optarg; break;
 		case 'H': print_hash = true; break;
 		case 'o': output = optarg; break;
 		case 'i': in_place = true; break;
@@ -403,8 +406,29 @@ int cmd_policy_gen(int argc, char **argv)
 			pw[--pwlen] = 0;
 		r.opts.password = (const char *)pw;
 	}
+	/* --registry-ca: the registry uses a private CA. The policy pins it
+	 * for the registry as a UVM reaches it (127.0.0.1 is 10.0.2.2 there),
+	 * and this side checks the registry with it too. */
+	_cleanup_json_ json_t *regs = NULL;
+	if (registry_ca) {
+		_cleanup_free_ char *guest = NULL;
+		json_t *entry = NULL;
+		if (!r.registry || strncmp(r.registry, "https://", 8) != 0)
+			sp_error(&err, SP_ERR_INVALID,
+				 "--registry-ca needs --registry https://HOST[:PORT]");
+		else if (sp_sandbox_guest_registry(&guest, r.registry, true, &err) == 0)
+			sp_policy_registry_entry(&entry, guest, registry_ca, &err);
+		if (err) {
+			free(hostpaths);
+			return fail(err);
+		}
+		regs = json_array();
+		json_array_append_new(regs, entry);
+		if (!r.opts.ca_file)
+			r.opts.ca_file = registry_ca;
+	}
 	sp_policy_gen_opts go = {.version = 1, .resolve = resolve, .resolve_ctx = &r,
-				 .allow_host_paths = hostpaths};
+				 .allow_host_paths = hostpaths, .registries = regs};
 	_cleanup_free_ char *yaml = NULL, *hashes = NULL;
 	int rc = sp_policy_generate_yaml(data, len, &go, &yaml, &hashes, &err);
 	free(hostpaths);

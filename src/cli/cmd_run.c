@@ -34,6 +34,7 @@ static void usage(FILE *f)
 		"usage: sealpod run FILE.yaml [options]\n"
 		"  --image-dir DIR      OCI image layout holding the pod's images (offline; default)\n"
 		"  --registry URL       pull images from this registry inside the UVM instead\n"
+		"  --registry-ca FILE   the https registry's CA (PEM); the generated policy pins it\n"
 		"  --tee sim|snp|none   TEE (default sim; snp needs SEV-SNP hardware)\n"
 		"  --accel auto|kvm|tcg accelerator (default auto: KVM if it can run guests)\n"
 		"  --attest             fetch a report over a fresh nonce, verify it, print the claims\n"
@@ -281,10 +282,11 @@ static int fail(sp_err *err)
 int cmd_run(int argc, char **argv)
 {
 	enum { O_IMAGE_DIR = 256, O_REGISTRY, O_TEE, O_ACCEL, O_ATTEST, O_GUEST, O_VCPUS,
-	       O_MEMORY, O_GRACE, O_NAME, O_BACKEND, O_DETACH, O_UNSAFE_HOST_DATA };
+	       O_MEMORY, O_GRACE, O_NAME, O_BACKEND, O_DETACH, O_UNSAFE_HOST_DATA, O_REGISTRY_CA };
 	static const struct option opts[] = {
 		{"image-dir", required_argument, NULL, O_IMAGE_DIR},
 		{"registry", required_argument, NULL, O_REGISTRY},
+		{"registry-ca", required_argument, NULL, O_REGISTRY_CA},
 		{"tee", required_argument, NULL, O_TEE},
 		{"accel", required_argument, NULL, O_ACCEL},
 		{"attest", no_argument, NULL, O_ATTEST},
@@ -310,6 +312,7 @@ int cmd_run(int argc, char **argv)
 		switch (c) {
 		case O_IMAGE_DIR: ro.image_dir = optarg; break;
 		case O_REGISTRY: ro.registry = optarg; break;
+		case O_REGISTRY_CA: ro.registry_ca = optarg; break;
 		case O_TEE: ro.tee = optarg; break;
 		case O_ACCEL: ro.accel = optarg; break;
 		case O_ATTEST: ro.attest = true; break;
@@ -352,6 +355,10 @@ int cmd_run(int argc, char **argv)
 	}
 	if (ro.image_dir && ro.registry) {
 		fprintf(stderr, "sealpod run: give --image-dir or --registry, not both\n");
+		return 2;
+	}
+	if (ro.registry_ca && (!ro.registry || strncmp(ro.registry, "https://", 8) != 0)) {
+		fprintf(stderr, "sealpod run: --registry-ca needs --registry https://HOST[:PORT]\n");
 		return 2;
 	}
 	if (ro.vcpus == 0 || ro.memory_mib < 64) {

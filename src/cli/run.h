@@ -23,6 +23,7 @@ struct run_opts {
 	const char *file;
 	const char *image_dir;
 	const char *registry;
+	const char *registry_ca; /* PEM CA of an https registry (policy.registries) */
 	const char *tee;
 	const char *accel;
 	const char *guest_dir;

@@ -9,6 +9,7 @@
 #include "sealpod/file.h"
 #include "sealpod/json.h"
 #include "sealpod/policy.h"
+#include "sealpod/sandbox.h"
 
 int run_report_fd = -1;
 
@@ -62,13 +63,16 @@ static const json_t *pod_of(const json_t *obj)
 struct resolver {
 	const char *image_dir;
 	const char *registry;
+	const char *ca_file;
 };
 
 static int resolve(void *ctx, const char *ref, sp_policy_image *out, sp_err **err)
 {
 	struct resolver *r = ctx;
+	struct sp_image_store_opts so = {.version = SP_IMAGE_STORE_OPTS_VERSION,
+					 .ca_file = r->ca_file};
 	if (r->registry)
-		return sp_policy_image_from_registry(r->registry, ref, NULL, out, err);
+		return sp_policy_image_from_registry(r->registry, ref, &so, out, err);
 	return sp_policy_image_from_layout(r->image_dir, ref, out, err);
 }
 
@@ -146,8 +150,23 @@ int run_pod_load(struct run_pod *rp, const struct run_opts *o, sp_err **err)
 	if (o->attest && !json_object_get(annots, "io.sealpod.policy/requests"))
 		json_object_set_new(annots, "io.sealpod.policy/requests",
 				    json_string("{\"report\":true}"));
-	struct resolver r = {.image_dir = o->image_dir, .registry = o->registry};
-	sp_policy_gen_opts go = {.version = 1, .resolve = resolve, .resolve_ctx = &r};
+	struct resolver r = {.image_dir = o->image_dir, .registry = o->registry,
+			     .ca_file = o->registry_ca};
+	/* An https registry with its own CA: the policy pins that CA for
+	 * the registry as the guest reaches it (sp_sandbox_guest_registry). */
+	_cleanup_json_ json_t *regs = NULL;
+	if (o->registry_ca) {
+		_cleanup_free_ char *guest = NULL;
+		json_t *entry = NULL;
+		if (sp_sandbox_guest_registry(&guest, o->registry, !strcmp(o->backend, "vm"),
+					      err) < 0 ||
+		    sp_policy_registry_entry(&entry, guest, o->registry_ca, err) < 0)
+			return sp_error_wrap(err, "--registry-ca");
+		regs = json_array();
+		json_array_append_new(regs, entry);
+	}
+	sp_policy_gen_opts go = {.version = 1, .resolve = resolve, .resolve_ctx = &r,
+				 .registries = regs};
 	_cleanup_json_ json_t *pj = NULL;
 	if (sp_policy_generate(obj, NULL, &go, &pj, err) < 0)
 		return sp_error_wrap(err, "%s: generating the policy", o->file);

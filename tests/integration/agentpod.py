@@ -52,22 +52,35 @@ class Pod:
     """The policy (and its SHA-256, the HOST_DATA), each container's
     allowed spec, the image reference and the image disk (a tar)."""
 
-    def __init__(self, m):
+    def __init__(self, m, gen_args=(), edit=None):
+        """gen_args: more `sealpod policy gen` flags; edit: a function
+        changing the generated policy (a dict) before it is fixed."""
         lay = images.busybox_layout()
         self.digest = images.manifest_digest(lay)
         self.image = images.NAME + "@" + self.digest
         with open(m.path("pod2.yaml"), "w") as f:
             f.write(POD)
         r = m.run([m.prog("sealpod"), "policy", "gen", m.path("pod2.yaml"), "--image-dir", lay,
-                   "--output", m.path("pod2-policy.yaml")])
+                   "--output", m.path("pod2-policy.yaml")] + list(gen_args))
         if r.returncode != 0:
             raise harness.Failure("policy gen: " + r.stderr)
         import yaml
         doc = yaml.safe_load(open(m.path("pod2-policy.yaml")))
         self.policy = base64.b64decode(doc["metadata"]["annotations"]["io.sealpod.policy"])
+        if edit:
+            pol = json.loads(self.policy)
+            edit(pol)
+            # The canonical form (sorted keys, compact, UTF-8), checked
+            # against sealpod's own below.
+            self.policy = json.dumps(pol, sort_keys=True, separators=(",", ":"),
+                                     ensure_ascii=False).encode()
         self.host_data = hashlib.sha256(self.policy).hexdigest()
         with open(m.path("pod2-policy.json"), "wb") as f:
             f.write(self.policy)
+        if edit:
+            r = m.run([m.prog("sealpod"), "policy", "hash", m.path("pod2-policy.json")])
+            if r.returncode != 0 or r.stdout.strip() != self.host_data:
+                raise harness.Failure("edited policy not canonical: %s %s" % (r.stdout, r.stderr))
         with open(m.path("pod2-values.json"), "w") as f:
             json.dump({"HOSTNAME": HOSTNAME}, f)
         self.specs = {}

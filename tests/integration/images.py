@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -160,22 +161,47 @@ def free_port():
     return p
 
 
+def make_pki(dest, ips=("127.0.0.1", "10.0.2.2"), name="test"):
+    """A CA and a server certificate it signs for the IP addresses `ips`
+    (IP SANs: a UVM reaches this host's 127.0.0.1 as 10.0.2.2). Returns
+    {"ca": PEM path, "cert": ..., "key": ...} under dest."""
+    os.makedirs(dest, exist_ok=True)
+    f = {k: os.path.join(dest, "%s-%s.pem" % (name, k)) for k in ("ca", "cakey", "cert", "key", "csr")}
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    _run(["openssl", "req", "-x509"] + ec + ["-keyout", f["cakey"], "-out", f["ca"],
+          "-days", "2", "-subj", "/CN=sealpod %s CA" % name,
+          "-addext", "basicConstraints=critical,CA:TRUE",
+          "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+    _run(["openssl", "req"] + ec + ["-keyout", f["key"], "-out", f["csr"],
+          "-subj", "/CN=sealpod %s registry" % name])
+    ext = os.path.join(dest, "%s-ext.cnf" % name)
+    with open(ext, "w") as e:
+        e.write("subjectAltName=%s\nextendedKeyUsage=serverAuth\n"
+                "basicConstraints=CA:FALSE\n" % ",".join("IP:" + i for i in ips))
+    _run(["openssl", "x509", "-req", "-in", f["csr"], "-CA", f["ca"], "-CAkey", f["cakey"],
+          "-CAcreateserial", "-days", "2", "-out", f["cert"], "-extfile", ext])
+    return f
+
+
 class Registry:
     """Debian's docker-registry on 127.0.0.1:<free port>, storage in the
     owner's temp dir, stopped with the owner (a harness Test or Module).
-    htpasswd: optional {"user": "password"} for basic auth."""
+    htpasswd: optional {"user": "password"} for basic auth. tls: optional
+    make_pki() result; the registry then speaks https with its cert."""
 
-    def __init__(self, owner, htpasswd=None):
+    def __init__(self, owner, htpasswd=None, tls=None):
         self.owner = owner
         self.port = free_port()
         self.host = "127.0.0.1:%d" % self.port
-        self.url = "http://" + self.host
+        self.url = ("https://" if tls else "http://") + self.host
         self.user = self.password = None
-        root = tempfile.mkdtemp(prefix="registry-", dir=owner.tmp)
+        root = self.root = tempfile.mkdtemp(prefix="registry-", dir=owner.tmp)
         cfg = ["version: 0.1", "log:", "  level: error", "storage:", "  filesystem:",
                "    rootdirectory: %s" % os.path.join(root, "data"),
                "  delete:", "    enabled: true",
                "http:", "  addr: %s" % self.host]
+        if tls:
+            cfg += ["  tls:", "    certificate: %s" % tls["cert"], "    key: %s" % tls["key"]]
         if htpasswd:
             import crypt
             hp = os.path.join(root, "htpasswd")
@@ -194,7 +220,11 @@ class Registry:
             if self.proc.poll() is not None:
                 raise harness.Failure("docker-registry exited %s" % self.proc.returncode)
             try:
-                urllib.request.urlopen(self.url + "/v2/", timeout=2)
+                ctx = None
+                if tls:
+                    ctx = ssl.create_default_context(cafile=tls["ca"])
+                    ctx.check_hostname = False  # certificates for other IPs too
+                urllib.request.urlopen(self.url + "/v2/", timeout=2, context=ctx)
                 break
             except urllib.error.HTTPError:
                 break  # 401 with auth: it is up

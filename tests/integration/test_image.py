@@ -295,3 +295,54 @@ def test_registry_bearer_token(t):
     r = pull(t, "registry:" + proxy.url, ref, dg, t.path("root2"), "--insecure-http",
              "--username", "bob", "--password-file", pw)
     t.check(r.returncode != 0 and "token" in r.stderr, "bad credentials refused", r.stderr)
+
+
+def test_registry_https(t):
+    """https with a private CA: trusted only with that CA, and only for a
+    certificate naming the address pulled from (IP SAN)."""
+    pki = images.make_pki(t.path("pki"))
+    other = images.make_pki(t.path("pki"), name="other")
+    reg = images.Registry(t, tls=pki)
+    dg = reg.push(t.module.layout, images.TAG, "test/busybox:tls")
+    ref = "%s/test/busybox:tls" % reg.host
+    r = sealpod(t, "config", "--from", "registry:" + reg.url, "--ca-file", pki["ca"], ref)
+    t.eq(r.returncode, 0, "config over https: " + r.stderr)
+    t.eq(json.loads(r.stdout)["digest"], dg, "the tag resolves to the pushed digest")
+    r = pull(t, "registry:" + reg.url, ref, dg, t.path("root"), "--ca-file", pki["ca"])
+    t.eq(r.returncode, 0, "pull over https with the CA: " + r.stderr)
+    check_busybox(t, t.path("root"))
+    # No CA (the system store does not know it) and another CA: refused
+    # in the handshake, nothing written.
+    for name, extra in [("none", []), ("wrong", ["--ca-file", other["ca"]])]:
+        dest = t.path("root-" + name)
+        r = pull(t, "registry:" + reg.url, ref, dg, dest, *extra)
+        t.check(r.returncode != 0 and "TLS to 127.0.0.1 failed" in r.stderr
+                and "certificate" in r.stderr, "%s CA refused" % name, r.stderr)
+        no_leftovers(t, dest)
+    # A certificate from the right CA for another address is refused too.
+    wrong_ip = images.make_pki(t.path("pki"), ips=("10.0.2.2",), name="ipmismatch")
+    reg2 = images.Registry(t, tls=wrong_ip)
+    r = pull(t, "registry:" + reg2.url, "%s/test/busybox:tls" % reg2.host, dg, t.path("r2"),
+             "--ca-file", wrong_ip["ca"])
+    t.check(r.returncode != 0 and "IP address mismatch" in r.stderr,
+            "certificate for another IP refused", r.stderr)
+    # The generator reads the config over https with --registry-ca and pins
+    # the CA in the policy for the registry as a UVM reaches it.
+    pod = t.path("pod.yaml")
+    with open(pod, "w") as f:
+        f.write("apiVersion: v1\nkind: Pod\nmetadata: {name: tls}\nspec:\n  containers:\n"
+                "  - name: c\n    image: %s\n    command: [\"/bin/true\"]\n" % ref)
+    r = t.run([t.prog("sealpod"), "policy", "gen", pod, "--registry", reg.url,
+               "--registry-ca", pki["ca"]])
+    t.eq(r.returncode, 0, "policy gen over https: " + r.stderr)
+    import base64
+    import yaml
+    ann = yaml.safe_load(r.stdout)["metadata"]["annotations"]["io.sealpod.policy"]
+    pol = json.loads(base64.b64decode(ann))
+    with open(pki["ca"]) as f:
+        t.eq(pol.get("registries"), [{"host": "10.0.2.2:%d" % reg.port, "ca": f.read()}],
+             "policy.registries pins the CA for 10.0.2.2:PORT")
+    t.check(pol["containers"][0]["image"].endswith("@" + dg), "image pinned", pol["containers"][0]["image"])
+    r = t.run([t.prog("sealpod"), "policy", "gen", pod, "--registry", reg.url,
+               "--registry-ca", t.path("pod.yaml")])
+    t.check(r.returncode != 0 and "PEM" in r.stderr, "a CA file that is no PEM refused", r.stderr)

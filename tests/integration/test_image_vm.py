@@ -1,10 +1,10 @@
 """Images pulled from a registry INTO a running UVM (issue 9): Debian's
 docker-registry on 127.0.0.1, the UVM on QEMU user networking (the guest
 reaches the host's 127.0.0.1:PORT as 10.0.2.2:PORT), and the agent pulling
-by the policy's digest over plain http to 10.0.2.2, verifying as for a
-disk. One UVM driven over ttRPC (the pod of agentpod.py, its images from a
+by the policy's digest over plain http to 10.0.2.2, or over https with the
+CA the policy pins (policy.registries), verifying as for a disk. One UVM driven over ttRPC (the pod of agentpod.py, its images from a
 "registry" storage instead of the oci-store disk), and one `sealpod run
---registry`. The UVM setup is test_agent_vm's."""
+--registry --registry-ca` over https. The UVM setup is test_agent_vm's."""
 import glob
 import gzip
 import os
@@ -37,7 +37,22 @@ def setup_module(m):
     import test_agent_vm as vm
     if not guest.have_kernel():
         raise harness.Skip("no Debian cloud kernel in /boot")
-    m.pod = agentpod.Pod(m)
+    # https registries on 127.0.0.1 (10.0.2.2 to the UVM): `treg` with a
+    # certificate from the CA the policy pins, `oreg` from another CA at an
+    # address the policy also lists with the pinned CA (as a host would
+    # answer in the registry's place).
+    pki = images.make_pki(m.path("pki"))
+    other = images.make_pki(m.path("pki"), name="other")
+    m.treg = images.Registry(m, tls=pki)
+    m.oreg = images.Registry(m, tls=other)
+    layout = images.busybox_layout()
+    m.treg.push(layout, images.TAG, "library/busybox:latest")
+    m.oreg.push(layout, images.TAG, "library/busybox:latest")
+    with open(pki["ca"]) as f:
+        ca = f.read()
+    m.pod = agentpod.Pod(m, gen_args=["--registry", m.treg.url, "--registry-ca", pki["ca"]],
+                         edit=lambda pol: pol["registries"].append(
+                             {"host": "10.0.2.2:%d" % m.oreg.port, "ca": ca}))
     m.reg = images.Registry(m)
     # The policy pins the layout's manifest digest: the registry must
     # serve exactly those bytes (skopeo keeps the OCI manifest).
@@ -106,13 +121,52 @@ def test_other_digest_or_plain_http_host_refused(t):
             e and e.message)
 
 
+def test_pull_over_https_with_the_policy_ca(t):
+    """https://10.0.2.2:PORT with the CA from policy.registries: the guest
+    image has no CA store, so this CA is the only one it trusts."""
+    import agentpod
+    m = t.module
+    c = m.c
+    c.call("CreateContainer", container_id="tls", container_name="writer", image=m.pod.image,
+           oci_spec=m.pod.specs["writer"],
+           storages=[{"driver": "registry", "source": "https://10.0.2.2:%d" % m.treg.port}],
+           timeout_s=120 * SLOW)
+    c.call("StartContainer", container_id="tls", timeout_s=30 * SLOW)
+    t.eq(agentpod.first(c.call("ReadStdout", container_id="tls", len=100, timeout_s=60 * SLOW), 1),
+         b"written\n", "output of the container pulled over https")
+    c.call("RemoveContainer", container_id="tls", timeout=1, timeout_s=60 * SLOW)
+
+
+def test_https_other_ca_or_unlisted_refused(t):
+    import agentpod
+    m = t.module
+    c = m.c
+    # A listed address whose certificate comes from another CA: the
+    # handshake fails, naming the reason.
+    e = rpc_error(lambda: c.call("CreateContainer", container_id="x3", container_name="writer",
+                                 image=m.pod.image, oci_spec=m.pod.specs["writer"],
+                                 storages=[{"driver": "registry", "source": "https://10.0.2.2:%d"
+                                            % m.oreg.port}], timeout_s=60 * SLOW))
+    t.check(e is not None and "TLS to 10.0.2.2 failed" in e.message
+            and "certificate is refused" in e.message and "policy.registries" in e.message,
+            "a certificate from another CA refused", e and e.message)
+    # An https registry the policy does not list: refused by the policy.
+    agentpod.expect_denied(t, lambda: c.call("CreateContainer", container_id="x4",
+                                             container_name="writer", image=m.pod.image,
+                                             oci_spec=m.pod.specs["writer"],
+                                             storages=[{"driver": "registry",
+                                                        "source": "https://10.0.2.2:%d" % m.reg.port}],
+                                             timeout_s=60 * SLOW),
+                           "an https registry the policy does not list")
+
+
 def test_tampered_layer_refused(t):
     """The registry serves a layer whose bytes differ from its digest: the
     pull fails naming the layer, and nothing runs. Runs last: it breaks the
     registry's copy."""
     m = t.module
     c = m.c
-    blobs = glob.glob(os.path.join(m.reg.owner.tmp, "registry-*", "data", "docker", "registry",
+    blobs = glob.glob(os.path.join(m.reg.root, "data", "docker", "registry",
                                    "v2", "blobs", "sha256", "*", "*", "data"))
     layer = max(blobs, key=os.path.getsize)  # the busybox layer, by far the largest blob
     # A well-formed replacement of the same size: the tar with one byte of
@@ -143,19 +197,22 @@ def test_tampered_layer_refused(t):
 
 
 def test_sealpod_run_registry(t):
-    """`sealpod run --registry http://127.0.0.1:PORT`: the policy is
-    generated from the registry, the UVM gets user networking and pulls
-    from http://10.0.2.2:PORT. Uses a fresh image repository (the other
-    one's layer was tampered with) and its own UVM."""
+    """`sealpod run --registry https://127.0.0.1:PORT --registry-ca CA`:
+    the policy is generated from the registry and pins the CA for
+    10.0.2.2:PORT, the UVM gets user networking and pulls from
+    https://10.0.2.2:PORT. Its own registry and UVM (plain http from the
+    UVM is covered above)."""
     import guest
     import images
-    reg = images.Registry(t)
+    pki = images.make_pki(t.path("pki"))
+    reg = images.Registry(t, tls=pki)
     reg.push(images.busybox_layout(), images.TAG, "library/busybox:latest")
     yaml = t.path("regpod.yaml")
     with open(yaml, "w") as f:
         f.write(POD)
-    r = t.run([t.prog("sealpod"), "run", "--registry", reg.url, "--guest-dir", guest.guest_image(),
-               "--accel", "tcg", yaml], timeout=300 * SLOW // 2)
+    r = t.run([t.prog("sealpod"), "run", "--registry", reg.url, "--registry-ca", pki["ca"],
+               "--guest-dir", guest.guest_image(), "--accel", "tcg", yaml],
+              timeout=300 * SLOW // 2)
     t.eq(r.returncode, 0, "exit code\n" + r.stderr)
     t.check("pulled from the registry into the UVM" in r.stdout, "the container's output",
             r.stdout + r.stderr)

@@ -7,6 +7,9 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <dirent.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "sealpod/codec.h"
@@ -169,6 +172,90 @@ static void test_canonical_only(void **state)
 	assert_int_equal(sp_policy_load_json(&q, doc, &err), SP_ERR_PARSE);
 	assert_non_null(strstr(err->msg, "priviliged"));
 	sp_err_clear(&err);
+	sp_policy_free(p);
+}
+
+
+/* policy.registries: what loads, what is refused, and the CA lookup. */
+static void test_registries(void **state)
+{
+	(void)state;
+	sp_policy *p = load_named("registries.json");
+	const char *ca = sp_policy_registry_ca(p, "https://10.0.2.2:5443/");
+	assert_non_null(ca);
+	assert_non_null(strstr(ca, "-----BEGIN CERTIFICATE-----"));
+	assert_non_null(sp_policy_registry_ca(p, "https://Registry.Example"));
+	assert_null(sp_policy_registry_ca(p, "http://10.0.2.2:5443"));
+	assert_null(sp_policy_registry_ca(p, "https://10.0.2.2:5444"));
+	assert_null(sp_policy_registry_ca(p, "https://10.0.2.2"));
+	/* Each refusal names the field. */
+	static const struct {
+		const char *host, *ca; /* ca NULL: the good CA */
+		const char *extra_key;
+		const char *want;
+	} bad[] = {
+		{"https://10.0.2.2:5443", NULL, NULL, "registries[0].host"},
+		{"10.0.2.2:5443/v2", NULL, NULL, "registries[0].host"},
+		{"10.0.2.2:0", NULL, NULL, "registries[0].host"},
+		{"10.0.2.2:65536", NULL, NULL, "registries[0].host"},
+		{"user@host", NULL, NULL, "registries[0].host"},
+		{"", NULL, NULL, "registries[0].host"},
+		{"10.0.2.2:5443", "not a certificate", NULL, "registries[0].ca"},
+		{"10.0.2.2:5443", "", NULL, "registries[0].ca"},
+		{"10.0.2.2:5443", NULL, "insecure", "insecure"},
+	};
+	const char *good = ca;
+	for (size_t i = 0; i < SP_ARRAY_LEN(bad); i++) {
+		_cleanup_json_ json_t *doc = json_deep_copy(sp_policy_json(p));
+		json_t *e = json_pack("{s:s, s:s}", "host", bad[i].host, "ca",
+				      bad[i].ca ? bad[i].ca : good);
+		if (bad[i].extra_key)
+			json_object_set_new(e, bad[i].extra_key, json_true());
+		json_object_set_new(doc, "registries", json_pack("[o]", e));
+		sp_policy *q = NULL;
+		sp_err *err = NULL;
+		assert_int_equal(sp_policy_load_json(&q, doc, &err), SP_ERR_PARSE);
+		if (!strstr(err->msg, bad[i].want))
+			fail_msg("case %zu: %s", i, err->msg);
+		sp_err_clear(&err);
+	}
+	/* A certificate followed by something else (a key, say) is refused. */
+	_cleanup_free_ char *trail = sp_xasprintf("%s-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", good);
+	/* Two entries for one host are ambiguous. */
+	for (int k = 0; k < 2; k++) {
+		_cleanup_json_ json_t *doc = json_deep_copy(sp_policy_json(p));
+		json_object_set_new(doc, "registries",
+				    k == 0 ? json_pack("[{s:s, s:s}]", "host", "h", "ca", trail)
+					   : json_pack("[{s:s, s:s}, {s:s, s:s}]", "host", "h:1", "ca", good,
+						       "host", "H:1", "ca", good));
+		sp_policy *q = NULL;
+		sp_err *err = NULL;
+		assert_int_equal(sp_policy_load_json(&q, doc, &err), SP_ERR_PARSE);
+		assert_non_null(strstr(err->msg, k == 0 ? "registries[0].ca" : "appears twice"));
+		sp_err_clear(&err);
+	}
+	/* The generator's entry from a CA file. */
+	char path[] = "/tmp/sp-test-ca-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(sp_write_all(fd, good, strlen(good)), 0);
+	close(fd);
+	json_t *entry = NULL;
+	sp_err *err = NULL;
+	assert_int_equal(sp_policy_registry_entry(&entry, "https://10.0.2.2:5443/", path, &err), 0);
+	assert_string_equal(json_string_value(json_object_get(entry, "host")), "10.0.2.2:5443");
+	assert_string_equal(json_string_value(json_object_get(entry, "ca")), good);
+	json_decref(entry);
+	assert_true(sp_policy_registry_entry(&entry, "http://10.0.2.2:5000", path, &err) < 0);
+	assert_non_null(strstr(err->msg, "https"));
+	sp_err_clear(&err);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	assert_int_equal(sp_write_all(fd, "junk\n", 5), 0);
+	close(fd);
+	assert_true(sp_policy_registry_entry(&entry, "https://h", path, &err) < 0);
+	assert_non_null(strstr(err->msg, path));
+	sp_err_clear(&err);
+	unlink(path);
 	sp_policy_free(p);
 }
 
@@ -406,6 +493,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_case_corpus),
 		cmocka_unit_test(test_canonical_only),
+		cmocka_unit_test(test_registries),
 		cmocka_unit_test(test_gen_command_args),
 		cmocka_unit_test(test_gen_security_context),
 		cmocka_unit_test(test_gen_refusals),

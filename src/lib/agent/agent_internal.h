@@ -249,6 +249,10 @@ int agent_uplink_up(sp_agent *a, sp_err **err);
  * "http://host[:port]" (the image module allows plain http only to
  * 10.0.2.2 and loopback), host of [A-Za-z0-9.-] or a bracketed IPv6. */
 bool registry_source_ok(const char *s);
+/* The CA file for an https registry URL: the policy's PEM (registries[].ca)
+ * written under the state dir, *path new; *path NULL when the policy gives
+ * none. Called with the agent lock held. */
+int agent_registry_ca(sp_agent *a, const char *url, char **path, sp_err **err);
 
 /* copyfile.c */
 int h_copy_file(sp_agent *a, const ACopyFile *q, reply *r);

@@ -276,9 +276,12 @@ static int resolve_rootfs(sp_agent *a, const ACreateContainer *q, container *c,
 		 * against the pinned digest. Plain http is what QEMU user
 		 * networking offers; the image module allows it only to
 		 * 10.0.2.2 (the host) and loopback. */
-		struct sp_image_store_opts so = {.version = SP_IMAGE_STORE_OPTS_VERSION,
-						 .insecure_http = true};
 		bool registry = !strncmp(spec, "registry:", 9);
+		_cleanup_free_ char *ca = NULL;
+		if (registry && agent_registry_ca(a, spec + 9, &ca, &e) < 0)
+			return reply_sp_err(r, e, "CreateContainer: image registry");
+		struct sp_image_store_opts so = {.version = SP_IMAGE_STORE_OPTS_VERSION,
+						 .insecure_http = true, .ca_file = ca};
 		if (registry && agent_uplink_up(a, &e) < 0)
 			return reply_sp_err(r, e, "CreateContainer: image registry");
 		_cleanup_image_store_ sp_image_store *st = NULL;
@@ -292,7 +295,12 @@ static int resolve_rootfs(sp_agent *a, const ACreateContainer *q, container *c,
 		pthread_mutex_lock(&a->lock);
 		if (rc < 0) {
 			free(dest);
-			return reply_sp_err(r, e, "CreateContainer: image");
+			if (!ca)
+				return reply_sp_err(r, e, "CreateContainer: image");
+			_cleanup_free_ char *what = sp_xasprintf(
+				"CreateContainer: image from %s (trusting only the CA policy.registries gives for it)",
+				spec + 9);
+			return reply_sp_err(r, e, what);
 		}
 		c->rootfs = dest;
 		c->rootfs_owned = true;

@@ -16,7 +16,12 @@
 #include <time.h>
 
 #include "agent_internal.h"
+#include "sealpod/file.h"
+#include "sealpod/hash.h"
 #include "sealpod/log.h"
+#ifdef SP_AGENT_HAVE_POLICY
+#include "sealpod/policy.h"
+#endif
 
 #define UPLINK_IF "eth0"
 #define UPLINK_ADDR "10.0.2.15"
@@ -107,4 +112,38 @@ bool registry_source_ok(const char *s)
 			return false;
 	}
 	return true;
+}
+
+int agent_registry_ca(sp_agent *a, const char *url, char **path, sp_err **err)
+{
+	*path = NULL;
+#ifdef SP_AGENT_HAVE_POLICY
+	/* The guest image has no CA store: the only CA it trusts for a
+	 * registry is the one the policy (bound to HOST_DATA) gives. */
+	const char *ca = a->policy ? sp_policy_registry_ca(a->policy, url) : NULL;
+	if (!ca)
+		return 0;
+	uint8_t h[SP_SHA256_LEN];
+	sp_sha256(h, url, strlen(url));
+	_cleanup_free_ char *dir = sp_xasprintf("%s/registry-ca", a->state_dir);
+	if (sp_mkdir_p(dir, 0700, err) < 0)
+		return sp_error_wrap(err, "registry CA");
+	char hex[17];
+	for (int i = 0; i < 8; i++)
+		snprintf(hex + 2 * i, 3, "%02x", h[i]);
+	/* Rewritten under the agent lock with the same bytes every time (the
+	 * policy is fixed), atomically, so a pull reading it meanwhile sees a
+	 * whole file. */
+	char *p = sp_xasprintf("%s/%s.pem", dir, hex);
+	if (sp_write_file_atomic(p, ca, strlen(ca), 0600, err) < 0) {
+		free(p);
+		return sp_error_wrap(err, "registry CA");
+	}
+	*path = p;
+#else
+	(void)a;
+	(void)url;
+	(void)err;
+#endif
+	return 0;
 }

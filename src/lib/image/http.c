@@ -3,9 +3,11 @@
  * untrusted: the head is bounded (64 KiB), Content-Length and chunk sizes
  * are parsed strictly, and both at once are refused (request smuggling
  * has no place here, but ambiguity is refused on principle). */
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -382,13 +384,28 @@ static int dial(struct conn *c, const struct img_url *u, const char *ca_file, sp
 	if (!c->ssl)
 		sp_oom();
 	SSL_set_fd(c->ssl, c->fd);
-	SSL_set_tlsext_host_name(c->ssl, u->host);
-	SSL_set1_host(c->ssl, u->host);
+	/* An address (https://10.0.2.2:PORT, the host as a UVM sees it)
+	 * is checked against the certificate's IP SANs and gets no SNI
+	 * (RFC 6066 names only host names); a name against its DNS SANs. */
+	unsigned char ip[16];
+	if (inet_pton(AF_INET, u->host, ip) == 1 || inet_pton(AF_INET6, u->host, ip) == 1) {
+		if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), u->host) != 1)
+			return sp_error(err, SP_ERR_CERTIFICATE, "TLS to %s: cannot check the address",
+					u->host);
+	} else {
+		SSL_set_tlsext_host_name(c->ssl, u->host);
+		SSL_set1_host(c->ssl, u->host);
+	}
 	if (SSL_connect(c->ssl) != 1) {
 		long v = SSL_get_verify_result(c->ssl);
+		if (v != X509_V_OK)
+			return sp_error(err, SP_ERR_CERTIFICATE,
+					"TLS to %s failed: the registry's certificate is refused: %s (checked against %s%s)",
+					u->host, X509_verify_cert_error_string(v),
+					ca_file ? "the CA file " : "the system CA store",
+					ca_file ? ca_file : "");
 		return sp_error(err, SP_ERR_CERTIFICATE, "TLS to %s failed: %s", u->host,
-				v != X509_V_OK ? X509_verify_cert_error_string(v)
-					       : (ERR_reason_error_string(ERR_get_error()) ?: "handshake failed"));
+				ERR_reason_error_string(ERR_get_error()) ?: "handshake failed");
 	}
 	return 0;
 }

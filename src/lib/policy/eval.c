@@ -204,16 +204,38 @@ static bool pod_volume(const sp_policy *p, const char *driver, const char *name)
 	return false;
 }
 
-bool sp_eval_registry_ok(const char *url)
+/* Plain http: any scheme://host[:port] (digests keep the content honest;
+ * the image module allows plain http only to 10.0.2.2 and loopback).
+ * https: only a host policy.registries lists, since the guest has no
+ * other trust anchor: an unlisted host could only fail later with a TLS
+ * error, and the policy, not the host, says whom the guest talks TLS to. */
+bool sp_eval_registry_ok(const sp_policy *p, const char *url)
 {
-	const char *h = !strncmp(url, "https://", 8) ? url + 8
-		      : !strncmp(url, "http://", 7) ? url + 7 : NULL;
+	bool tls = !strncmp(url, "https://", 8);
+	const char *h = tls ? url + 8 : !strncmp(url, "http://", 7) ? url + 7 : NULL;
 	size_t n = h ? strlen(h) : 0;
 	if (n && h[n - 1] == '/')
 		n--;
 	if (!n || strlen(url) > 255)
 		return false;
-	return strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") == n;
+	if (strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") != n)
+		return false;
+	return !tls || sp_policy_registry_listed(p, url);
+}
+
+char *sp_eval_registry_expected(const sp_policy *p)
+{
+	if (!p->n_regs)
+		return sp_xstrdup("http://HOST:PORT (the policy lists no https registries)");
+	size_t len = 0;
+	for (size_t i = 0; i < p->n_regs; i++)
+		len += strlen(p->regs[i].host) + 12;
+	char *s = sp_xmalloc(len + 64), *w = s;
+	w += sprintf(w, "http://HOST:PORT or ");
+	for (size_t i = 0; i < p->n_regs; i++)
+		w += sprintf(w, "%shttps://%s", i ? ", " : "", p->regs[i].host);
+	strcpy(w, " (policy.registries)");
+	return s;
 }
 
 static bool eval_storage_sandbox(const sp_policy *p, struct sp_eval *e,
@@ -225,10 +247,10 @@ static bool eval_storage_sandbox(const sp_policy *p, struct sp_eval *e,
 	/* A registry is an image store like a disk: untrusted bytes the
 	 * agent verifies against each container's pinned digest. */
 	if (!strcmp(drv, "registry")) {
-		if (sp_eval_registry_ok(st->source) && !st->mount_point[0] && st->n_options == 0)
+		if (sp_eval_registry_ok(p, st->source) && !st->mount_point[0] && st->n_options == 0)
 			return true;
-		return sp_eval_deny(e, sp_xstrdup("a registry URL scheme://host[:port]"),
-				    quoted(st->source), "storages[%zu].source", i);
+		return sp_eval_deny(e, sp_eval_registry_expected(p), quoted(st->source),
+				    "storages[%zu].source", i);
 	}
 	if (!strcmp(drv, "emptydir") || !strcmp(drv, "configmap") || !strcmp(drv, "secret") ||
 	    !strcmp(drv, "projected") || !strcmp(drv, "downwardapi")) {

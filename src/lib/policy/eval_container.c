@@ -607,9 +607,14 @@ bool sp_eval_create_container(const sp_policy *p, struct sp_eval *e,
 		    st->source[7] >= 'a' && st->source[7] <= 'z' && !st->source[8] &&
 		    !st->mount_point[0] && st->n_options == 0)
 			continue;
-		if (!strcmp(st->driver, "registry") && sp_eval_registry_ok(st->source) &&
-		    !st->mount_point[0] && st->n_options == 0)
-			continue;
+		if (!strcmp(st->driver, "registry")) {
+			if (sp_eval_registry_ok(p, st->source) && !st->mount_point[0] &&
+			    st->n_options == 0)
+				continue;
+			return sp_eval_deny(e, sp_eval_registry_expected(p),
+					    sp_xasprintf("%s %s", st->driver, st->source),
+					    "storages[%zu]", i);
+		}
 		bool found = false;
 		for (size_t k = 0; k < c->n_mounts; k++)
 			if (!strcasecmp(c->mounts[k].kind, st->driver) && !strcmp(c->mounts[k].volume, st->source))

@@ -34,6 +34,11 @@ char *sp_policy_explain(const sp_policy *p)
 	sp_buf_printf(&b, "CopyFile under: ");
 	strv_line(&b, p->copy_file);
 	sp_buf_printf(&b, "\n");
+	/* The CA's subject would need parsing here; its size and the host
+	 * say which entry it is, and the bytes are in the policy. */
+	for (size_t i = 0; i < p->n_regs; i++)
+		sp_buf_printf(&b, "https registry %s, trusting the policy's CA (%zu bytes of PEM)\n",
+			      p->regs[i].host, strlen(p->regs[i].ca));
 	for (size_t i = 0; i < p->n_c; i++) {
 		const struct pcontainer *c = &p->c[i];
 		sp_buf_printf(&b, "\n%scontainer %s\n", c->init ? "init " : "", c->name);

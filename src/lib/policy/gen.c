@@ -727,6 +727,9 @@ int sp_policy_generate(const json_t *object, const json_t *config_maps,
 		json_object_update(reqs, req_ann);
 	json_object_set_new(pol, "requests", reqs);
 
+	if (json_array_size(pc.opts->registries))
+		json_object_set_new(pol, "registries", json_deep_copy(pc.opts->registries));
+
 	json_t *cs = json_array();
 	json_object_set_new(pol, "containers", cs);
 	static const char *const lists[] = {"initContainers", "containers"};

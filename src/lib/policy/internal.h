@@ -68,6 +68,12 @@ struct pcontainer {
 	const json_t *exec;
 };
 
+/* policy.registries[i] (registries.c). */
+struct policy_registry {
+	const char *host; /* "host[:port]" as the guest reaches it */
+	const char *ca;   /* PEM bundle */
+};
+
 struct sp_policy {
 	json_t *doc;
 	char *bytes;
@@ -81,7 +87,13 @@ struct sp_policy {
 		update_container;
 	struct pcontainer *c;
 	size_t n_c;
+	struct policy_registry *regs;
+	size_t n_regs;
 };
+
+int sp_policy_load_registries(sp_policy *p, const json_t *regs, sp_err **err);
+/* An https://host[:port] URL whose host the policy lists. */
+bool sp_policy_registry_listed(const sp_policy *p, const char *url);
 
 /* Lexical path normalisation: collapses "//" and "/./"; fails (NULL) on a
  * relative path or any ".." component. */
@@ -113,7 +125,9 @@ bool sp_policy_id_ok(const char *id);
 /* A registry storage's source: "https://host[:port]" or "http://host[:port]"
  * (the agent's image module allows plain http only to the host through QEMU
  * user networking, 10.0.2.2, and loopback); nothing else in the URL. */
-bool sp_eval_registry_ok(const char *url);
+bool sp_eval_registry_ok(const sp_policy *p, const char *url);
+/* What a registry storage may be under p, for denials (new string). */
+char *sp_eval_registry_expected(const sp_policy *p);
 
 bool sp_eval_create_container(const sp_policy *p, struct sp_eval *e,
 			      const Sealpod__Agent__V1__CreateContainerRequest *r,

@@ -372,7 +372,8 @@ static int load_container(sp_policy *p, struct pcontainer *c, const json_t *j,
 
 static int load_doc(sp_policy *p, sp_err **err)
 {
-	static const char *const keys[] = {"version", "pod", "requests", "containers", NULL};
+	static const char *const keys[] = {"version", "pod", "requests", "containers",
+					   "registries", NULL};
 	static const char *const pkeys[] = {"name", "namespace", "share_process_namespace", NULL};
 	static const char *const rkeys[] = {"copy_file", "network", "report",
 					    "set_policy_again", "stats", "list_processes",
@@ -421,6 +422,8 @@ static int load_doc(sp_policy *p, sp_err **err)
 							rp, i, s);
 			}
 	}
+	if (sp_policy_load_registries(p, json_object_get(d, "registries"), err) < 0)
+		return (*err)->code;
 	p->n_c = json_array_size(cs);
 	p->c = sp_xcalloc(p->n_c ? p->n_c : 1, sizeof(*p->c));
 	for (size_t i = 0; i < p->n_c; i++) {
@@ -495,6 +498,7 @@ void sp_policy_free(sp_policy *p)
 		free(c->seccomp);
 	}
 	free(p->c);
+	free(p->regs);
 	free(p->bytes);
 	json_decref(p->doc);
 	free(p);

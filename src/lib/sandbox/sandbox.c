@@ -375,15 +375,13 @@ int sp_sandbox_guest_registry(char **out, const char *url, bool vm, sp_err **err
 	size_t n = strlen(u);
 	while (n > 0 && u[n - 1] == '/')
 		u[--n] = 0;
-	if (!strncmp(u, "https://", 8) && u[8]) {
-		*out = sp_steal_ptr(&u);
-		return 0;
-	}
-	if (strncmp(u, "http://", 7) != 0 || !u[7])
+	bool tls = !strncmp(u, "https://", 8);
+	if ((!tls && strncmp(u, "http://", 7) != 0) || !u[tls ? 8 : 7])
 		return sp_error(err, SP_ERR_INVALID,
 				"registry URL `%s` must be https://HOST[:PORT], or http://127.0.0.1:PORT for a registry on this machine",
 				url ? url : "");
-	const char *host = u + 7;
+	const char *scheme = tls ? "https" : "http";
+	const char *host = u + (tls ? 8 : 7);
 	const char *port = NULL;
 	if (!strncmp(host, "127.0.0.1", 9) && (!host[9] || host[9] == ':'))
 		port = host + 9;
@@ -396,14 +394,24 @@ int sp_sandbox_guest_registry(char **out, const char *url, bool vm, sp_err **err
 					url);
 		port = host + 5;
 	}
-	if (!port || (*port && strspn(port + 1, "0123456789") != strlen(port + 1)))
+	if (tls && !port) {
+		/* Another host: the guest reaches it by its own name. */
+		*out = sp_steal_ptr(&u);
+		return 0;
+	}
+	if (port && *port && (!port[1] || strspn(port + 1, "0123456789") != strlen(port + 1)))
+		return sp_error(err, SP_ERR_INVALID,
+				"registry URL `%s`: the port must be a number", url);
+	if (!port)
 		return sp_error(err, SP_ERR_INVALID,
 				"registry URL `%s`: plain http is allowed only to a registry on this machine (http://127.0.0.1:PORT, which a UVM reaches as http://10.0.2.2:PORT); use https for any other registry",
 				url);
-	if (!vm && !strncmp(host, "[::1]", 5))
+	if (!vm && (tls || !strncmp(host, "[::1]", 5)))
 		*out = sp_xstrdup(u);
 	else
-		*out = sp_xasprintf("http://%s%s", vm ? "10.0.2.2" : "127.0.0.1", port);
+		/* In a UVM, this host's loopback is 10.0.2.2; an https
+		 * registry there needs a certificate for IP 10.0.2.2. */
+		*out = sp_xasprintf("%s://%s%s", scheme, vm ? "10.0.2.2" : "127.0.0.1", port);
 	return 0;
 }
 
