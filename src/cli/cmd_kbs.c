@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* sealpod kbs get-resource: fetch a resource from a key broker as a guest
+ * would (RCAR with evidence from a TEE), for tests and debugging. */
+#include <getopt.h>
+#include <string.h>
+
+#include "cli.h"
+#include "sealpod/file.h"
+#include "sealpod/kbs.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: sealpod kbs get-resource --url URL --tee sim:SOCKET|snp "
+		   "[--out FILE] [--ca FILE] REPO/TYPE/TAG\n"
+		   "Test-only flags: --kbs-tee NAME (the tee named in auth), --nonce N (attest "
+		   "with another nonce), --protocol V (auth with another version).\n");
+}
+
+static int get_resource(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"url", required_argument, NULL, 'u'},
+		{"tee", required_argument, NULL, 't'},
+		{"out", required_argument, NULL, 'o'},
+		{"ca", required_argument, NULL, 'c'},
+		{"kbs-tee", required_argument, NULL, 'k'},
+		{"nonce", required_argument, NULL, 'n'},
+		{"protocol", required_argument, NULL, 'p'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *url = NULL, *tee_spec = NULL, *out = NULL, *kbs_tee = NULL;
+	sp_kbs_client_opts o;
+	sp_kbs_client_opts_init(&o);
+	int c;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'u': url = optarg; break;
+		case 't': tee_spec = optarg; break;
+		case 'o': out = optarg; break;
+		case 'c': o.ca_file = optarg; break;
+		case 'k': kbs_tee = optarg; break;
+		case 'n': o.nonce_override = optarg; break;
+		case 'p': o.version_override = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (!url || !tee_spec || optind + 1 != argc) {
+		usage(stderr);
+		return 2;
+	}
+	char repo[129], type[129], tag[129];
+	const char *p = argv[optind], *s1 = strchr(p, '/'), *s2 = s1 ? strchr(s1 + 1, '/') : NULL;
+	if (!s2 || s1 - p > 128 || s2 - s1 - 1 > 128 || strlen(s2 + 1) > 128) {
+		fprintf(stderr, "sealpod kbs: `%s`: want REPO/TYPE/TAG\n", p);
+		return 2;
+	}
+	snprintf(repo, sizeof(repo), "%.*s", (int)(s1 - p), p);
+	snprintf(type, sizeof(type), "%.*s", (int)(s2 - s1 - 1), s1 + 1);
+	snprintf(tag, sizeof(tag), "%s", s2 + 1);
+	_cleanup_err_ sp_err *err = NULL;
+	sp_tee *tee = NULL;
+	if (strcmp(tee_spec, "snp") && strncmp(tee_spec, "sim:", 4)) {
+		fprintf(stderr, "sealpod kbs: --tee `%s`: want sim:SOCKET or snp\n", tee_spec);
+		return 2;
+	}
+	if (sp_tee_open(&tee, tee_spec, &err) < 0) {
+		fprintf(stderr, "sealpod kbs: --tee %s: %s\n", tee_spec, sp_err_msg(err));
+		return 1;
+	}
+	if (!kbs_tee)
+		kbs_tee = strncmp(tee_spec, "sim:", 4) ? "snp" : "sim";
+	_cleanup_free_ uint8_t *data = NULL;
+	size_t len = 0;
+	int r = sp_kbs_client_get_resource(&data, &len, url, kbs_tee, sp_kbs_tee_evidence, tee,
+					   repo, type, tag, &o, &err);
+	sp_tee_free(tee);
+	if (r < 0) {
+		fprintf(stderr, "sealpod kbs: %s\n", sp_err_msg(err));
+		return 1;
+	}
+	if (out) {
+		if (sp_write_file_atomic(out, data, len, 0600, &err) < 0) {
+			fprintf(stderr, "sealpod kbs: --out: %s\n", sp_err_msg(err));
+			return 1;
+		}
+	} else if (sp_write_all(STDOUT_FILENO, data, len) < 0) {
+		perror("sealpod kbs: stdout");
+		return 1;
+	}
+	return 0;
+}
+
+int cmd_kbs(int argc, char **argv)
+{
+	if (argc >= 2 && !strcmp(argv[1], "get-resource"))
+		return get_resource(argc - 1, argv + 1);
+	usage(argc >= 2 && !strcmp(argv[1], "--help") ? stdout : stderr);
+	return argc >= 2 && !strcmp(argv[1], "--help") ? 0 : 2;
+}

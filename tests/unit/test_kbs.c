@@ -1,0 +1,327 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Key broker pieces: JWE both ways and tampering, JCS against RFC 8785's
+ * ordering example, the REPORT_DATA hash, tokens, the policy, sessions. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "sealpod/codec.h"
+#include "sealpod/file.h"
+#include "sealpod/hash.h"
+#include "sealpod/json.h"
+#include "sealpod/kbs.h"
+
+static void roundtrip(sp_kbs_key *k)
+{
+	_cleanup_err_ sp_err *err = NULL;
+	static const uint8_t msg[] = "resource bytes \x00\x01\x02 and more";
+	json_t *jwe = NULL;
+	assert_int_equal(sp_kbs_jwe_encrypt(&jwe, k, msg, sizeof(msg), &err), 0);
+	/* The recipient's public JWK is all the broker has. */
+	uint8_t *pt = NULL;
+	size_t len = 0;
+	assert_int_equal(sp_kbs_jwe_decrypt(&pt, &len, k, jwe, &err), 0);
+	assert_int_equal(len, sizeof(msg));
+	assert_memory_equal(pt, msg, len);
+	free(pt);
+
+	/* Any member changed: the tag, the ciphertext, the protected header. */
+	const char *members[] = {"tag", "ciphertext", "iv", "protected", "encrypted_key"};
+	for (size_t i = 0; i < SP_ARRAY_LEN(members); i++) {
+		json_t *t = json_deep_copy(jwe);
+		char *s = sp_xstrdup(json_string_value(json_object_get(t, members[i])));
+		s[1] = s[1] == 'A' ? 'B' : 'A';
+		json_object_set_new(t, members[i], json_string(s));
+		free(s);
+		sp_err *e2 = NULL;
+		pt = NULL;
+		assert_true(sp_kbs_jwe_decrypt(&pt, &len, k, t, &e2) < 0);
+		assert_null(pt);
+		sp_err_free(e2);
+		json_decref(t);
+	}
+	/* Another key of the same kind cannot decrypt. */
+	json_decref(jwe);
+}
+
+static void test_jwe_ec(void **state)
+{
+	_cleanup_err_ sp_err *err = NULL;
+	_cleanup_kbs_key_ sp_kbs_key *k = NULL, *other = NULL, *pub = NULL;
+	assert_int_equal(sp_kbs_key_generate_ec(&k, &err), 0);
+	roundtrip(k);
+	/* Encrypt to the public half parsed from the JWK, as the broker does. */
+	_cleanup_json_ json_t *jwk = sp_kbs_key_public_jwk(k);
+	assert_string_equal(json_string_value(json_object_get(jwk, "alg")), "ECDH-ES+A256KW");
+	assert_int_equal(sp_kbs_jwk_parse(&pub, jwk, &err), 0);
+	_cleanup_json_ json_t *jwe = NULL;
+	assert_int_equal(sp_kbs_jwe_encrypt(&jwe, pub, (const uint8_t *)"hi", 2, &err), 0);
+	uint8_t *pt = NULL;
+	size_t len = 0;
+	assert_int_equal(sp_kbs_jwe_decrypt(&pt, &len, k, jwe, &err), 0);
+	assert_int_equal(len, 2);
+	assert_memory_equal(pt, "hi", 2);
+	free(pt);
+	assert_int_equal(sp_kbs_key_generate_ec(&other, &err), 0);
+	pt = NULL;
+	assert_true(sp_kbs_jwe_decrypt(&pt, &len, other, jwe, &err) < 0);
+	assert_int_equal(err->code, SP_ERR_SIGNATURE);
+	/* The header says what the trustee client expects. */
+	const char *prot = json_string_value(json_object_get(jwe, "protected"));
+	uint8_t *hb = NULL;
+	size_t hl = 0;
+	assert_int_equal(sp_base64_decode(&hb, &hl, prot, strlen(prot), SP_B64_URL, NULL), 0);
+	json_t *hdr = NULL;
+	assert_int_equal(sp_json_parse(&hdr, hb, hl, "h", NULL), 0);
+	assert_string_equal(json_string_value(json_object_get(hdr, "alg")), "ECDH-ES+A256KW");
+	assert_string_equal(json_string_value(json_object_get(hdr, "enc")), "A256GCM");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(hdr, "epk"), "crv")),
+			    "P-256");
+	json_decref(hdr);
+	free(hb);
+}
+
+static void test_jwe_rsa(void **state)
+{
+	_cleanup_err_ sp_err *err = NULL;
+	_cleanup_kbs_key_ sp_kbs_key *k = NULL, *pub = NULL;
+	assert_int_equal(sp_kbs_key_generate_rsa(&k, 2048, &err), 0);
+	roundtrip(k);
+	_cleanup_json_ json_t *jwk = sp_kbs_key_public_jwk(k);
+	assert_string_equal(json_string_value(json_object_get(jwk, "alg")), "RSA-OAEP-256");
+	assert_int_equal(sp_kbs_jwk_parse(&pub, jwk, &err), 0);
+}
+
+static void test_jwk_refused(void **state)
+{
+	const char *bad[] = {
+		"{\"kty\":\"EC\",\"crv\":\"P-384\",\"x\":\"AA\",\"y\":\"AA\"}",
+		"{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\","
+		"\"y\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}", /* not on the curve */
+		"{\"kty\":\"RSA\",\"alg\":\"RSA1_5\",\"n\":\"AQAB\",\"e\":\"AQAB\"}",
+		"{\"kty\":\"RSA\",\"n\":\"AQAB\",\"e\":\"AQAB\"}", /* too small */
+		"{\"kty\":\"oct\",\"k\":\"AA\"}",
+	};
+	for (size_t i = 0; i < SP_ARRAY_LEN(bad); i++) {
+		json_t *j = json_loads(bad[i], 0, NULL);
+		assert_non_null(j);
+		sp_kbs_key *k = NULL;
+		sp_err *err = NULL;
+		assert_true(sp_kbs_jwk_parse(&k, j, &err) < 0);
+		assert_null(k);
+		sp_err_free(err);
+		json_decref(j);
+	}
+}
+
+static void test_jcs(void **state)
+{
+	_cleanup_err_ sp_err *err = NULL;
+	/* RFC 8785 3.2.3's sorting example: UTF-16 code unit order puts the
+	 * emoji (a surrogate pair) before U+FB33. */
+	const char *in = "{\"\\u20ac\":\"Euro Sign\",\"\\r\":\"Carriage Return\","
+			 "\"\\ufb33\":\"Hebrew Letter Dalet With Dagesh\",\"1\":\"One\","
+			 "\"\\ud83d\\ude00\":\"Emoji: Grinning Face\",\"\\u0080\":\"Control\","
+			 "\"\\u00f6\":\"Latin Small Letter O With Diaeresis\"}";
+	json_t *j = json_loads(in, 0, NULL);
+	assert_non_null(j);
+	char *out = NULL;
+	assert_int_equal(sp_kbs_jcs(&out, j, &err), 0);
+	const char *want = "{\"\\r\":\"Carriage Return\",\"1\":\"One\",\"\xc2\x80\":\"Control\","
+			   "\"\xc3\xb6\":\"Latin Small Letter O With Diaeresis\","
+			   "\"\xe2\x82\xac\":\"Euro Sign\",\"\xf0\x9f\x98\x80\":\"Emoji: Grinning Face\","
+			   "\"\xef\xac\xb3\":\"Hebrew Letter Dalet With Dagesh\"}";
+	assert_string_equal(out, want);
+	free(out);
+	json_decref(j);
+	/* Escapes: lowercase \u00XX, short forms, '/' and non-ASCII verbatim. */
+	j = json_pack("{s:s,s:b,s:n,s:[i,i]}", "s", "a\"\\/\x01\x1f\t\xc3\xa9", "t", 1, "n",
+		      "a", 1, -2);
+	assert_int_equal(sp_kbs_jcs(&out, j, &err), 0);
+	assert_string_equal(out, "{\"a\":[1,-2],\"n\":null,\"s\":\"a\\\"\\\\/\\u0001\\u001f\\t\xc3\xa9\","
+				 "\"t\":true}");
+	free(out);
+	json_decref(j);
+	j = json_pack("{s:f}", "r", 1.5);
+	assert_true(sp_kbs_jcs(&out, j, &err) < 0);
+	json_decref(j);
+}
+
+static void test_report_data(void **state)
+{
+	_cleanup_err_ sp_err *err = NULL;
+	_cleanup_kbs_key_ sp_kbs_key *k = NULL;
+	assert_int_equal(sp_kbs_key_generate_ec(&k, &err), 0);
+	_cleanup_json_ json_t *jwk = sp_kbs_key_public_jwk(k);
+	const char *nonce = "q5ZyFKP4R2bHn2f+3A4i0Q==";
+	uint8_t rd[64];
+	assert_int_equal(sp_kbs_report_data(rd, nonce, jwk, &err), 0);
+	/* Independently: the canonical text written out by hand. */
+	char *txt = sp_xasprintf(
+		"{\"nonce\":\"%s\",\"tee-pubkey\":{\"alg\":\"ECDH-ES+A256KW\",\"crv\":\"P-256\","
+		"\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}}",
+		nonce, json_string_value(json_object_get(jwk, "x")),
+		json_string_value(json_object_get(jwk, "y")));
+	uint8_t want[64] = {0};
+	sp_sha384(want, txt, strlen(txt));
+	assert_memory_equal(rd, want, 64);
+	/* For these simple objects the library's canonical dump agrees. */
+	json_t *o = json_pack("{s:O,s:s}", "tee-pubkey", jwk, "nonce", nonce);
+	char *c = sp_json_dump_canonical(o);
+	assert_string_equal(c, txt);
+	free(c);
+	json_decref(o);
+	free(txt);
+}
+
+static void test_requests(void **state)
+{
+	sp_kbs_auth_req a;
+	sp_err *err = NULL;
+	const char *ok = "{\"version\":\"0.4.0\",\"tee\":\"snp\",\"extra-params\":{}}";
+	assert_int_equal(sp_kbs_auth_req_parse(&a, ok, strlen(ok), &err), 0);
+	assert_string_equal(a.tee, "snp");
+	const char *old = "{\"version\":\"0.1.0\",\"tee\":\"snp\",\"extra-params\":{}}";
+	assert_int_equal(sp_kbs_auth_req_parse(&a, old, strlen(old), &err), SP_ERR_PROTOCOL);
+	assert_int_equal(sp_kbs_http_status(err->code), 401);
+	sp_err_clear(&err);
+	assert_int_equal(sp_kbs_auth_req_parse(&a, "[]", 2, &err), SP_ERR_PARSE);
+	assert_int_equal(sp_kbs_http_status(err->code), 400);
+	sp_err_clear(&err);
+	assert_int_equal(sp_kbs_resource_path_check("default/key/k1", NULL), 0);
+	const char *bad[] = {"default/key", "a/b/c/d", "a/../b", "a//b", "a/.x/b", "a/b/c d",
+			     "/a/b"};
+	for (size_t i = 0; i < SP_ARRAY_LEN(bad); i++)
+		assert_true(sp_kbs_resource_path_check(bad[i], NULL) < 0);
+	assert_int_equal(sp_kbs_http_status(SP_ERR_DENIED), 403);
+	assert_int_equal(sp_kbs_http_status(SP_ERR_NOT_FOUND), 404);
+	assert_int_equal(sp_kbs_http_status(SP_ERR_SYSTEM), 500);
+}
+
+static void test_token(void **state)
+{
+	_cleanup_err_ sp_err *err = NULL;
+	_cleanup_kbs_key_ sp_kbs_key *k = NULL, *other = NULL;
+	assert_int_equal(sp_kbs_key_generate_ec(&k, &err), 0);
+	assert_int_equal(sp_kbs_key_generate_ec(&other, &err), 0);
+	_cleanup_json_ json_t *c = json_pack("{s:s,s:I}", "host_data", "ab", "exp",
+					     (json_int_t)1000);
+	char *tok = NULL;
+	assert_int_equal(sp_kbs_token_sign(&tok, k, c, &err), 0);
+	json_t *got = NULL;
+	assert_int_equal(sp_kbs_token_verify(&got, k, tok, 999, &err), 0);
+	assert_string_equal(json_string_value(json_object_get(got, "host_data")), "ab");
+	json_decref(got);
+	assert_int_equal(sp_kbs_token_verify(&got, k, tok, 1000, &err), SP_ERR_APPRAISAL);
+	sp_err_clear(&err);
+	assert_int_equal(sp_kbs_token_verify(&got, other, tok, 999, &err), SP_ERR_SIGNATURE);
+	sp_err_clear(&err);
+	/* Changed claims, same signature. */
+	char *dot = strchr(tok, '.');
+	dot[2] = dot[2] == 'A' ? 'B' : 'A';
+	assert_true(sp_kbs_token_verify(&got, k, tok, 999, &err) < 0);
+	free(tok);
+}
+
+static void test_policy(void **state)
+{
+	_cleanup_err_ sp_err *err = NULL;
+	char hd[65], m[97];
+	memset(hd, 'a', 64);
+	hd[64] = 0;
+	memset(m, 'b', 96);
+	m[96] = 0;
+	_cleanup_json_ json_t *rule = json_pack("{s:[s],s:[s]}", "host_data", hd,
+						"measurements", m);
+	_cleanup_json_ json_t *claims = json_pack("{s:s,s:s}", "host_data", hd, "measurement", m);
+	assert_int_equal(sp_kbs_policy_validate(rule, &err), 0);
+	assert_int_equal(sp_kbs_policy_check(rule, "r/t/g", claims, &err), 0);
+	json_object_set_new(claims, "measurement", json_string("cc"));
+	assert_int_equal(sp_kbs_policy_check(rule, "r/t/g", claims, &err), SP_ERR_DENIED);
+	assert_non_null(strstr(err->msg, "MEASUREMENT"));
+	sp_err_clear(&err);
+	assert_int_equal(sp_kbs_policy_check(NULL, "r/t/g", claims, &err), SP_ERR_DENIED);
+	sp_err_clear(&err);
+	_cleanup_json_ json_t *empty = json_object();
+	assert_true(sp_kbs_policy_validate(empty, &err) < 0);
+	sp_err_clear(&err);
+	_cleanup_json_ json_t *unknown = json_pack("{s:[s],s:b}", "host_data", hd, "any", 1);
+	assert_true(sp_kbs_policy_validate(unknown, &err) < 0);
+}
+
+static void test_sessions(void **state)
+{
+	_cleanup_err_ sp_err *err = NULL;
+	_cleanup_free_ char *dir = NULL;
+	assert_int_equal(sp_mkdtemp(&dir, "sp-kbs-unit", &err), 0);
+	_cleanup_free_ char *db = sp_xasprintf("%s/kbs.db", dir);
+	sp_kbs_store *s = NULL;
+	assert_int_equal(sp_kbs_store_open(&s, db, &err), 0);
+	sp_kbs_session a, b, g;
+	assert_int_equal(sp_kbs_session_new(s, "snp", 1000, 300, &a, &err), 0);
+	assert_int_equal(sp_kbs_session_new(s, "sim", 1000, 300, &b, &err), 0);
+	assert_int_equal(strlen(a.id), 32);
+	assert_string_not_equal(a.id, b.id);
+	assert_string_not_equal(a.nonce, b.nonce);
+	uint8_t *raw = NULL;
+	size_t rl = 0;
+	assert_int_equal(sp_base64_decode(&raw, &rl, a.nonce, strlen(a.nonce), SP_B64_STD, NULL), 0);
+	assert_int_equal(rl, SP_KBS_NONCE_LEN);
+	free(raw);
+	assert_int_equal(sp_kbs_session_get(s, a.id, 1299, &g, &err), 0);
+	assert_string_equal(g.nonce, a.nonce);
+	assert_string_equal(g.tee, "snp");
+	assert_false(g.attested);
+	sp_kbs_session_clear(&g);
+	json_t *claims = json_pack("{s:s}", "host_data", "ab");
+	assert_int_equal(sp_kbs_session_set_attested(s, a.id, claims, &err), 0);
+	json_decref(claims);
+	assert_int_equal(sp_kbs_session_get(s, a.id, 1001, &g, &err), 0);
+	assert_true(g.attested);
+	assert_string_equal(json_string_value(json_object_get(g.claims, "host_data")), "ab");
+	sp_kbs_session_clear(&g);
+	/* Expiry: at expires the session is gone, and stays gone. */
+	assert_int_equal(sp_kbs_session_get(s, a.id, 1300, &g, &err), SP_ERR_NOT_FOUND);
+	sp_err_clear(&err);
+	assert_int_equal(sp_kbs_session_get(s, a.id, 1000, &g, &err), SP_ERR_NOT_FOUND);
+	sp_err_clear(&err);
+	assert_int_equal(sp_kbs_session_get(s, "nope", 1000, &g, &err), SP_ERR_NOT_FOUND);
+	sp_err_clear(&err);
+	assert_int_equal(sp_kbs_session_expire(s, 1300, &err), 1); /* b */
+	assert_int_equal(sp_kbs_session_set_attested(s, b.id, claims = json_object(), &err),
+			 SP_ERR_NOT_FOUND);
+	json_decref(claims);
+	sp_err_clear(&err);
+	/* Resources and policies persist across reopen. */
+	assert_int_equal(sp_kbs_store_put_resource(s, "r/t/g", (const uint8_t *)"\0x", 2, &err), 0);
+	sp_kbs_store_close(s);
+	assert_int_equal(sp_kbs_store_open(&s, db, &err), 0);
+	uint8_t *d = NULL;
+	size_t dl = 0;
+	assert_int_equal(sp_kbs_store_get_resource(s, "r/t/g", &d, &dl, &err), 0);
+	assert_int_equal(dl, 2);
+	assert_memory_equal(d, "\0x", 2);
+	free(d);
+	assert_int_equal(sp_kbs_store_get_resource(s, "r/t/x", &d, &dl, &err), SP_ERR_NOT_FOUND);
+	sp_err_clear(&err);
+	json_t *rule = NULL;
+	assert_int_equal(sp_kbs_store_get_policy(s, "r/t/g", &rule, &err), 0);
+	assert_null(rule);
+	sp_kbs_store_close(s);
+	assert_int_equal(sp_rm_rf(dir, &err), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_jwe_ec),     cmocka_unit_test(test_jwe_rsa),
+		cmocka_unit_test(test_jwk_refused), cmocka_unit_test(test_jcs),
+		cmocka_unit_test(test_report_data), cmocka_unit_test(test_requests),
+		cmocka_unit_test(test_token),      cmocka_unit_test(test_policy),
+		cmocka_unit_test(test_sessions),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
