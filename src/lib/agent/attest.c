@@ -212,6 +212,44 @@ static int agent_kbs_evidence(void *ctx, const uint8_t report_data[SP_TEE_REPORT
 	return sp_kbs_evidence_json(rep, rl, certs, cl, evidence, err);
 }
 
+/* Asks the policy's key broker for repo/type/tag, attesting with this
+ * guest's TEE; the broker's refusal becomes 404, 403 or 502. */
+static void fetch_resource(sp_agent *a, const char *repo, const char *type, const char *tag,
+			   sp_buf *resp)
+{
+	struct attest_kbs *k = __atomic_load_n(&a->kbs, __ATOMIC_ACQUIRE);
+	if (!k) {
+		respond_error(resp, 501, "Not Implemented",
+			      "no key broker is configured: the pod policy has no `kbs` field (sealpod policy gen --kbs URL); see docs/policy.md");
+		return;
+	}
+	if (!a->have_tee) {
+		respond_error(resp, 503, "Service Unavailable",
+			      "this guest has no TEE to attest to the key broker (agent started with --tee none)");
+		return;
+	}
+	sp_kbs_client_opts o;
+	sp_kbs_client_opts_init(&o);
+	o.ca_file = k->ca_file;
+	o.timeout_s = KBS_TIMEOUT_S;
+	_cleanup_free_ uint8_t *data = NULL;
+	size_t dlen = 0;
+	_cleanup_err_ sp_err *e = NULL;
+	if (sp_kbs_client_get_resource(&data, &dlen, k->url, a->tee.kind, agent_kbs_evidence, a,
+				       repo, type, tag, &o, &e) < 0) {
+		sp_log_warn("/cdh/resource/%s/%s/%s: %s", repo, type, tag, sp_err_msg(e));
+		_cleanup_free_ char *msg = sp_xasprintf("key broker %s: %s", k->url, sp_err_msg(e));
+		if (e->code == SP_ERR_NOT_FOUND)
+			respond_error(resp, 404, "Not Found", msg);
+		else if (e->code == SP_ERR_DENIED)
+			respond_error(resp, 403, "Forbidden", msg);
+		else
+			respond_error(resp, 502, "Bad Gateway", msg);
+		return;
+	}
+	respond_bytes(resp, 200, "OK", "application/octet-stream", data, dlen);
+}
+
 static void handle_resource(sp_agent *a, const char *rest, size_t n, sp_buf *resp)
 {
 	/* <repository>/<type>/<tag>: three non-empty plain components. */
@@ -239,37 +277,7 @@ static void handle_resource(sp_agent *a, const char *rest, size_t n, sp_buf *res
 	}
 	if (parts != 3)
 		goto bad;
-	struct attest_kbs *k = __atomic_load_n(&a->kbs, __ATOMIC_ACQUIRE);
-	if (!k) {
-		respond_error(resp, 501, "Not Implemented",
-			      "no key broker is configured: the pod policy has no `kbs` field (sealpod policy gen --kbs URL); see docs/policy.md");
-		return;
-	}
-	if (!a->have_tee) {
-		respond_error(resp, 503, "Service Unavailable",
-			      "this guest has no TEE to attest to the key broker (agent started with --tee none)");
-		return;
-	}
-	sp_kbs_client_opts o;
-	sp_kbs_client_opts_init(&o);
-	o.ca_file = k->ca_file;
-	o.timeout_s = KBS_TIMEOUT_S;
-	_cleanup_free_ uint8_t *data = NULL;
-	size_t dlen = 0;
-	_cleanup_err_ sp_err *e = NULL;
-	if (sp_kbs_client_get_resource(&data, &dlen, k->url, a->tee.kind, agent_kbs_evidence, a,
-				       comp[0], comp[1], comp[2], &o, &e) < 0) {
-		sp_log_warn("/cdh/resource/%s/%s/%s: %s", comp[0], comp[1], comp[2], sp_err_msg(e));
-		_cleanup_free_ char *msg = sp_xasprintf("key broker %s: %s", k->url, sp_err_msg(e));
-		if (e->code == SP_ERR_NOT_FOUND)
-			respond_error(resp, 404, "Not Found", msg);
-		else if (e->code == SP_ERR_DENIED)
-			respond_error(resp, 403, "Forbidden", msg);
-		else
-			respond_error(resp, 502, "Bad Gateway", msg);
-		return;
-	}
-	respond_bytes(resp, 200, "OK", "application/octet-stream", data, dlen);
+	fetch_resource(a, comp[0], comp[1], comp[2], resp);
 	return;
 bad:
 	respond_error(resp, 400, "Bad Request",
