@@ -178,6 +178,11 @@ SP_PUBLIC int sp_kbs_session_expire(sp_kbs_store *s, time_t now, sp_err **err);
 typedef int (*sp_kbs_evidence_fn)(void *ctx,
 				  const uint8_t report_data[SP_TEE_REPORT_DATA_LEN],
 				  json_t **evidence, sp_err **err);
+/* That JSON from a report and its SNP certificate table (certs may be
+ * NULL), for producers that reach the TEE their own way (the agent). */
+SP_PUBLIC int sp_kbs_evidence_json(const uint8_t *report, size_t report_len,
+				   const uint8_t *certs, size_t certs_len,
+				   json_t **evidence, sp_err **err);
 /* The evidence producer for a sealpod TEE (ctx = sp_tee *). */
 SP_PUBLIC int sp_kbs_tee_evidence(void *ctx,
 				  const uint8_t report_data[SP_TEE_REPORT_DATA_LEN],

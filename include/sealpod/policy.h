@@ -50,6 +50,15 @@ SP_PUBLIC const char *sp_policy_registry_ca(const sp_policy *p, const char *url)
  * be certificates). *out is new. */
 SP_PUBLIC int sp_policy_registry_entry(json_t **out, const char *url, const char *ca_file,
 				       sp_err **err);
+/* The key broker's URL from policy.kbs ("http[s]://host[:port]"), or NULL
+ * when the policy names none; *ca (may be NULL) gets its PEM CA bundle
+ * (https only) or NULL. */
+SP_PUBLIC const char *sp_policy_kbs_url(const sp_policy *p, const char **ca);
+/* A policy.kbs object {url, ca?} for a broker URL as the guest reaches it;
+ * ca_file (PEM certificates) is required for https and refused for http.
+ * *out is new. */
+SP_PUBLIC int sp_policy_kbs_entry(json_t **out, const char *url, const char *ca_file,
+				  sp_err **err);
 /* Index of the container named `name` (init containers too), or -1. */
 SP_PUBLIC int sp_policy_container_find(const sp_policy *p, const char *name);
 /* A human-readable summary (new string). */
@@ -169,6 +178,9 @@ typedef struct sp_policy_gen_opts {
 	/* policy.registries to write ([{host, ca}], may be NULL): https
 	 * registries the guest may pull from and the CA it trusts for each. */
 	const json_t *registries;
+	/* policy.kbs to write ({url, ca?}, may be NULL): the key broker the
+	 * guest's /cdh/resource endpoint asks (sp_policy_kbs_entry). */
+	const json_t *kbs;
 } sp_policy_gen_opts;
 
 /* Generates the policy for one Kubernetes object (a JSON tree of a Pod,

@@ -19,7 +19,7 @@ static int usage(FILE *f)
 	fprintf(f,
 		"usage: sealpod policy gen FILE.yaml [--image-dir DIR] [--registry URL]\n"
 		"                          [--username U --password-file F] [--ca-file F]\n"
-		"                          [--registry-ca F]\n"
+		"                          [--registry-ca F] [--kbs URL [--kbs-ca F]]\n"
 		"                          [--allow-host-path PATH]... [--print-hash]\n"
 		"                          [--output FILE | --in-place]\n"
 		"       sealpod policy explain POLICY\n"
@@ -357,17 +357,18 @@ int cmd_policy_gen(int argc, char **argv)
 		{"ca-file", required_argument, NULL, 'c'},   {"registry-ca", required_argument, NULL, 'C'},
 		{"print-hash", no_argument, NULL, 'H'},      {"output", required_argument, NULL, 'o'},
 		{"in-place", no_argument, NULL, 'i'},        {"allow-host-path", required_argument, NULL, 'p'},
+		{"kbs", required_argument, NULL, 'k'},       {"kbs-ca", required_argument, NULL, 'K'},
 		{"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0},
 	};
 	struct resolver r = {.opts.version = SP_IMAGE_STORE_OPTS_VERSION};
-	const char *pwfile = NULL, *registry_ca = NULL;
+	const char *pwfile = NULL, *registry_ca = NULL, *kbs_url = NULL, *kbs_ca = NULL;
 	const char *output = NULL;
 	bool print_hash = false, in_place = false;
 	char **hostpaths = sp_xcalloc((size_t)argc + 1, sizeof(char *));
 	size_t nhp = 0;
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:r:u:P:c:C:Ho:ip:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:r:u:P:c:C:Ho:ip:k:K:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': r.image_dir = optarg; break;
 		case 'r': r.registry = optarg; break;
@@ -379,6 +380,8 @@ int cmd_policy_gen(int argc, char **argv)
 		case 'o': output = optarg; break;
 		case 'i': in_place = true; break;
 		case 'p': hostpaths[nhp++] = optarg; break;
+		case 'k': kbs_url = optarg; break;
+		case 'K': kbs_ca = optarg; break;
 		case 'h': free(hostpaths); return usage(stdout);
 		default: free(hostpaths); return usage(stderr);
 		}
@@ -427,8 +430,17 @@ int cmd_policy_gen(int argc, char **argv)
 		if (!r.opts.ca_file)
 			r.opts.ca_file = registry_ca;
 	}
+	/* --kbs: the key broker as the guest reaches it, written verbatim
+	 * (a UVM reaches the host's 127.0.0.1 as 10.0.2.2). */
+	_cleanup_json_ json_t *kbs = NULL;
+	if ((kbs_url || kbs_ca) &&
+	    (kbs_url ? sp_policy_kbs_entry(&kbs, kbs_url, kbs_ca, &err)
+		     : sp_error(&err, SP_ERR_INVALID, "--kbs-ca needs --kbs https://HOST[:PORT]")) < 0) {
+		free(hostpaths);
+		return fail(err);
+	}
 	sp_policy_gen_opts go = {.version = 1, .resolve = resolve, .resolve_ctx = &r,
-				 .allow_host_paths = hostpaths, .registries = regs};
+				 .allow_host_paths = hostpaths, .registries = regs, .kbs = kbs};
 	_cleanup_free_ char *yaml = NULL, *hashes = NULL;
 	int rc = sp_policy_generate_yaml(data, len, &go, &yaml, &hashes, &err);
 	free(hostpaths);

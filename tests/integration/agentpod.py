@@ -52,20 +52,21 @@ class Pod:
     """The policy (and its SHA-256, the HOST_DATA), each container's
     allowed spec, the image reference and the image disk (a tar)."""
 
-    def __init__(self, m, gen_args=(), edit=None):
+    def __init__(self, m, gen_args=(), edit=None, yaml_text=POD, prefix="pod2"):
         """gen_args: more `sealpod policy gen` flags; edit: a function
-        changing the generated policy (a dict) before it is fixed."""
+        changing the generated policy (a dict) before it is fixed;
+        yaml_text: another pod of the same shape; prefix: its file names."""
         lay = images.busybox_layout()
         self.digest = images.manifest_digest(lay)
         self.image = images.NAME + "@" + self.digest
-        with open(m.path("pod2.yaml"), "w") as f:
-            f.write(POD)
-        r = m.run([m.prog("sealpod"), "policy", "gen", m.path("pod2.yaml"), "--image-dir", lay,
-                   "--output", m.path("pod2-policy.yaml")] + list(gen_args))
+        with open(m.path(prefix + ".yaml"), "w") as f:
+            f.write(yaml_text)
+        r = m.run([m.prog("sealpod"), "policy", "gen", m.path(prefix + ".yaml"), "--image-dir", lay,
+                   "--output", m.path(prefix + "-policy.yaml")] + list(gen_args))
         if r.returncode != 0:
             raise harness.Failure("policy gen: " + r.stderr)
         import yaml
-        doc = yaml.safe_load(open(m.path("pod2-policy.yaml")))
+        doc = yaml.safe_load(open(m.path(prefix + "-policy.yaml")))
         self.policy = base64.b64decode(doc["metadata"]["annotations"]["io.sealpod.policy"])
         if edit:
             pol = json.loads(self.policy)
@@ -75,28 +76,28 @@ class Pod:
             self.policy = json.dumps(pol, sort_keys=True, separators=(",", ":"),
                                      ensure_ascii=False).encode()
         self.host_data = hashlib.sha256(self.policy).hexdigest()
-        with open(m.path("pod2-policy.json"), "wb") as f:
+        with open(m.path(prefix + "-policy.json"), "wb") as f:
             f.write(self.policy)
         if edit:
-            r = m.run([m.prog("sealpod"), "policy", "hash", m.path("pod2-policy.json")])
+            r = m.run([m.prog("sealpod"), "policy", "hash", m.path(prefix + "-policy.json")])
             if r.returncode != 0 or r.stdout.strip() != self.host_data:
                 raise harness.Failure("edited policy not canonical: %s %s" % (r.stdout, r.stderr))
-        with open(m.path("pod2-values.json"), "w") as f:
+        with open(m.path(prefix + "-values.json"), "w") as f:
             json.dump({"HOSTNAME": HOSTNAME}, f)
         self.specs = {}
         for name in ("writer", "reader"):
-            r = m.run([m.prog("sealpod"), "policy", "spec", m.path("pod2-policy.json"), name,
-                       "--values", m.path("pod2-values.json")])
+            r = m.run([m.prog("sealpod"), "policy", "spec", m.path(prefix + "-policy.json"), name,
+                       "--values", m.path(prefix + "-values.json")])
             if r.returncode != 0:
                 raise harness.Failure("policy spec: " + r.stderr)
             self.specs[name] = json.loads(r.stdout)
         # The image disk: the layout imported into a store, packed.
-        store = m.path("pod2-store")
+        store = m.path(prefix + "-store")
         r = m.run([m.prog("sealpod"), "image", "import", lay, "--store", store,
                    "--tag", images.NAME])
         if r.returncode != 0:
             raise harness.Failure("image import: " + r.stderr)
-        self.disk = m.path("pod2-images.tar")
+        self.disk = m.path(prefix + "-images.tar")
         r = m.run([m.prog("sealpod"), "image", "pack", "--store", store, "--output", self.disk,
                    images.NAME])
         if r.returncode != 0:

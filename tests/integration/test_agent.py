@@ -619,6 +619,10 @@ def test_pod_resources_native(t):
         t.eq([x[1] for x in ours], ["0100007F:1F46"],
              "the agent's listener on the pod's 127.0.0.1:8006")
         listener.append(ours[0][9])
+        # This pod's policy names no key broker: resources are 501.
+        status, body = pod_http_get(t, pod_ns, "/cdh/resource/r/t/k")
+        t.eq(status, 501, "no policy.kbs: /cdh/resource status")
+        t.check("`kbs`" in json.loads(body)["error"], "names the policy field", body)
 
     agentpod.run(t, a.c, M.pod2, M.pod2.disk,
                  sim_root=os.path.join(M.path("psp-pod2-state"), "ark.pem"),
@@ -633,3 +637,110 @@ def test_pod_resources_native(t):
         if os.path.isdir("/sys/fs/cgroup/pids") else []
     t.eq(cg, [], "the agent's cgroups removed")
     t.check(a.alive(), "agent alive", a.log_text())
+
+
+# ---- /cdh/resource through the key broker the policy names ----
+
+CDH_POD = None
+
+
+def cdh_pod_yaml():
+    """agentpod's pod with the reader allowed to fetch resources."""
+    import agentpod
+    execs = {"reader": [agentpod.READER_EXEC, CDH_GOOD, CDH_OTHER]}
+    old = agentpod.POD.split("\n")
+    out = []
+    for line in old:
+        if line.startswith("    io.sealpod.policy/exec:"):
+            line = "    io.sealpod.policy/exec: '%s'" % json.dumps(execs)
+        out.append(line)
+    return "\n".join(out)
+
+
+CDH_URL = "http://127.0.0.1:8006/cdh/resource/"
+CDH_GOOD = ["/bin/wget", "-q", "-O", "-", CDH_URL + "r/t/k"]
+CDH_OTHER = ["/bin/sh", "-c", "wget -q -O - %sr/t/other 2>&1; echo status=$?" % CDH_URL]
+CDH_SECRET = b"the pod's secret\x00\xff\n"
+
+
+def pod_http_get(t, pod_ns, path):
+    """GET on the pod's 127.0.0.1:8006 from inside its network namespace:
+    (status, body)."""
+    code = ("import http.client,sys\n"
+            "c=http.client.HTTPConnection('127.0.0.1',8006,timeout=60)\n"
+            "c.request('GET',sys.argv[1]); r=c.getresponse()\n"
+            "sys.stdout.write(str(r.status)+'\\n'+r.read().decode())\n")
+    r = t.run(["nsenter", "--net=" + pod_ns, "/usr/bin/python3", "-c", code, path], timeout=90)
+    t.eq(r.returncode, 0, "GET %s in the pod's namespace: %s" % (path, r.stderr))
+    status, _, body = r.stdout.partition("\n")
+    return int(status), body
+
+
+def test_cdh_resource_from_kbs_native(t):
+    """A container fetches a secret from the key broker through the agent's
+    endpoint: the broker the policy names releases it to the pod's
+    HOST_DATA; a resource bound to another HOST_DATA is refused (403), a
+    missing one is 404; the agent attests with its own (sim) TEE."""
+    import agentpod
+    import test_kbs
+    s = t.prog("sealpod")
+    meas = "00" * 48
+    state = t.path("cdh-psp-state")
+    os.makedirs(state, exist_ok=True)
+    # The sim keys first: the broker trusts their root, the PSP needs the
+    # policy, and the policy needs the broker's URL.
+    t.run([s, "sim-psp", "--state", state, "--measurement", meas, "--out", t.path("warm.bin")],
+          check=True, timeout=300)
+    t.admin_token = "cdh-test-admin-token-0123456789"
+    t.admin_file = t.path("admin.token")
+    with open(t.admin_file, "w") as f:
+        f.write(t.admin_token + "\n")
+    url, port = test_kbs.start_kbs(t, "kbs", ["--allow-sim", "--sim-root",
+                                              os.path.join(state, "ark.pem"),
+                                              "--allow-measurement", meas])
+    pod = agentpod.Pod(t, gen_args=["--kbs", url], yaml_text=cdh_pod_yaml(), prefix="cdh")
+    t.eq(json.loads(pod.policy)["kbs"], {"url": url}, "policy.kbs from --kbs")
+    sock = t.path("psp-cdh.sock")
+    t.spawn([s, "sim-psp", "--listen", "unix:" + sock, "--state", state, "--measurement", meas,
+             "--host-data", pod.host_data],
+            stdout=subprocess.DEVNULL, stderr=open(t.path("psp-cdh.log"), "w"))
+    wait_path(sock, 120, "the sim PSP socket")
+    other_hd = hashlib.sha256(b"another pod's policy").hexdigest()
+    for path, data, hd in (("r/t/k", CDH_SECRET, pod.host_data),
+                           ("r/t/other", b"not yours", other_hd)):
+        test_kbs.admin(port, "POST", "/kbs/v0/resource/" + path, data, t.admin_token, 200)
+        test_kbs.admin(port, "POST", "/kbs/v0/resource-policy", json.dumps(
+            {"path": path, "rule": {"host_data": [hd]}}).encode(), t.admin_token, 200)
+    test_kbs.admin(port, "POST", "/kbs/v0/resource-policy", json.dumps(
+        {"path": "r/t/missing", "rule": {"host_data": [pod.host_data]}}).encode(),
+        t.admin_token, 200)
+
+    a = Agent(t, psp=sock, attest=SP_AGENT_ATTEST_ADDR)
+    c = a.c
+    seen = []
+
+    def fetch():
+        c.call("ExecProcess", container_id="r", exec_id="good",
+               process=pod.process("reader", CDH_GOOD), timeout_s=30)
+        out = agentpod.read_all(c, "r", "good", timeout_s=60)
+        t.eq(first(c.call("WaitProcess", container_id="r", exec_id="good", timeout_s=60), 1, 0),
+             0, "wget of r/t/k: status")
+        t.eq(out, CDH_SECRET, "the secret released to this pod's HOST_DATA")
+        c.call("ExecProcess", container_id="r", exec_id="other",
+               process=pod.process("reader", CDH_OTHER), timeout_s=30)
+        out = agentpod.read_all(c, "r", "other", timeout_s=60).decode()
+        t.check("403" in out and "status=1" in out, "r/t/other refused with 403", out)
+        pod_ns = os.path.join(t.path("state"), "sandbox", "ns", "network")
+        status, body = pod_http_get(t, pod_ns, "/cdh/resource/r/t/other")
+        t.eq(status, 403, "r/t/other: status")
+        msg = json.loads(body)["error"]
+        t.check(url in msg and "403" in msg and "host_data" in msg.lower(),
+                "403 names the broker and its answer", msg)
+        status, body = pod_http_get(t, pod_ns, "/cdh/resource/r/t/missing")
+        t.eq(status, 404, "r/t/missing: status (%s)" % body)
+        seen.append(True)
+
+    agentpod.run(t, c, pod, pod.disk, during=fetch)
+    t.eq(seen, [True], "the resource checks ran")
+    t.check(a.alive(), "agent alive", a.log_text())
+

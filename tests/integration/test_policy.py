@@ -125,6 +125,17 @@ def test_gen_errors_name_the_problem(t):
     t.check("YAML" in r.stderr and "line" in r.stderr, "YAML error with position", r.stderr)
     r = t.run([sp, "policy", "gen", pod, "--registry", "http://example.com:5000"])
     t.eq(r.returncode, 1, "exit code")
+    # --kbs: an https broker needs its CA; a CA alone, or for http, is refused.
+    with open(pod, "w") as f:
+        f.write(POD % {"image": "nosuch:1"})
+    for args, want in ((["--kbs", "https://10.0.2.2:8443"], "--kbs-ca"),
+                       (["--kbs-ca", pod], "--kbs"),
+                       (["--kbs", "10.0.2.2:8080"], "10.0.2.2:8080"),
+                       (["--kbs", "http://10.0.2.2:8080/kbs/v0"], "nothing after it"),
+                       (["--kbs", "http://10.0.2.2:8080", "--kbs-ca", pod], "only for an https")):
+        r = t.run([sp, "policy", "gen", pod, "--image-dir", d] + args)
+        t.eq(r.returncode, 1, "exit code for %s" % args)
+        t.check(want in r.stderr, "error for %s names the problem" % args, r.stderr)
     r = t.run([sp, "policy", "eval", t.path("nope.json"), t.path("nope.json")])
     t.eq(r.returncode, 1, "missing file")
     t.check("nope.json" in r.stderr, "error names the file", r.stderr)

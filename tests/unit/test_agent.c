@@ -413,6 +413,8 @@ static void test_attest_endpoint(void **state)
 		{"GET /cdh/resource/default/key/1 HTTP/1.1\r\n\r\n", "501"},
 		{"GET /cdh/resource/../key/1 HTTP/1.1\r\n\r\n", "400"},
 		{"GET /cdh/resource/a/b HTTP/1.1\r\n\r\n", "400"},
+		{"GET /cdh/resource/a/b/c/d HTTP/1.1\r\n\r\n", "400"},
+		{"GET /cdh/resource/a/b/" "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789 HTTP/1.1\r\n\r\n", "400"},
 		{"GET /etc/passwd HTTP/1.1\r\n\r\n", "404"},
 		{"GET / HTTP/2.0\r\n\r\n", "505"},
 		{"garbage", "400"},

@@ -176,6 +176,77 @@ static void test_canonical_only(void **state)
 }
 
 
+/* policy.kbs: the broker's URL (and CA for https); what is refused. */
+static void test_kbs(void **state)
+{
+	(void)state;
+	sp_policy *p = load_named("registries.json");
+	const char *good = sp_policy_registry_ca(p, "https://10.0.2.2:5443");
+	assert_non_null(good);
+	const char *ca = "x";
+	assert_null(sp_policy_kbs_url(p, &ca));
+	assert_null(ca);
+	static const struct {
+		const char *url, *ca; /* ca "G": the good CA */
+		const char *extra_key;
+		const char *want; /* NULL: loads */
+	} cases[] = {
+		{"http://10.0.2.2:8080", NULL, NULL, NULL},
+		{"https://kbs.example:8443/", "G", NULL, NULL},
+		{"https://kbs.example", NULL, NULL, "policy.kbs.ca"},
+		{"http://10.0.2.2:8080", "G", NULL, "policy.kbs.ca"},
+		{"https://kbs.example", "not a certificate", NULL, "policy.kbs.ca"},
+		{"ftp://10.0.2.2", NULL, NULL, "policy.kbs.url"},
+		{"http://10.0.2.2:8080/kbs/v0", NULL, NULL, "policy.kbs.url"},
+		{"http://user@h", NULL, NULL, "policy.kbs.url"},
+		{"http://h:0", NULL, NULL, "policy.kbs.url"},
+		{"http://", NULL, NULL, "policy.kbs.url"},
+		{"http://h", NULL, "token", "token"},
+	};
+	for (size_t i = 0; i < SP_ARRAY_LEN(cases); i++) {
+		_cleanup_json_ json_t *doc = json_deep_copy(sp_policy_json(p));
+		json_t *k = json_pack("{s:s}", "url", cases[i].url);
+		if (cases[i].ca)
+			json_object_set_new(k, "ca", json_string(strcmp(cases[i].ca, "G") ? cases[i].ca : good));
+		if (cases[i].extra_key)
+			json_object_set_new(k, cases[i].extra_key, json_true());
+		json_object_set_new(doc, "kbs", k);
+		sp_policy *q = NULL;
+		sp_err *err = NULL;
+		int r = sp_policy_load_json(&q, doc, &err);
+		if (!cases[i].want) {
+			if (r != 0)
+				fail_msg("case %zu: %s", i, err->msg);
+			const char *qca = NULL;
+			assert_string_equal(sp_policy_kbs_url(q, &qca), cases[i].url);
+			if (cases[i].ca)
+				assert_string_equal(qca, good);
+			else
+				assert_null(qca);
+			sp_policy_free(q);
+			continue;
+		}
+		assert_int_equal(r, SP_ERR_PARSE);
+		if (!strstr(err->msg, cases[i].want))
+			fail_msg("case %zu: %s", i, err->msg);
+		sp_err_clear(&err);
+	}
+	/* The generator's entry. */
+	json_t *e = NULL;
+	sp_err *err = NULL;
+	assert_int_equal(sp_policy_kbs_entry(&e, "http://127.0.0.1:8080/", NULL, &err), 0);
+	assert_string_equal(json_string_value(json_object_get(e, "url")), "http://127.0.0.1:8080");
+	assert_null(json_object_get(e, "ca"));
+	json_decref(e);
+	assert_true(sp_policy_kbs_entry(&e, "https://h", NULL, &err) < 0);
+	assert_non_null(strstr(err->msg, "--kbs-ca"));
+	sp_err_clear(&err);
+	assert_true(sp_policy_kbs_entry(&e, "10.0.2.2:8080", NULL, &err) < 0);
+	assert_non_null(strstr(err->msg, "10.0.2.2:8080"));
+	sp_err_clear(&err);
+	sp_policy_free(p);
+}
+
 /* policy.registries: what loads, what is refused, and the CA lookup. */
 static void test_registries(void **state)
 {
@@ -494,6 +565,7 @@ int main(void)
 		cmocka_unit_test(test_case_corpus),
 		cmocka_unit_test(test_canonical_only),
 		cmocka_unit_test(test_registries),
+		cmocka_unit_test(test_kbs),
 		cmocka_unit_test(test_gen_command_args),
 		cmocka_unit_test(test_gen_security_context),
 		cmocka_unit_test(test_gen_refusals),

@@ -154,6 +154,10 @@ struct sp_agent {
 	 * exists. */
 	char *attest_listen;
 	struct attest_server *attest;
+	/* The key broker from the policy (policy.kbs), NULL = none. Set once
+	 * by SetPolicy (a release store) and read by the endpoint's thread
+	 * without the agent lock (an acquire load); freed by gate_free. */
+	struct attest_kbs *kbs;
 
 	sp_ttrpc_method *methods;
 	size_t n_methods;
@@ -276,6 +280,11 @@ int attest_start(sp_agent *a, const char *netns, sp_err **err);
 void attest_stop(sp_agent *a);
 /* REPORT_DATA for /aa/evidence: SHA-512 of the runtime data. */
 void attest_bind_runtime_data(uint8_t out[64], const void *data, size_t len);
+/* Publishes the policy's key broker for /cdh/resource: url and, for https,
+ * the PEM CA (written under state_dir). Called once, under the agent lock,
+ * before the policy is in force. */
+int attest_set_kbs(sp_agent *a, const char *url, const char *ca_pem, sp_err **err);
+void attest_kbs_free(sp_agent *a);
 /* Handles one HTTP request (already read, bounded); writes the response
  * into *resp. Exposed for the unit tests and the fuzzer. */
 void attest_handle(sp_agent *a, const uint8_t *req, size_t len, sp_buf *resp);

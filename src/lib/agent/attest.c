@@ -3,7 +3,8 @@
  * on 127.0.0.1:8006 in the pod's network namespace, with the paths
  * Confidential Containers workloads use (api-server-rest):
  *   GET /aa/evidence?runtime_data=...   a TEE report binding runtime_data
- *   GET /cdh/resource/<repo>/<type>/<tag>  501 until the key broker exists
+ *   GET /cdh/resource/<repo>/<type>/<tag>  a resource from the key broker
+ *                                          the policy names (policy.kbs)
  * One request per connection, GET only, no body, head at most 8 KiB, a
  * few seconds per connection. docs/agent.md explains the choices.
  *
@@ -25,10 +26,20 @@
 #include "sealpod/codec.h"
 #include "sealpod/file.h"
 #include "sealpod/hash.h"
+#include "sealpod/kbs.h"
 #include "sealpod/log.h"
 
 #define HTTP_MAX_HEAD 8192
 #define HTTP_TIMEOUT_MS 5000
+
+/* Per broker request: the endpoint serves one connection at a time, and
+ * DestroySandbox waits for the one in progress. */
+#define KBS_TIMEOUT_S 10
+
+struct attest_kbs {
+	char *url;
+	char *ca_file; /* NULL for http */
+};
 
 struct attest_server {
 	int fd;
@@ -45,15 +56,20 @@ void attest_bind_runtime_data(uint8_t out[64], const void *data, size_t len)
 	sp_hash_free(h);
 }
 
-static void respond(sp_buf *b, int code, const char *reason, const char *ctype,
-		    const char *body)
+static void respond_bytes(sp_buf *b, int code, const char *reason, const char *ctype,
+			  const uint8_t *body, size_t n)
 {
-	size_t n = strlen(body);
 	sp_buf_printf(b,
 		      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
 		      "Connection: close\r\nCache-Control: no-store\r\n\r\n",
 		      code, reason, ctype, n);
 	sp_buf_put(b, body, n);
+}
+
+static void respond(sp_buf *b, int code, const char *reason, const char *ctype,
+		    const char *body)
+{
+	respond_bytes(b, code, reason, ctype, (const uint8_t *)body, strlen(body));
 }
 
 static void respond_error(sp_buf *b, int code, const char *reason,
@@ -151,15 +167,101 @@ static void handle_evidence(sp_agent *a, const char *q, size_t qn, sp_buf *resp)
 	free(s);
 }
 
-static void handle_resource(const char *rest, size_t n, sp_buf *resp)
+int attest_set_kbs(sp_agent *a, const char *url, const char *ca_pem, sp_err **err)
+{
+	if (a->kbs)
+		return sp_error(err, SP_ERR_STATE, "the key broker is already set");
+	_cleanup_free_ char *ca_file = NULL;
+	if (ca_pem) {
+		/* The client takes a CA file; the PEM is the policy's. */
+		ca_file = sp_xasprintf("%s/kbs-ca.pem", a->state_dir);
+		if (sp_write_file_atomic(ca_file, ca_pem, strlen(ca_pem), 0600, err) < 0)
+			return sp_error_wrap(err, "the key broker's CA");
+	}
+	struct attest_kbs *k = sp_xzalloc(sizeof(*k));
+	k->url = sp_xstrdup(url);
+	k->ca_file = ca_file;
+	ca_file = NULL;
+	__atomic_store_n(&a->kbs, k, __ATOMIC_RELEASE);
+	sp_log_info("key broker for /cdh/resource: %s", url);
+	return 0;
+}
+
+void attest_kbs_free(sp_agent *a)
+{
+	struct attest_kbs *k = a->kbs;
+	if (!k)
+		return;
+	free(k->url);
+	free(k->ca_file);
+	free(k);
+	a->kbs = NULL;
+}
+
+/* The KBS client's evidence producer: the agent's TEE through its lock
+ * (agent_tee_report), so a broker request never races SetPolicy or
+ * GetReport for the PSP. */
+static int agent_kbs_evidence(void *ctx, const uint8_t report_data[SP_TEE_REPORT_DATA_LEN],
+			      json_t **evidence, sp_err **err)
+{
+	sp_agent *a = ctx;
+	_cleanup_free_ uint8_t *rep = NULL, *certs = NULL;
+	size_t rl = 0, cl = 0;
+	if (agent_tee_report(a, report_data, &rep, &rl, &certs, &cl, err) < 0)
+		return (*err)->code;
+	return sp_kbs_evidence_json(rep, rl, certs, cl, evidence, err);
+}
+
+/* Asks the policy's key broker for repo/type/tag, attesting with this
+ * guest's TEE; the broker's refusal becomes 404, 403 or 502. */
+static void fetch_resource(sp_agent *a, const char *repo, const char *type, const char *tag,
+			   sp_buf *resp)
+{
+	struct attest_kbs *k = __atomic_load_n(&a->kbs, __ATOMIC_ACQUIRE);
+	if (!k) {
+		respond_error(resp, 501, "Not Implemented",
+			      "no key broker is configured: the pod policy has no `kbs` field (sealpod policy gen --kbs URL); see docs/policy.md");
+		return;
+	}
+	if (!a->have_tee) {
+		respond_error(resp, 503, "Service Unavailable",
+			      "this guest has no TEE to attest to the key broker (agent started with --tee none)");
+		return;
+	}
+	sp_kbs_client_opts o;
+	sp_kbs_client_opts_init(&o);
+	o.ca_file = k->ca_file;
+	o.timeout_s = KBS_TIMEOUT_S;
+	_cleanup_free_ uint8_t *data = NULL;
+	size_t dlen = 0;
+	_cleanup_err_ sp_err *e = NULL;
+	if (sp_kbs_client_get_resource(&data, &dlen, k->url, a->tee.kind, agent_kbs_evidence, a,
+				       repo, type, tag, &o, &e) < 0) {
+		sp_log_warn("/cdh/resource/%s/%s/%s: %s", repo, type, tag, sp_err_msg(e));
+		_cleanup_free_ char *msg = sp_xasprintf("key broker %s: %s", k->url, sp_err_msg(e));
+		if (e->code == SP_ERR_NOT_FOUND)
+			respond_error(resp, 404, "Not Found", msg);
+		else if (e->code == SP_ERR_DENIED)
+			respond_error(resp, 403, "Forbidden", msg);
+		else
+			respond_error(resp, 502, "Bad Gateway", msg);
+		return;
+	}
+	respond_bytes(resp, 200, "OK", "application/octet-stream", data, dlen);
+}
+
+static void handle_resource(sp_agent *a, const char *rest, size_t n, sp_buf *resp)
 {
 	/* <repository>/<type>/<tag>: three non-empty plain components. */
+	char comp[3][129];
 	int parts = 0;
 	size_t len = 0;
 	for (size_t i = 0; i <= n; i++) {
 		if (i == n || rest[i] == '/') {
-			if (len == 0)
+			if (len == 0 || parts == 3)
 				goto bad;
+			memcpy(comp[parts], rest + i - len, len);
+			comp[parts][len] = 0;
 			parts++;
 			len = 0;
 		} else {
@@ -169,17 +271,17 @@ static void handle_resource(const char *rest, size_t n, sp_buf *resp)
 			if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 			      (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
 				goto bad;
-			len++;
+			if (++len > 128)
+				goto bad;
 		}
 	}
 	if (parts != 3)
 		goto bad;
-	respond_error(resp, 501, "Not Implemented",
-		      "confidential resources need a key broker (KBS), which this guest is not configured with yet; see docs/agent.md");
+	fetch_resource(a, comp[0], comp[1], comp[2], resp);
 	return;
 bad:
 	respond_error(resp, 400, "Bad Request",
-		      "resource path must be /cdh/resource/<repository>/<type>/<tag>");
+		      "resource path must be /cdh/resource/<repository>/<type>/<tag>, each 1-128 of [A-Za-z0-9._-], not starting with '.'");
 }
 
 void attest_handle(sp_agent *a, const uint8_t *req, size_t len, sp_buf *resp)
@@ -220,7 +322,7 @@ void attest_handle(sp_agent *a, const uint8_t *req, size_t len, sp_buf *resp)
 		return;
 	}
 	if (pl > 14 && !memcmp(t, "/cdh/resource/", 14)) {
-		handle_resource(t + 14, pl - 14, resp);
+		handle_resource(a, t + 14, pl - 14, resp);
 		return;
 	}
 	if (pl == 9 && !memcmp(t, "/aa/token", 9)) {

@@ -136,6 +136,11 @@ int gate_set_policy(sp_agent *a, const char *policy, size_t len, reply *r)
 	sp_policy *p = NULL;
 	if (sp_policy_load(&p, policy, len, &e) < 0)
 		return reply_sp_err(r, e, "SetPolicy: the policy");
+	const char *kbs_ca = NULL, *kbs_url = sp_policy_kbs_url(p, &kbs_ca);
+	if (kbs_url && attest_set_kbs(a, kbs_url, kbs_ca, &e) < 0) {
+		sp_policy_free(p);
+		return reply_sp_err(r, e, "SetPolicy: policy.kbs");
+	}
 	/* The state already counted this SetPolicy: keep it. */
 	if (!a->policy_state)
 		a->policy_state = sp_policy_state_new();
@@ -156,4 +161,5 @@ void gate_free(sp_agent *a)
 	sp_policy_state_free(a->policy_state);
 #endif
 	a->policy = a->policy_state = NULL;
+	attest_kbs_free(a);
 }

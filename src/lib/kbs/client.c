@@ -28,21 +28,16 @@ static const char *cert_kind_name(int kind)
 	}
 }
 
-int sp_kbs_tee_evidence(void *ctx, const uint8_t report_data[SP_TEE_REPORT_DATA_LEN],
-			json_t **evidence, sp_err **err)
+int sp_kbs_evidence_json(const uint8_t *rep, size_t rl, const uint8_t *certs, size_t cl,
+			 json_t **evidence, sp_err **err)
 {
-	sp_tee *tee = ctx;
-	_cleanup_free_ uint8_t *rep = NULL, *certs = NULL;
-	size_t rl = 0, cl = 0;
-	int r = sp_tee_get_report(tee, report_data, &rep, &rl, &certs, &cl, err);
-	if (r < 0)
-		return r;
+	*evidence = NULL;
 	_cleanup_free_ char *r64 = sp_base64_encode(rep, rl, SP_B64_STD);
 	json_t *chain = json_null();
 	if (certs && cl) {
 		sp_snp_cert_entry ents[8];
 		size_t n = 0;
-		if ((r = sp_snp_cert_table_parse(ents, SP_ARRAY_LEN(ents), &n, certs, cl, err)) < 0) {
+		if (sp_snp_cert_table_parse(ents, SP_ARRAY_LEN(ents), &n, certs, cl, err) < 0) {
 			json_decref(chain);
 			return sp_error_wrap(err, "the TEE's certificate table");
 		}
@@ -58,6 +53,18 @@ int sp_kbs_tee_evidence(void *ctx, const uint8_t report_data[SP_TEE_REPORT_DATA_
 	if (!*evidence)
 		sp_oom();
 	return 0;
+}
+
+int sp_kbs_tee_evidence(void *ctx, const uint8_t report_data[SP_TEE_REPORT_DATA_LEN],
+			json_t **evidence, sp_err **err)
+{
+	sp_tee *tee = ctx;
+	_cleanup_free_ uint8_t *rep = NULL, *certs = NULL;
+	size_t rl = 0, cl = 0;
+	int r = sp_tee_get_report(tee, report_data, &rep, &rl, &certs, &cl, err);
+	if (r < 0)
+		return r;
+	return sp_kbs_evidence_json(rep, rl, certs, cl, evidence, err);
 }
 
 /* Turns a non-2xx answer into an error carrying the broker's detail. */

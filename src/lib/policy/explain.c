@@ -39,6 +39,9 @@ char *sp_policy_explain(const sp_policy *p)
 	for (size_t i = 0; i < p->n_regs; i++)
 		sp_buf_printf(&b, "https registry %s, trusting the policy's CA (%zu bytes of PEM)\n",
 			      p->regs[i].host, strlen(p->regs[i].ca));
+	if (p->kbs_url)
+		sp_buf_printf(&b, "key broker %s for /cdh/resource%s\n", p->kbs_url,
+			      p->kbs_ca ? ", trusting the policy's CA" : "");
 	for (size_t i = 0; i < p->n_c; i++) {
 		const struct pcontainer *c = &p->c[i];
 		sp_buf_printf(&b, "\n%scontainer %s\n", c->init ? "init " : "", c->name);

@@ -729,6 +729,8 @@ int sp_policy_generate(const json_t *object, const json_t *config_maps,
 
 	if (json_array_size(pc.opts->registries))
 		json_object_set_new(pol, "registries", json_deep_copy(pc.opts->registries));
+	if (pc.opts->kbs)
+		json_object_set_new(pol, "kbs", json_deep_copy(pc.opts->kbs));
 
 	json_t *cs = json_array();
 	json_object_set_new(pol, "containers", cs);

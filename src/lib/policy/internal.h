@@ -89,9 +89,12 @@ struct sp_policy {
 	size_t n_c;
 	struct policy_registry *regs;
 	size_t n_regs;
+	/* policy.kbs: the key broker (NULL when absent). */
+	const char *kbs_url, *kbs_ca;
 };
 
 int sp_policy_load_registries(sp_policy *p, const json_t *regs, sp_err **err);
+int sp_policy_load_kbs(sp_policy *p, const json_t *kbs, sp_err **err);
 /* An https://host[:port] URL whose host the policy lists. */
 bool sp_policy_registry_listed(const sp_policy *p, const char *url);
 

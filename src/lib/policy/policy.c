@@ -373,7 +373,7 @@ static int load_container(sp_policy *p, struct pcontainer *c, const json_t *j,
 static int load_doc(sp_policy *p, sp_err **err)
 {
 	static const char *const keys[] = {"version", "pod", "requests", "containers",
-					   "registries", NULL};
+					   "registries", "kbs", NULL};
 	static const char *const pkeys[] = {"name", "namespace", "share_process_namespace", NULL};
 	static const char *const rkeys[] = {"copy_file", "network", "report",
 					    "set_policy_again", "stats", "list_processes",
@@ -422,7 +422,8 @@ static int load_doc(sp_policy *p, sp_err **err)
 							rp, i, s);
 			}
 	}
-	if (sp_policy_load_registries(p, json_object_get(d, "registries"), err) < 0)
+	if (sp_policy_load_registries(p, json_object_get(d, "registries"), err) < 0 ||
+	    sp_policy_load_kbs(p, json_object_get(d, "kbs"), err) < 0)
 		return (*err)->code;
 	p->n_c = json_array_size(cs);
 	p->c = sp_xcalloc(p->n_c ? p->n_c : 1, sizeof(*p->c));

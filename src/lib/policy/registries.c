@@ -181,3 +181,125 @@ int sp_policy_registry_entry(json_t **out, const char *url, const char *ca_file,
 		sp_oom();
 	return 0;
 }
+
+/* ---- policy.kbs ------------------------------------------------------
+ * The key broker the guest asks for confidential resources (the agent's
+ * /cdh/resource endpoint). Its URL is trusted configuration, so it comes
+ * from the policy (bound to HOST_DATA), never from the host; an https
+ * broker needs its CA here, since the guest image has no CA store. */
+
+/* "http://host[:port]" or "https://host[:port]" (an optional trailing
+ * "/"); *tls says which. */
+static bool kbs_url_ok(const char *url, bool *tls)
+{
+	const char *h;
+	if (!strncmp(url, "http://", 7)) {
+		h = url + 7;
+		*tls = false;
+	} else if (!strncmp(url, "https://", 8)) {
+		h = url + 8;
+		*tls = true;
+	} else {
+		return false;
+	}
+	size_t n = strlen(h);
+	if (n && h[n - 1] == '/')
+		n--;
+	if (n > 255)
+		return false;
+	char host[256];
+	memcpy(host, h, n);
+	host[n] = 0;
+	return host_ok(host);
+}
+
+int sp_policy_load_kbs(sp_policy *p, const json_t *kbs, sp_err **err)
+{
+	static const char *const kp = "policy.kbs";
+	if (!kbs)
+		return 0;
+	if (!json_is_object(kbs))
+		return sp_error(err, SP_ERR_PARSE, "%s: expected an object {url, ca}", kp);
+	const char *k;
+	json_t *v;
+	json_object_foreach((json_t *)kbs, k, v) if (strcmp(k, "url") && strcmp(k, "ca"))
+		return sp_error(err, SP_ERR_PARSE,
+				"%s: unknown key `%s` (docs/policy.md lists the keys)", kp, k);
+	const char *url = NULL, *ca = NULL;
+	if (sp_json_get_string(kbs, "url", true, &url, kp, err) < 0 ||
+	    sp_json_get_string(kbs, "ca", false, &ca, kp, err) < 0)
+		return (*err)->code;
+	bool tls = false;
+	if (!kbs_url_ok(url, &tls))
+		return sp_error(err, SP_ERR_PARSE,
+				"%s.url: `%.100s` must be http://HOST[:PORT] or https://HOST[:PORT] as the guest reaches the broker (no path), e.g. http://10.0.2.2:8080",
+				kp, url);
+	if (tls && !ca)
+		return sp_error(err, SP_ERR_PARSE,
+				"%s.ca: an https broker needs its CA bundle here (the guest image has no CA store)",
+				kp);
+	if (!tls && ca)
+		return sp_error(err, SP_ERR_PARSE,
+				"%s.ca: a CA is only for an https broker; `%.100s` is plain http", kp, url);
+	if (ca && strlen(ca) > MAX_CA_BYTES)
+		return sp_error(err, SP_ERR_PARSE, "%s.ca: more than %u bytes", kp, MAX_CA_BYTES);
+	if (ca && count_certs(ca) < 0)
+		return sp_error(err, SP_ERR_PARSE,
+				"%s.ca: expected PEM certificates (-----BEGIN CERTIFICATE-----), one or more, and nothing else",
+				kp);
+	p->kbs_url = url;
+	p->kbs_ca = ca;
+	return 0;
+}
+
+const char *sp_policy_kbs_url(const sp_policy *p, const char **ca)
+{
+	if (ca)
+		*ca = p ? p->kbs_ca : NULL;
+	return p ? p->kbs_url : NULL;
+}
+
+int sp_policy_kbs_entry(json_t **out, const char *url, const char *ca_file, sp_err **err)
+{
+	*out = NULL;
+	bool tls = false;
+	if (!url || !kbs_url_ok(url, &tls))
+		return sp_error(err, SP_ERR_INVALID,
+				"key broker `%s`: expected http://HOST[:PORT] or https://HOST[:PORT] with nothing after it",
+				url ? url : "");
+	if (tls && !ca_file)
+		return sp_error(err, SP_ERR_INVALID,
+				"key broker `%s`: an https broker needs its CA file (--kbs-ca); the guest has no CA store",
+				url);
+	if (!tls && ca_file)
+		return sp_error(err, SP_ERR_INVALID,
+				"key broker `%s`: a CA file is only for an https broker", url);
+	_cleanup_free_ char *u = sp_xstrdup(url);
+	size_t n = strlen(u);
+	if (n && u[n - 1] == '/')
+		u[n - 1] = 0;
+	*out = json_pack("{s:s}", "url", u);
+	if (!*out)
+		sp_oom();
+	if (!ca_file)
+		return 0;
+	_cleanup_free_ uint8_t *pem = NULL;
+	size_t len;
+	if (sp_read_file(&pem, &len, ca_file, MAX_CA_BYTES, err) < 0) {
+		json_decref(*out);
+		*out = NULL;
+		return sp_error_wrap(err, "key broker CA file");
+	}
+	_cleanup_free_ char *ca = sp_xmalloc(len + 1);
+	memcpy(ca, pem, len);
+	ca[len] = 0;
+	if (strlen(ca) != len || count_certs(ca) < 0) {
+		json_decref(*out);
+		*out = NULL;
+		return sp_error(err, SP_ERR_PARSE,
+				"key broker CA file %s: expected PEM certificates (-----BEGIN CERTIFICATE-----) and nothing else",
+				ca_file);
+	}
+	json_object_set_new(*out, "ca", json_string(ca));
+	return 0;
+}
