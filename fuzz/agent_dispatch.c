@@ -74,14 +74,26 @@ static int fake_report(void *ctx, const uint8_t rd[64], uint8_t **report,
 	return 0;
 }
 
+static char *dir, *store;
+
+/* The state and store directories go when the process ends, so a corpus
+ * replay leaves nothing behind. */
+static void remove_dirs(void)
+{
+	if (dir)
+		sp_rm_rf(dir, NULL);
+	if (store)
+		sp_rm_rf(store, NULL);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static char *dir, *store;
 	if (!dir) {
 		signal(SIGPIPE, SIG_IGN);
 		if (sp_mkdtemp(&dir, "sp-fuzz-agent", NULL) < 0 ||
 		    sp_mkdtemp(&store, "sp-fuzz-agent-store", NULL) < 0)
 			abort();
+		atexit(remove_dirs);
 	}
 	sp_agent_tee tee = {"sim", fake_report, NULL};
 	sp_agent_opts o = {.version = 1, .native = true, .state_dir = dir,

@@ -20,15 +20,25 @@ static int fake_report(void *ctx, const uint8_t rd[64], uint8_t **report,
 	return 0;
 }
 
+static char *http_dir;
+
+/* The state directory goes when the process ends: a replay leaves
+ * nothing behind. */
+static void remove_dir(void)
+{
+	if (http_dir)
+		sp_rm_rf(http_dir, NULL);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static sp_agent *a;
 	if (!a) {
-		static char *dir;
 		sp_agent_tee tee = {"sim", fake_report, NULL};
-		if (sp_mkdtemp(&dir, "sp-fuzz-http", NULL) < 0)
+		if (sp_mkdtemp(&http_dir, "sp-fuzz-http", NULL) < 0)
 			abort();
-		sp_agent_opts o = {.version = 1, .native = true, .state_dir = dir, .tee = &tee};
+		atexit(remove_dir);
+		sp_agent_opts o = {.version = 1, .native = true, .state_dir = http_dir, .tee = &tee};
 		if (sp_agent_new(&a, &o, NULL) < 0)
 			abort();
 	}
