@@ -16,6 +16,7 @@
 #include "http.h"
 #include "sealpod/bytes.h"
 #include "sealpod/file.h"
+#include "sealpod/net.h"
 #include "sealpod/bytes.h"
 
 #define HEAD_MAX (64u << 10)
@@ -346,68 +347,12 @@ static int conn_write(struct conn *c, const char *data, size_t len, sp_err **err
 
 static int dial(struct conn *c, const struct img_url *u, const char *ca_file, sp_err **err)
 {
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
-	int g = getaddrinfo(u->host, u->port, &hints, &ai);
-	if (g)
-		return sp_error(err, SP_ERR_NOT_FOUND, "registry host `%s`: %s", u->host,
-				gai_strerror(g));
-	int last = 0;
-	for (struct addrinfo *a = ai; a; a = a->ai_next) {
-		int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-		if (fd < 0)
-			continue;
-		struct timeval tv = {IO_TIMEOUT_S, 0};
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
-			c->fd = fd;
-			break;
-		}
-		last = errno;
-		close(fd);
-	}
-	freeaddrinfo(ai);
-	if (c->fd < 0)
-		return sp_error_sys(err, last, "connect to registry %s:%s", u->host, u->port);
-	if (!u->tls)
-		return 0;
-	c->ctx = SSL_CTX_new(TLS_client_method());
-	if (!c->ctx)
-		sp_oom();
-	SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
-	SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
-	if ((ca_file ? SSL_CTX_load_verify_locations(c->ctx, ca_file, NULL)
-		     : SSL_CTX_set_default_verify_paths(c->ctx)) != 1)
-		return sp_error(err, SP_ERR_CERTIFICATE, "cannot load CA certificates%s%s",
-				ca_file ? " from " : "", ca_file ? ca_file : "");
-	c->ssl = SSL_new(c->ctx);
-	if (!c->ssl)
-		sp_oom();
-	SSL_set_fd(c->ssl, c->fd);
-	/* An address (https://10.0.2.2:PORT, the host as a UVM sees it)
-	 * is checked against the certificate's IP SANs and gets no SNI
-	 * (RFC 6066 names only host names); a name against its DNS SANs. */
-	unsigned char ip[16];
-	if (inet_pton(AF_INET, u->host, ip) == 1 || inet_pton(AF_INET6, u->host, ip) == 1) {
-		if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), u->host) != 1)
-			return sp_error(err, SP_ERR_CERTIFICATE, "TLS to %s: cannot check the address",
-					u->host);
-	} else {
-		SSL_set_tlsext_host_name(c->ssl, u->host);
-		SSL_set1_host(c->ssl, u->host);
-	}
-	if (SSL_connect(c->ssl) != 1) {
-		long v = SSL_get_verify_result(c->ssl);
-		if (v != X509_V_OK)
-			return sp_error(err, SP_ERR_CERTIFICATE,
-					"TLS to %s failed: the registry's certificate is refused: %s (checked against %s%s)",
-					u->host, X509_verify_cert_error_string(v),
-					ca_file ? "the CA file " : "the system CA store",
-					ca_file ? ca_file : "");
-		return sp_error(err, SP_ERR_CERTIFICATE, "TLS to %s failed: %s", u->host,
-				ERR_reason_error_string(ERR_get_error()) ?: "handshake failed");
-	}
-	return 0;
+	sp_net_conn n;
+	int r = sp_net_dial(&n, u->host, u->port, u->tls, ca_file, IO_TIMEOUT_S, "registry", err);
+	c->fd = n.fd;
+	c->ctx = n.ctx;
+	c->ssl = n.ssl;
+	return r;
 }
 
 int img_http_get(const struct img_url *u, const char *const *headers,

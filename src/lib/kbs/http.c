@@ -16,6 +16,7 @@
 #include "sealpod/bytes.h"
 #include "sealpod/codec.h"
 #include "sealpod/file.h"
+#include "sealpod/net.h"
 
 #define HEAD_MAX (16u * 1024)
 
@@ -193,54 +194,12 @@ static int conn_write(struct conn *c, const void *d, size_t n, sp_err **err)
 static int dial(struct conn *c, const struct kbs_url *u, const char *ca_file, int timeout_s,
 		sp_err **err)
 {
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
-	int g = getaddrinfo(u->host, u->port, &hints, &ai);
-	if (g)
-		return sp_error(err, SP_ERR_NOT_FOUND, "KBS host `%s`: %s", u->host,
-				gai_strerror(g));
-	int last = 0;
-	for (struct addrinfo *a = ai; a; a = a->ai_next) {
-		int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-		if (fd < 0)
-			continue;
-		struct timeval tv = {timeout_s, 0};
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
-			c->fd = fd;
-			break;
-		}
-		last = errno;
-		close(fd);
-	}
-	freeaddrinfo(ai);
-	if (c->fd < 0)
-		return sp_error_sys(err, last, "connect to the KBS at %s:%s", u->host, u->port);
-	if (!u->tls)
-		return 0;
-	c->ctx = SSL_CTX_new(TLS_client_method());
-	if (!c->ctx)
-		sp_oom();
-	SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
-	SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
-	if ((ca_file ? SSL_CTX_load_verify_locations(c->ctx, ca_file, NULL)
-		     : SSL_CTX_set_default_verify_paths(c->ctx)) != 1)
-		return sp_error(err, SP_ERR_CERTIFICATE, "cannot load CA certificates%s%s",
-				ca_file ? " from " : "", ca_file ? ca_file : "");
-	c->ssl = SSL_new(c->ctx);
-	if (!c->ssl)
-		sp_oom();
-	SSL_set_fd(c->ssl, c->fd);
-	SSL_set_tlsext_host_name(c->ssl, u->host);
-	SSL_set1_host(c->ssl, u->host);
-	if (SSL_connect(c->ssl) != 1) {
-		long v = SSL_get_verify_result(c->ssl);
-		ERR_clear_error();
-		return sp_error(err, SP_ERR_CERTIFICATE, "TLS to the KBS at %s failed: %s", u->host,
-				v != X509_V_OK ? X509_verify_cert_error_string(v)
-					       : "handshake failed");
-	}
-	return 0;
+	sp_net_conn n;
+	int r = sp_net_dial(&n, u->host, u->port, u->tls, ca_file, timeout_s, "KBS", err);
+	c->fd = n.fd;
+	c->ctx = n.ctx;
+	c->ssl = n.ssl;
+	return r;
 }
 
 /* Decodes a chunked body in place. */
