@@ -140,23 +140,7 @@ int kbs_http_parse_head(struct kbs_http_resp *r, const char *head, size_t len,
 	return 0;
 }
 
-struct conn {
-	int fd;
-	SSL_CTX *ctx;
-	SSL *ssl;
-};
-
-static void conn_close(struct conn *c)
-{
-	if (c->ssl)
-		SSL_free(c->ssl);
-	if (c->ctx)
-		SSL_CTX_free(c->ctx);
-	if (c->fd >= 0)
-		close(c->fd);
-}
-
-static ssize_t conn_read(struct conn *c, void *buf, size_t n, sp_err **err)
+static ssize_t conn_read(sp_net_conn *c, void *buf, size_t n, sp_err **err)
 {
 	if (c->ssl) {
 		size_t got = 0;
@@ -178,7 +162,7 @@ static ssize_t conn_read(struct conn *c, void *buf, size_t n, sp_err **err)
 	return r;
 }
 
-static int conn_write(struct conn *c, const void *d, size_t n, sp_err **err)
+static int conn_write(sp_net_conn *c, const void *d, size_t n, sp_err **err)
 {
 	if (c->ssl) {
 		size_t w = 0;
@@ -189,17 +173,6 @@ static int conn_write(struct conn *c, const void *d, size_t n, sp_err **err)
 	if (sp_write_all(c->fd, d, n) < 0)
 		return sp_error_sys(err, errno, "KBS: write");
 	return 0;
-}
-
-static int dial(struct conn *c, const struct kbs_url *u, const char *ca_file, int timeout_s,
-		sp_err **err)
-{
-	sp_net_conn n;
-	int r = sp_net_dial(&n, u->host, u->port, u->tls, ca_file, timeout_s, "KBS", err);
-	c->fd = n.fd;
-	c->ctx = n.ctx;
-	c->ssl = n.ssl;
-	return r;
 }
 
 /* Decodes a chunked body in place. */
@@ -244,11 +217,12 @@ int kbs_http_request(const struct kbs_url *u, const char *method, const char *pa
 		     const char *ca_file, int timeout_s, struct kbs_http_resp *resp,
 		     sp_err **err)
 {
-	struct conn c = {.fd = -1};
+	sp_net_conn c = SP_NET_CONN_INIT;
 	sp_buf req = SP_BUF_INIT, in = SP_BUF_INIT;
 	int r;
 	memset(resp, 0, sizeof(*resp));
-	if ((r = dial(&c, u, ca_file, timeout_s > 0 ? timeout_s : 30, err)) < 0)
+	if ((r = sp_net_dial(&c, u->host, u->port, u->tls, ca_file, timeout_s > 0 ? timeout_s : 30,
+			     "KBS", err)) < 0)
 		goto out;
 	bool v6 = strchr(u->host, ':');
 	sp_buf_printf(&req, "%s %s HTTP/1.1\r\nHost: %s%s%s:%s\r\nUser-Agent: sealpod/%s\r\n"
@@ -317,6 +291,6 @@ out:
 		kbs_http_resp_clear(resp);
 	sp_buf_free(&req);
 	sp_buf_free(&in);
-	conn_close(&c);
+	sp_net_close(&c);
 	return r;
 }
