@@ -9,7 +9,7 @@ import struct
 
 SANITIZE = True
 
-VEC = "/work/shared/vectors"
+VEC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "vectors")
 SNP = VEC + "/snp/"
 MEASURE = VEC + "/measure/"
 DEBIAN_OVMF = "/usr/share/ovmf/OVMF.fd"

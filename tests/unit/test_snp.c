@@ -20,7 +20,8 @@
 #include "sealpod/tee.h"
 #include "snp/tee-abi.h"
 
-#define VEC "/work/shared/vectors/snp/"
+#define VEC SP_SOURCE_ROOT "/tests/vectors/snp/"
+#define MVEC SP_SOURCE_ROOT "/tests/vectors/measure/"
 
 static uint8_t *load(const char *path, size_t *len)
 {
@@ -561,7 +562,7 @@ static void test_measure_api(void **state)
 {
 	sp_snp_measure_opts o;
 	sp_snp_measure_opts_init(&o);
-	o.ovmf = "/work/shared/vectors/measure/ovmf_AmdSev_suffix.bin";
+	o.ovmf = MVEC "ovmf_AmdSev_suffix.bin";
 	o.vcpu_type = "EPYC-v4";
 	uint8_t d[48];
 	char hex[97];
@@ -574,8 +575,8 @@ static void test_measure_api(void **state)
 	assert_int_equal(sp_snp_measure(d, &o, &err), SP_ERR_INVALID);
 	sp_err_clear(&err);
 	o.vcpu_type = "EPYC-v4";
-	o.ovmf = "/work/shared/vectors/measure/ovmf_OvmfX64_suffix.bin";
-	o.kernel = "/work/shared/vectors/measure/kernel-small.bin";
+	o.ovmf = MVEC "ovmf_OvmfX64_suffix.bin";
+	o.kernel = MVEC "kernel-small.bin";
 	assert_int_equal(sp_snp_measure(d, &o, &err), SP_ERR_INVALID);
 	assert_non_null(strstr(sp_err_msg(err), "SNP_KERNEL_HASHES"));
 	sp_err_clear(&err);
@@ -587,7 +588,7 @@ static void test_measure_api(void **state)
 	assert_int_equal(sp_snp_measure(d2, &o, NULL), 0);
 	assert_memory_not_equal(d, d2, 48);
 	/* Not firmware at all */
-	o.ovmf = "/work/shared/vectors/measure/kernel-small.bin";
+	o.ovmf = MVEC "kernel-small.bin";
 	o.kernel = NULL;
 	o.append = NULL;
 	assert_int_not_equal(sp_snp_measure(d, &o, &err), 0);
@@ -790,7 +791,7 @@ static void test_sim_measures_direct_boot(void **state)
 	sp_snp_measure_opts lo;
 	sp_snp_measure_opts_init(&lo);
 	lo.vcpus = 2;
-	lo.kernel = "/work/shared/vectors/measure/kernel-small.bin";
+	lo.kernel = MVEC "kernel-small.bin";
 	lo.append = "console=hvc0";
 	sp_simpsp_config cfg;
 	sp_simpsp_config_init(&cfg);
