@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "sealpod/runctl.h"
 #include "sealpod/common.h"
 #include "sealpod/err.h"
 
@@ -176,14 +177,14 @@ int run_state_alive(const char *dir);
 
 /* ---- control socket (run_ctl.c) ------------------------------------------- */
 
-#define RUN_CTL_MAX_REQUEST (64u * 1024)
-#define RUN_CTL_MAX_FRAME (1024u * 1024)
+#define RUN_CTL_MAX_REQUEST SP_RUNCTL_MAX_REQUEST
+#define RUN_CTL_MAX_FRAME SP_RUNCTL_MAX_FRAME
 enum {
-	RUN_FRAME_REQUEST = 'q', /* client: the request, JSON */
-	RUN_FRAME_STDOUT = 'o',
-	RUN_FRAME_STDERR = 'e',
-	RUN_FRAME_EXIT = 'x',    /* payload: the status, decimal */
-	RUN_FRAME_ERROR = 'E',   /* payload: a message for the user */
+	RUN_FRAME_REQUEST = SP_RUNCTL_REQUEST,
+	RUN_FRAME_STDOUT = SP_RUNCTL_STDOUT,
+	RUN_FRAME_STDERR = SP_RUNCTL_STDERR,
+	RUN_FRAME_EXIT = SP_RUNCTL_EXIT,
+	RUN_FRAME_ERROR = SP_RUNCTL_ERROR,
 };
 
 int run_ctl_start(struct run_live *pod, sp_err **err);

@@ -1,11 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The control socket of a running pod, <pods>/<name>/ctl.sock (0600 in a
- * 0700 directory, root's). One request per connection, framed as every
- * message is: a type byte, a big-endian u32 length, the payload.
- *   client: 'q' {"op":"exec","container":C,"args":[...],"tty":B}
- *           'q' {"op":"stop","grace":S}
- *   server: 'o' / 'e' output, 'x' the exit status (decimal), or 'E' an
- *           error for the user. docs/run.md. */
+ * 0700 directory, root's). One request per connection; the frames and
+ * requests are parsed by the library (sealpod/runctl.h). docs/run.md. */
 #include <errno.h>
 #include <poll.h>
 #include <stdatomic.h>
@@ -22,14 +18,13 @@
 #include "sealpod/log.h"
 
 #define MAX_CONNS 16
-#define MAX_ARGS 256
 
 int run_ctl_send(int fd, int type, const void *data, size_t len)
 {
 	if (len > RUN_CTL_MAX_FRAME)
 		len = RUN_CTL_MAX_FRAME;
-	uint8_t h[5] = {(uint8_t)type, (uint8_t)(len >> 24), (uint8_t)(len >> 16),
-			(uint8_t)(len >> 8), (uint8_t)len};
+	uint8_t h[SP_RUNCTL_HEADER];
+	sp_runctl_header(h, type, len);
 	struct iovec iov[2] = {{h, sizeof(h)}, {(void *)data, len}};
 	struct msghdr m = {.msg_iov = iov, .msg_iovlen = 2};
 	size_t left = sizeof(h) + len;
@@ -56,23 +51,21 @@ int run_ctl_send(int fd, int type, const void *data, size_t len)
 
 int run_ctl_recv(int fd, int *type, uint8_t **data, size_t *len, sp_err **err)
 {
-	uint8_t h[5];
+	uint8_t h[SP_RUNCTL_HEADER];
 	ssize_t n = sp_read_all(fd, h, sizeof(h));
 	if (n == 0)
 		return sp_error(err, SP_ERR_PROTOCOL, "the other side closed the connection");
 	if (n != (ssize_t)sizeof(h))
 		return sp_error_sys(err, n < 0 ? errno : EPIPE, "reading a frame header");
-	size_t l = (size_t)h[1] << 24 | (size_t)h[2] << 16 | (size_t)h[3] << 8 | h[4];
-	if (l > RUN_CTL_MAX_FRAME)
-		return sp_error(err, SP_ERR_LIMIT, "a %zu-byte frame (the limit is %u)", l,
-				RUN_CTL_MAX_FRAME);
+	size_t l;
+	if (sp_runctl_header_parse(h, type, &l, err) < 0)
+		return -1;
 	uint8_t *d = sp_xmalloc(l + 1);
 	if (l && sp_read_all(fd, d, l) != (ssize_t)l) {
 		free(d);
 		return sp_error(err, SP_ERR_PROTOCOL, "a frame ended early");
 	}
 	d[l] = 0;
-	*type = h[0];
 	*data = d;
 	*len = l;
 	return 0;
@@ -129,48 +122,35 @@ static struct run_ctr *find_container(struct run_live *pod, const char *name)
 	return NULL;
 }
 
-static int do_exec(int fd, const json_t *req)
+static int do_exec(int fd, const sp_runctl_req *req)
 {
 	struct run_live *pod = ctl.pod;
-	const json_t *jc = json_object_get(req, "container");
-	const json_t *args = json_object_get(req, "args");
-	const json_t *tty = json_object_get(req, "tty");
-	if ((jc && !json_is_string(jc)) || (tty && !json_is_boolean(tty)) ||
-	    !json_is_array(args) || json_array_size(args) == 0 ||
-	    json_array_size(args) > MAX_ARGS)
-		return send_error(fd, "exec: want {\"container\": NAME, \"args\": [1-%d strings], "
-				      "\"tty\": BOOL}", MAX_ARGS);
-	size_t i;
-	const json_t *a;
-	json_array_foreach(args, i, a)
-		if (!json_is_string(a))
-			return send_error(fd, "exec: args[%zu] is not a string", i);
-	struct run_ctr *c = find_container(pod, json_string_value(jc));
+	struct run_ctr *c = find_container(pod, req->container);
 	if (!c) {
 		_cleanup_buf_ sp_buf names = SP_BUF_INIT;
 		for (size_t k = 0; k < pod->n; k++)
 			sp_buf_printf(&names, "%s%s", k ? ", " : "", pod->ctrs[k].name);
 		sp_buf_terminate(&names);
 		return send_error(fd, "pod %s has no container %s; its containers: %s", pod->name,
-				  jc ? json_string_value(jc) : "(other than init containers)",
+				  req->container ? req->container
+						 : "(other than init containers)",
 				  (char *)names.data);
 	}
+	_cleanup_json_ json_t *args = json_array();
+	for (size_t i = 0; i < req->n_args; i++)
+		json_array_append_new(args, json_string(req->args[i]));
 	_cleanup_err_ sp_err *err = NULL;
-	if (run_exec_stream(pod, c, args, json_is_true(tty), fd, &err) < 0)
+	if (run_exec_stream(pod, c, args, req->tty, fd, &err) < 0)
 		send_error(fd, "%s", sp_err_msg(err));
 	return 0;
 }
 
-static int do_stop(int fd, const json_t *req)
+static int do_stop(int fd, const sp_runctl_req *req)
 {
 	struct run_live *pod = ctl.pod;
-	const json_t *g = json_object_get(req, "grace");
-	if (g && (!json_is_integer(g) || json_integer_value(g) < 0 ||
-		  json_integer_value(g) > 3600))
-		return send_error(fd, "stop: grace must be 0-3600 seconds");
 	pthread_mutex_lock(&pod->mu);
-	if (g)
-		pod->grace_s = (unsigned)json_integer_value(g);
+	if (req->has_grace)
+		pod->grace_s = req->grace;
 	run_interrupted = SIGTERM;
 	pthread_cond_broadcast(&pod->cv);
 	pthread_mutex_unlock(&pod->mu);
@@ -191,25 +171,22 @@ static void *conn_thread(void *arg)
 	_cleanup_free_ uint8_t *data = NULL;
 	size_t len;
 	_cleanup_err_ sp_err *err = NULL;
-	_cleanup_json_ json_t *req = NULL;
+	sp_runctl_req *req = NULL;
 	if (run_ctl_recv(fd, &type, &data, &len, &err) < 0)
 		goto out;
-	if (type != RUN_FRAME_REQUEST || len > RUN_CTL_MAX_REQUEST) {
+	if (type != RUN_FRAME_REQUEST) {
 		send_error(fd, "expected one request frame of at most %u bytes", RUN_CTL_MAX_REQUEST);
 		goto out;
 	}
-	if (sp_json_parse(&req, data, len, "request", &err) < 0 || !json_is_object(req)) {
-		send_error(fd, "the request is not a JSON object%s%s", err ? ": " : "",
-			   err ? sp_err_msg(err) : "");
+	if (sp_runctl_req_parse(&req, data, len, &err) < 0) {
+		send_error(fd, "%s", sp_err_msg(err));
 		goto out;
 	}
-	const char *op = json_string_value(json_object_get(req, "op"));
-	if (op && !strcmp(op, "exec"))
+	if (req->op == SP_RUNCTL_OP_EXEC)
 		do_exec(fd, req);
-	else if (op && !strcmp(op, "stop"))
-		do_stop(fd, req);
 	else
-		send_error(fd, "unknown request op `%s` (exec or stop)", op ? op : "");
+		do_stop(fd, req);
+	sp_runctl_req_free(req);
 out:
 	close(fd);
 	atomic_fetch_sub(&ctl.conns, 1);

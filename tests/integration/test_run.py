@@ -3,6 +3,8 @@ sim TEE. Each test boots its own UVM (that is what `sealpod run` does), so
 the module keeps their number small."""
 import os
 import signal
+import socket
+import struct
 import subprocess
 import time
 
@@ -293,6 +295,33 @@ def test_detached_pods_ps_logs_exec_stop(t):
             "the agent's refusal, plainly", e.stderr)
     t.check('["cat","/etc/hostname"]' in e.stderr, "it lists what is allowed", e.stderr)
     t.check(not e.stdout, "nothing ran", e.stdout)
+
+    # The control socket refuses malformed requests with a word, and the
+    # supervisor goes on serving (the parser is fuzzed: fuzz/run_ctl.c).
+    def ctl(raw):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(20)
+        s.connect(os.path.join(PODS, a, "ctl.sock"))
+        s.sendall(raw)
+        out = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            out += d
+        s.close()
+        return out
+    def frame(t_, b_):
+        return t_ + struct.pack(">I", len(b_)) + b_
+    r = ctl(frame(b"q", b"[1,2"))
+    t.check(r[:1] == b"E" and b"not a JSON object" in r, "non-JSON request", r)
+    r = ctl(frame(b"q", b'{"op":"exec","args":[7]}'))
+    t.check(r[:1] == b"E" and b"args[0] is not a string" in r, "a number as an argument", r)
+    r = ctl(frame(b"q", b'{"op":"stop","grace":-1}'))
+    t.check(r[:1] == b"E" and b"grace must be 0-3600" in r, "a negative grace", r)
+    r = ctl(b"q\xff\xff\xff\xff")
+    t.eq(r, b"", "a frame over 1 MiB closes the connection unanswered")
+    t.check(qemu_pids(a), "the pod still runs after bad requests")
 
     # logs -f follows until the pod is gone.
     follow = t.spawn([t.prog("sealpod"), "logs", "-f", a], stdout=subprocess.PIPE,
