@@ -3,10 +3,11 @@
 #   make check  install what is missing, build, run every test
 #   make demo   install what is missing, build, run examples/hello.yaml
 #   make fuzz   build the libFuzzer targets with clang into build-fuzz/
+#   make fuzz-campaign  run every fuzz target FUZZ_SECONDS (60) each, merging new inputs
 #   make bench  run the benchmarks in bench/
 BUILD ?= build
 
-.PHONY: all deps check demo fuzz bench clean
+.PHONY: all deps check demo fuzz fuzz-campaign bench clean
 
 all: deps
 	@test -f $(BUILD)/build.ninja || meson setup $(BUILD)
@@ -24,6 +25,9 @@ demo: all
 fuzz: deps
 	@test -f build-fuzz/build.ninja || CC=clang meson setup build-fuzz -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false
 	ninja -C build-fuzz
+
+fuzz-campaign: fuzz
+	./scripts/fuzz-campaign
 
 bench: all
 	./bench/run
