@@ -117,7 +117,7 @@ int cmd_ps(int argc, char **argv)
 				/* Its supervisor died without cleaning up. */
 				fprintf(stderr, "sealpod ps: removed pod %s: its supervisor is gone\n",
 					e->d_name);
-				sp_rm_rf(dir, NULL);
+				run_state_remove_stale(dir, NULL);
 				continue;
 			}
 			json_t *st = load_status(dir);

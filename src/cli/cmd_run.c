@@ -427,6 +427,9 @@ int cmd_run(int argc, char **argv)
 	size_t plen;
 	const char *pbytes = sp_policy_bytes(rp.policy, &plen);
 	_cleanup_free_ char *sbid = run_sandbox_id(ro.name ? ro.name : rp.pod_name);
+	/* Recorded before the sandbox exists, so whoever finds this pod's
+	 * supervisor dead can remove what it left (run_state_remove_stale). */
+	st.sandbox_dir = sp_xasprintf("%s/%s", cfg->state_dir, sbid);
 	sp_sandbox_opts so = {.version = 1, .id = sbid, .hostname = rp.pod_name,
 			      .pod_name = rp.pod_name, .pod_namespace = rp.pod_namespace,
 			      .policy = (const uint8_t *)pbytes, .policy_len = plen,

@@ -162,6 +162,7 @@ struct run_state {
 	int lockfd;     /* <dir>/lock, flock'ed while the supervisor lives */
 	int64_t created;
 	pid_t pid;
+	char *sandbox_dir; /* the sandbox's run directory, once known */
 };
 
 /* Claims <pods>/<name>: refuses a name whose supervisor is alive, clears a
@@ -172,6 +173,9 @@ void run_state_write(struct run_state *st, const struct run_live *pod);
 int run_state_open_log(struct run_state *st, const char *container);
 /* Removes the directory and drops the lock. */
 void run_state_release(struct run_state *st);
+/* Removes a dead supervisor's pod directory and the sandbox run directory
+ * its status.json names (QEMU's sockets, the sim PSP's state). */
+int run_state_remove_stale(const char *dir, sp_err **err);
 /* 1 if <pods>/<name>'s supervisor is alive, 0 if not (or no such pod). */
 int run_state_alive(const char *dir);
 

@@ -45,6 +45,43 @@ int run_state_alive(const char *dir)
 	return 0; /* closing the fd drops the lock we just took */
 }
 
+/* A sandbox directory a status.json may name: absolute, canonical, and
+ * ending in <name>-<8 hex> as run_sandbox_id makes it, so a forged or
+ * corrupt status.json cannot make ps remove anything else. */
+static bool sandbox_dir_ok(const char *p, const char *name)
+{
+	if (p[0] != '/' || strstr(p, "//") || strstr(p, "/./") || strstr(p, "/../"))
+		return false;
+	const char *base = strrchr(p, '/') + 1;
+	size_t n = strlen(name);
+	if (strncmp(base, name, n) || base[n] != '-' || strlen(base + n + 1) != 8)
+		return false;
+	for (const char *c = base + n + 1; *c; c++)
+		if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f')))
+			return false;
+	return true;
+}
+
+int run_state_remove_stale(const char *dir, sp_err **err)
+{
+	_cleanup_free_ char *path = sp_xasprintf("%s/status.json", dir);
+	_cleanup_free_ uint8_t *data = NULL;
+	size_t len;
+	const char *name = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
+	if (sp_read_file(&data, &len, path, 1 << 20, NULL) == 0) {
+		_cleanup_json_ json_t *j = NULL;
+		const char *sb = NULL;
+		if (sp_json_parse(&j, data, len, path, NULL) == 0)
+			sb = json_string_value(json_object_get(j, "sandbox_dir"));
+		if (sb && sandbox_dir_ok(sb, name) && access(sb, F_OK) == 0) {
+			_cleanup_err_ sp_err *e = NULL;
+			if (sp_rm_rf(sb, &e) < 0)
+				sp_log_warn("pod %s: %s", name, sp_err_msg(e));
+		}
+	}
+	return sp_rm_rf(dir, err);
+}
+
 int run_state_claim(struct run_state *st, const char *name, const char *file, sp_err **err)
 {
 	memset(st, 0, sizeof(*st));
@@ -70,7 +107,7 @@ int run_state_claim(struct run_state *st, const char *name, const char *file, sp
 					"or give this one another name with --name",
 					name, name);
 		sp_log_info("removing the stale state of pod %s", name);
-		if (sp_rm_rf(dir, err) < 0)
+		if (run_state_remove_stale(dir, err) < 0)
 			return sp_error_wrap(err, "stale pod state %s", dir);
 	}
 	if (mkdir(dir, 0700) < 0)
@@ -122,6 +159,8 @@ void run_state_write(struct run_state *st, const struct run_live *pod)
 		"{s:s,s:s,s:I,s:I,s:s,s:O}", "name", st->name, "file", st->file, "created",
 		(json_int_t)st->created, "pid", (json_int_t)getpid(), "phase",
 		pod && pod->phase ? pod->phase : "starting", "containers", cs);
+	if (st->sandbox_dir)
+		json_object_set_new(j, "sandbox_dir", json_string(st->sandbox_dir));
 	_cleanup_free_ char *text = sp_json_dump_pretty(j);
 	_cleanup_free_ char *path = sp_xasprintf("%s/status.json", st->dir);
 	_cleanup_err_ sp_err *e = NULL;
@@ -152,6 +191,7 @@ void run_state_release(struct run_state *st)
 	free(st->dir);
 	free(st->name);
 	free(st->file);
+	free(st->sandbox_dir);
 	memset(st, 0, sizeof(*st));
 	st->lockfd = -1;
 }

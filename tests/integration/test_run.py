@@ -346,3 +346,32 @@ def test_detached_pods_ps_logs_exec_stop(t):
     gone(t, b)
     s = sealpod(t, "stop", b)
     t.check(s.returncode == 1 and "no pod named" in s.stderr, "stop of a stopped pod", s.stderr)
+
+
+def test_detached_pod_whose_supervisor_died(t):
+    """A reboot-like loss: the detached pod's supervisor is killed with
+    SIGKILL. Its UVM goes with it, and `sealpod ps` says the pod is gone
+    and removes the stale entry; stop and logs then name no such pod."""
+    n = "it-lost"
+    y = t.path(n + ".yaml")
+    with open(y, "w") as f:
+        f.write(DETACHED % (n, n))
+    t.cleanup(lambda: sealpod(t, "stop", n, "--grace", "0", timeout=120))
+    r = run(t, y, "--detach")
+    t.eq(r.returncode, 0, "run --detach exit code\n" + r.stderr)
+    sup = subprocess.run(["pgrep", "-f", "sealpod run .*%s" % y], stdout=subprocess.PIPE,
+                         text=True).stdout.split()
+    t.eq(len(sup), 1, "one supervisor process for the pod")
+    t.check(qemu_pids(n), "its UVM runs")
+    os.kill(int(sup[0]), signal.SIGKILL)
+    t.wait_for(lambda: not qemu_pids(n), 30, "the UVM to go with its supervisor")
+    t.check(os.path.isdir(os.path.join(PODS, n)), "the state directory outlived it (stale)")
+    ps = sealpod(t, "ps")
+    t.eq(ps.returncode, 0, "ps exit code\n" + ps.stderr)
+    t.check("removed pod %s: its supervisor is gone" % n in ps.stderr,
+            "ps says what happened to the pod", ps.stderr)
+    t.check(n not in ps.stdout, "ps no longer lists it", ps.stdout)
+    t.check(not os.path.exists(os.path.join(PODS, n)), "the stale entry is removed")
+    s = sealpod(t, "stop", n)
+    t.check(s.returncode == 1 and "no pod named" in s.stderr, "stop of the lost pod", s.stderr)
+    no_leftovers(t, n)
