@@ -62,6 +62,8 @@ static bool sandbox_dir_ok(const char *p, const char *name)
 	return true;
 }
 
+static int state_write(struct run_state *st, const struct run_live *pod, sp_err **err);
+
 int run_state_remove_stale(const char *dir, sp_err **err)
 {
 	_cleanup_free_ char *path = sp_xasprintf("%s/status.json", dir);
@@ -134,13 +136,18 @@ int run_state_claim(struct run_state *st, const char *name, const char *file, sp
 	st->file = sp_xstrdup(abs ? abs : file);
 	st->created = (int64_t)time(NULL);
 	st->pid = getpid();
+	/* A state directory that cannot take the first status.json (a full
+	 * disk) is refused now, not found empty by `sealpod ps` later. */
+	if (state_write(st, NULL, err) < 0) {
+		sp_error_wrap(err, "pod %s: state directory", name);
+		run_state_release(st);
+		return SP_ERR_SYSTEM;
+	}
 	return 0;
 }
 
-void run_state_write(struct run_state *st, const struct run_live *pod)
+static int state_write(struct run_state *st, const struct run_live *pod, sp_err **err)
 {
-	if (!st || !st->dir)
-		return;
 	_cleanup_json_ json_t *cs = json_array();
 	for (size_t i = 0; pod && i < pod->n; i++) {
 		const struct run_ctr *c = &pod->ctrs[i];
@@ -163,8 +170,15 @@ void run_state_write(struct run_state *st, const struct run_live *pod)
 		json_object_set_new(j, "sandbox_dir", json_string(st->sandbox_dir));
 	_cleanup_free_ char *text = sp_json_dump_pretty(j);
 	_cleanup_free_ char *path = sp_xasprintf("%s/status.json", st->dir);
+	return sp_write_file_atomic(path, text, strlen(text), 0600, err);
+}
+
+void run_state_write(struct run_state *st, const struct run_live *pod)
+{
+	if (!st || !st->dir)
+		return;
 	_cleanup_err_ sp_err *e = NULL;
-	if (sp_write_file_atomic(path, text, strlen(text), 0600, &e) < 0)
+	if (state_write(st, pod, &e) < 0)
 		sp_log_warn("%s", sp_err_msg(e));
 }
 

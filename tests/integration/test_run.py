@@ -375,3 +375,43 @@ def test_detached_pod_whose_supervisor_died(t):
     s = sealpod(t, "stop", n)
     t.check(s.returncode == 1 and "no pod named" in s.stderr, "stop of the lost pod", s.stderr)
     no_leftovers(t, n)
+
+
+def test_disk_full_is_a_clear_error(t):
+    """The host's disk full while packing the pod's images (TMPDIR) or while
+    making the pod's state directory: sealpod run fails naming the file and
+    ENOSPC, and leaves nothing on the full disk, no UVM and no sandbox."""
+    mnt = t.path("tiny")
+    os.makedirs(mnt)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", mnt], check=True)
+    t.cleanup(lambda: subprocess.run(["umount", "-l", mnt]))
+    env = dict(os.environ, TMPDIR=mnt)
+    argv = [t.prog("sealpod"), "run", "--image-dir", t.module.images, "--guest-dir",
+            t.module.guest, "--accel", "tcg", example("hello.yaml")]
+    r = t.run(argv, timeout=300, env=env)
+    t.eq(r.returncode, 1, "exit code with a full TMPDIR\n" + r.stderr)
+    t.check("No space left on device" in r.stderr and "blob sha256:" in r.stderr,
+            "the error names the blob being written and ENOSPC", r.stderr)
+    t.eq(os.listdir(mnt), [], "nothing left in the full TMPDIR")
+    no_leftovers(t, "hello")
+
+    # Full where the pod's state goes: the pods directory on the tmpfs,
+    # filled to the last block.
+    fd = os.open(os.path.join(mnt, "fill"), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    os.close(fd)
+    env = dict(os.environ, SEALPOD_PODS_DIR=os.path.join(mnt, "pods"))
+    r = t.run(argv, timeout=300, env=env)
+    t.eq(r.returncode, 1, "exit code with a full state directory\n" + r.stderr)
+    t.check("No space left on device" in r.stderr and os.path.join(mnt, "pods") in r.stderr,
+            "the error names the state directory and ENOSPC", r.stderr)
+    left = os.listdir(os.path.join(mnt, "pods")) if os.path.isdir(os.path.join(mnt, "pods")) \
+        else []
+    t.eq(left, [], "no partial pod state")
+    t.eq(sorted(os.listdir(mnt)), ["fill"] + (["pods"] if os.path.isdir(
+        os.path.join(mnt, "pods")) else []), "nothing else on the full disk")
+    no_leftovers(t, "hello")
