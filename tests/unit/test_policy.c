@@ -38,7 +38,7 @@ static sp_policy *load_named(const char *name)
 	return p;
 }
 
-/* The fast path (eval_fast.c) against the full evaluator: it may pass
+/* The fast path (eval_container.c) against the full evaluator: it may pass
  * only specs the full check passes, and should pass most allowed ones. */
 static size_t fast_allowed, create_allowed;
 
