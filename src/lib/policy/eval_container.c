@@ -53,9 +53,11 @@ struct cmp {
 /* Paths relative to the spec (CreateContainer) or to the process
  * (ExecProcess, prefixed "process.") whose values vary at run time. */
 const char *const sp_policy_variable_fields[] = {
-	"process.env",     /* by the policy's env rules */
-	"linux.resources", /* within the policy's bounds; devices exact */
-	NULL};
+	"process.env", /* by the policy's env rules */
+	/* linux.resources within the policy's bounds (eval_resources.c);
+	 * linux.resources.devices is not variable: exactly the policy's. */
+	"linux.resources.memory", "linux.resources.cpu", "linux.resources.pids",
+	"linux.resources.blockIO", "linux.resources.unified", NULL};
 const char *const sp_policy_exec_variable_fields[] = {
 	"process.args",        /* one of the container's exec commands */
 	"process.env",         /* by the policy's env rules */
