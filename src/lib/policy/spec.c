@@ -77,7 +77,7 @@ json_t *sp_policy_spec_build(const struct pcontainer *c, json_t *env)
 		json_object_set_new(caps, sp_policy_cap_sets[s], strv_or_empty(c->caps[s]));
 	json_t *user = json_pack("{s:I, s:I, s:o}", "uid", (json_int_t)c->uid, "gid", (json_int_t)c->gid,
 				 "additionalGids", c->groups ? json_deep_copy(c->groups) : json_array());
-	json_t *proc = json_pack("{s:b, s:o, s:o, s:O, s:s, s:o, s:b}", "terminal", c->terminal,
+	json_t *proc = json_pack("{s:b, s:o, s:o, s:o, s:s, s:o, s:b}", "terminal", c->terminal,
 				 "user", user, "args", json_deep_copy(c->args), "env", env, "cwd", c->cwd,
 				 "capabilities", caps, "noNewPrivileges", c->no_new_privs);
 	if (c->apparmor[0])
