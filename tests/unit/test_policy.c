@@ -415,6 +415,45 @@ static bool has_cap(json_t *c, const char *cap)
 	return false;
 }
 
+/* resources.requests/limits become millicores and bytes (rounded up), a
+ * limit alone is also the request, and bad quantities name the field. */
+static void test_gen_resources(void **state)
+{
+	sp_err *err = NULL;
+	json_t *pol = gen_one("kind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
+			      "  - name: a\n    image: x:1\n    resources:\n"
+			      "      requests: {cpu: 250m, memory: 64Mi}\n      limits: {cpu: 1, memory: 1.5G}\n"
+			      "  - name: b\n    image: x:1\n    resources: {limits: {cpu: '0.0005', memory: 129e6}}\n"
+			      "  - name: c\n    image: x:1\n",
+			      &err);
+	assert_non_null(pol);
+	_cleanup_free_ char *a = sp_json_dump_canonical(json_object_get(c0(pol, 0), "resources"));
+	assert_non_null(strstr(a, "\"limits\":{\"cpu\":1000,\"memory\":1500000000}"));
+	assert_non_null(strstr(a, "\"requests\":{\"cpu\":250,\"memory\":67108864}"));
+	assert_non_null(strstr(a, "\"memory.max\""));
+	assert_null(strstr(a, "cgroup."));
+	_cleanup_free_ char *b = sp_json_dump_canonical(json_object_get(c0(pol, 1), "resources"));
+	assert_non_null(strstr(b, "\"requests\":{\"cpu\":1,\"memory\":129000000}"));
+	_cleanup_free_ char *c = sp_json_dump_canonical(json_object_get(c0(pol, 2), "resources"));
+	assert_null(strstr(c, "limits"));
+	sp_policy *p = NULL;
+	assert_int_equal(sp_policy_load_json(&p, pol, &err), 0);
+	sp_policy_free(p);
+	json_decref(pol);
+	assert_null(gen_one("kind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
+			    "  - name: a\n    image: x:1\n    resources: {limits: {memory: 12Zi}}\n", &err));
+	assert_non_null(strstr(err->msg, "resources.limits.memory"));
+	sp_err_clear(&err);
+	/* A policy naming a cgroup.* key does not load. */
+	pol = gen_one("kind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: a\n    image: x:1\n", &err);
+	json_array_append_new(json_object_get(json_object_get(c0(pol, 0), "resources"), "cgroup_keys"),
+			      json_string("cgroup.procs"));
+	assert_int_equal(sp_policy_load_json(&p, pol, &err), SP_ERR_PARSE);
+	assert_non_null(strstr(err->msg, "cgroup.procs"));
+	sp_err_clear(&err);
+	json_decref(pol);
+}
+
 static void test_gen_security_context(void **state)
 {
 	sp_err *err = NULL;
@@ -882,6 +921,7 @@ int main(void)
 		cmocka_unit_test(test_kbs),
 		cmocka_unit_test(test_gen_command_args),
 		cmocka_unit_test(test_gen_security_context),
+		cmocka_unit_test(test_gen_resources),
 		cmocka_unit_test(test_gen_refusals),
 		cmocka_unit_test(test_gen_yaml_roundtrip),
 		cmocka_unit_test(test_yaml_limits),
