@@ -20,7 +20,7 @@ metadata:
   namespace: default
   annotations:
     io.sealpod.policy/logs: "writer"
-    io.sealpod.policy/exec: '{"reader": [["/bin/sh", "-c", "cat /data/msg; hostname; cat /etc/resolv.conf; ls -d /dev/shm"], ["/bin/wget", "-q", "-O", "-", "http://127.0.0.1:8006/aa/evidence?runtime_data=pod2%20nonce%2B1"]]}'
+    io.sealpod.policy/exec: '{"reader": [["/bin/sh", "-c", "cat /data/msg; hostname; cat /etc/resolv.conf; ls -d /dev/shm"], ["/bin/wget", "-q", "-O", "-", "http://127.0.0.1:8006/aa/evidence?runtime_data=pod2%20nonce%2B1"], ["/bin/grep", "^Cap", "/proc/self/status"]]}'
     io.sealpod.policy/requests: '{"stats": true, "list_processes": true, "update_container": true}'
 spec:
   volumes:
@@ -42,6 +42,9 @@ READER_EXEC = ["/bin/sh", "-c", "cat /data/msg; hostname; cat /etc/resolv.conf; 
 EVIDENCE_EXEC = ["/bin/wget", "-q", "-O", "-",
                  "http://127.0.0.1:8006/aa/evidence?runtime_data=pod2%20nonce%2B1"]
 RUNTIME_DATA = b"pod2 nonce+1"
+CAPS_EXEC = ["/bin/grep", "^Cap", "/proc/self/status"]
+# containerd's default capabilities (no securityContext in POD).
+DEFAULT_CAPS = "00000000a80425fb"
 HOSTNAME = "pod2"
 DNS = "nameserver 10.0.0.10"
 
@@ -190,6 +193,27 @@ def run(t, c, pod, store_source, slow=1, sim_root=None, during=None):
         t.eq(first(c.call("WaitProcess", container_id="r", exec_id="ev",
                           timeout_s=30 * slow), 1, 0), 0, "wget status")
         check_evidence(t, out, pod, sim_root)
+    # Issue 19.1 and 19.3, wherever the agent runs: a spec without
+    # capabilities, or joining the agent's own network namespace, is
+    # refused; the reader's exec runs with exactly the policy's sets.
+    nocaps = json.loads(json.dumps(pod.specs["reader"]))
+    del nocaps["process"]["capabilities"]
+    expect_denied(t, lambda: c.call("CreateContainer", container_id="x1", container_name="reader",
+                                    image=pod.image, oci_spec=nocaps, timeout_s=30 * slow),
+                  "a spec without process.capabilities")
+    agentns = json.loads(json.dumps(pod.specs["reader"]))
+    for n in agentns["linux"]["namespaces"]:
+        if n["type"] == "network":
+            n["path"] = "/proc/1/ns/net"
+    expect_denied(t, lambda: c.call("CreateContainer", container_id="x2", container_name="reader",
+                                    image=pod.image, oci_spec=agentns, timeout_s=30 * slow),
+                  "the agent's network namespace")
+    c.call("ExecProcess", container_id="r", exec_id="caps",
+           process=pod.process("reader", CAPS_EXEC), timeout_s=30 * slow)
+    out = read_all(c, "r", "caps", timeout_s=30 * slow).decode()
+    for cap in ("CapEff", "CapPrm", "CapBnd"):
+        t.check("%s:\t%s" % (cap, DEFAULT_CAPS) in out, cap + " = the policy's", out)
+    t.check("CapAmb:\t0000000000000000" in out, "no ambient capabilities", out)
     if during:
         during()
     expect_denied(t, lambda: c.call("ExecProcess", container_id="r", exec_id="evil",

@@ -259,6 +259,34 @@ def test_security_settings(t):
     t.check("Permission denied" in out, "seccomp errnoRet EACCES", out)
 
 
+def test_absent_capabilities_are_empty(t):
+    """Issue 19.1 at the engine: a process without process.capabilities, or
+    without one of its sets, gets that set EMPTY (as runc does), never
+    the runtime's own capabilities."""
+    r = rc(t)
+    script = "grep -E '^Cap(Eff|Prm|Bnd|Inh|Amb):' /proc/self/status"
+
+    def nocaps(c):
+        c["process"].pop("capabilities", None)
+        c["process"]["user"] = {"uid": 0, "gid": 0}
+
+    def only_bounding(c):
+        c["process"]["capabilities"] = {"bounding": ["CAP_KILL"]}
+        c["process"]["user"] = {"uid": 0, "gid": 0}
+
+    p = r.run("run", "-b", r.bundle(["sh", "-c", script], nocaps), "nocaps")
+    t.eq(p.returncode, 0, "run: " + p.stderr)
+    for cap in ("CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb"):
+        t.check("%s:\t0000000000000000" % cap in p.stdout, cap + " empty without capabilities",
+                p.stdout)
+    p = r.run("run", "-b", r.bundle(["sh", "-c", script], only_bounding), "bnd")
+    t.eq(p.returncode, 0, "run: " + p.stderr)
+    t.check("CapBnd:\t0000000000000020" in p.stdout, "bounding = KILL", p.stdout)
+    for cap in ("CapEff", "CapPrm", "CapInh", "CapAmb"):
+        t.check("%s:\t0000000000000000" % cap in p.stdout, cap + " empty when its set is absent",
+                p.stdout)
+
+
 def recv_fd(sock):
     fds = array.array("i")
     msg, anc, _, _ = sock.recvmsg(64, socket.CMSG_SPACE(4))

@@ -38,7 +38,7 @@ static sp_policy *load_named(const char *name)
 	return p;
 }
 
-/* The fast path (eval_fast.c) against the full evaluator: it may pass
+/* The fast path (eval_container.c) against the full evaluator: it may pass
  * only specs the full check passes, and should pass most allowed ones. */
 static size_t fast_allowed, create_allowed;
 
@@ -415,6 +415,45 @@ static bool has_cap(json_t *c, const char *cap)
 	return false;
 }
 
+/* resources.requests/limits become millicores and bytes (rounded up), a
+ * limit alone is also the request, and bad quantities name the field. */
+static void test_gen_resources(void **state)
+{
+	sp_err *err = NULL;
+	json_t *pol = gen_one("kind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
+			      "  - name: a\n    image: x:1\n    resources:\n"
+			      "      requests: {cpu: 250m, memory: 64Mi}\n      limits: {cpu: 1, memory: 1.5G}\n"
+			      "  - name: b\n    image: x:1\n    resources: {limits: {cpu: '0.0005', memory: 129e6}}\n"
+			      "  - name: c\n    image: x:1\n",
+			      &err);
+	assert_non_null(pol);
+	_cleanup_free_ char *a = sp_json_dump_canonical(json_object_get(c0(pol, 0), "resources"));
+	assert_non_null(strstr(a, "\"limits\":{\"cpu\":1000,\"memory\":1500000000}"));
+	assert_non_null(strstr(a, "\"requests\":{\"cpu\":250,\"memory\":67108864}"));
+	assert_non_null(strstr(a, "\"memory.max\""));
+	assert_null(strstr(a, "cgroup."));
+	_cleanup_free_ char *b = sp_json_dump_canonical(json_object_get(c0(pol, 1), "resources"));
+	assert_non_null(strstr(b, "\"requests\":{\"cpu\":1,\"memory\":129000000}"));
+	_cleanup_free_ char *c = sp_json_dump_canonical(json_object_get(c0(pol, 2), "resources"));
+	assert_null(strstr(c, "limits"));
+	sp_policy *p = NULL;
+	assert_int_equal(sp_policy_load_json(&p, pol, &err), 0);
+	sp_policy_free(p);
+	json_decref(pol);
+	assert_null(gen_one("kind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
+			    "  - name: a\n    image: x:1\n    resources: {limits: {memory: 12Zi}}\n", &err));
+	assert_non_null(strstr(err->msg, "resources.limits.memory"));
+	sp_err_clear(&err);
+	/* A policy naming a cgroup.* key does not load. */
+	pol = gen_one("kind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: a\n    image: x:1\n", &err);
+	json_array_append_new(json_object_get(json_object_get(c0(pol, 0), "resources"), "cgroup_keys"),
+			      json_string("cgroup.procs"));
+	assert_int_equal(sp_policy_load_json(&p, pol, &err), SP_ERR_PARSE);
+	assert_non_null(strstr(err->msg, "cgroup.procs"));
+	sp_err_clear(&err);
+	json_decref(pol);
+}
+
 static void test_gen_security_context(void **state)
 {
 	sp_err *err = NULL;
@@ -559,15 +598,330 @@ static void test_yaml_limits(void **state)
 	sp_buf_free(&b);
 }
 
+/* ---- the whole-spec mutation test (issues 19 and 20) ----
+ * From a valid CreateContainer spec (and an ExecProcess process), every
+ * field of the OCI runtime spec, walked from a JSON schema of it
+ * (tests/policy/oci-runtime-spec.schema.json, not a hand list), is in
+ * turn removed, changed (another value, then null) and duplicated (the
+ * key twice in the JSON text; an array element twice); fields the spec
+ * lacks are added (once and twice). Every mutation must be refused
+ * unless its field is one of the documented runtime-variable ones. */
+
+struct mseg {
+	const char *key; /* NULL: an array index */
+	size_t idx;
+};
+
+struct mut {
+	const sp_policy *p;
+	int ci;		     /* policy container */
+	bool exec;
+	const char *const *variable;
+	json_t *base;	     /* the valid spec, or process */
+	sp_policy_state *st; /* exec: a state where the container exists */
+	struct mseg path[32];
+	size_t depth;
+	size_t tried, refused, var_allowed, n_exec;
+	int failures;
+	/* coverage the issues ask for */
+	size_t devices, umask, mount_options;
+};
+
+static char *mpath(const struct mut *m, const char *last)
+{
+	char buf[512];
+	size_t n = 0;
+	buf[0] = 0;
+	if (m->exec)
+		n += (size_t)snprintf(buf, sizeof(buf), "process");
+	for (size_t i = 0; i < m->depth && n < sizeof(buf); i++) {
+		const struct mseg *s = &m->path[i];
+		if (s->key)
+			n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s", n ? "." : "", s->key);
+		else
+			n += (size_t)snprintf(buf + n, sizeof(buf) - n, "[%zu]", s->idx);
+	}
+	if (last && n < sizeof(buf))
+		snprintf(buf + n, sizeof(buf) - n, "%s%s", n ? "." : "", last);
+	return sp_xstrdup(buf);
+}
+
+static bool mvariable(const struct mut *m, const char *path)
+{
+	for (const char *const *v = m->variable; *v; v++) {
+		size_t l = strlen(*v);
+		if (!strncmp(path, *v, l) && (!path[l] || path[l] == '.' || path[l] == '['))
+			return true;
+	}
+	return false;
+}
+
+/* The node at the first `depth` segments of the path in a copy. */
+static json_t *mlocate(json_t *root, const struct mut *m, size_t depth)
+{
+	json_t *n = root;
+	for (size_t i = 0; n && i < depth; i++)
+		n = m->path[i].key ? json_object_get(n, m->path[i].key) : json_array_get(n, m->path[i].idx);
+	return n;
+}
+
+static bool mdecide(struct mut *m, const char *bytes)
+{
+	sp_policy_decision d;
+	const json_t *entry = json_array_get(json_object_get(sp_policy_json(m->p), "containers"), (size_t)m->ci);
+	bool allow;
+	if (!m->exec) {
+		Sealpod__Agent__V1__CreateContainerRequest r = SEALPOD__AGENT__V1__CREATE_CONTAINER_REQUEST__INIT;
+		r.container_id = "m1";
+		r.container_name = (char *)json_string_value(json_object_get(entry, "name"));
+		r.image = (char *)json_string_value(json_object_get(entry, "image"));
+		r.container_type = json_is_true(json_object_get(entry, "init")) ? "init" : "";
+		r.oci_spec.data = (uint8_t *)bytes;
+		r.oci_spec.len = strlen(bytes);
+		sp_policy_state *st = m->st ? m->st : sp_policy_state_new();
+		assert_int_equal(sp_policy_eval(m->p, st, "CreateContainer", &r.base, &d), 0);
+		if (st != m->st)
+			sp_policy_state_free(st);
+	} else {
+		Sealpod__Agent__V1__ExecProcessRequest r = SEALPOD__AGENT__V1__EXEC_PROCESS_REQUEST__INIT;
+		_cleanup_free_ char *eid = sp_xasprintf("x%zu", m->n_exec++);
+		r.container_id = "m1";
+		r.exec_id = eid;
+		r.process.data = (uint8_t *)bytes;
+		r.process.len = strlen(bytes);
+		assert_int_equal(sp_policy_eval(m->p, m->st, "ExecProcess", &r.base, &d), 0);
+	}
+	allow = d.allow;
+	/* A denial explains itself. */
+	if (!allow && (!d.path || !d.expected || !d.got))
+		m->failures++;
+	sp_policy_decision_clear(&d);
+	return allow;
+}
+
+/* Evaluates one mutated tree; dup_key: the placeholder "\u0001dup" in
+ * the text becomes that key (a duplicate). */
+static void mtry(struct mut *m, json_t *tree, const char *dup_key, const char *field, const char *what)
+{
+	_cleanup_free_ char *s = sp_json_dump_canonical(tree);
+	if (dup_key) {
+		const char *ph = "\"\\u0001dup\"";
+		char *at = strstr(s, ph);
+		assert_non_null(at);
+		char *t = sp_xasprintf("%.*s\"%s\"%s", (int)(at - s), s, dup_key, at + strlen(ph));
+		free(s);
+		s = t;
+	}
+	json_decref(tree);
+	bool allowed = mdecide(m, s);
+	m->tried++;
+	if (!allowed) {
+		m->refused++;
+	} else if (mvariable(m, field)) {
+		m->var_allowed++;
+		if (getenv("SP_MUTATION_VERBOSE"))
+			print_message("allowed (runtime-variable): %s %s\n", what, field);
+	} else {
+		print_error("MUTATION ALLOWED: %s %s (%s)\n", what, field, m->exec ? "ExecProcess" : "CreateContainer");
+		m->failures++;
+	}
+	if (!strcmp(field, "linux.resources.devices") || !strncmp(field, "linux.resources.devices[", 24))
+		m->devices++;
+	if (strstr(field, "user.umask"))
+		m->umask++;
+	if (!strncmp(field, "mounts[", 7) && strstr(field, "].options"))
+		m->mount_options++;
+}
+
+static json_t *typical(const json_t *schema)
+{
+	const char *t = json_string_value(json_object_get(schema, "type"));
+	if (!strcmp(t, "string"))
+		return json_string("x");
+	if (!strcmp(t, "integer"))
+		return json_integer(1);
+	if (!strcmp(t, "boolean"))
+		return json_true();
+	if (!strcmp(t, "array"))
+		return json_pack("[o]", typical(json_object_get(schema, "items")));
+	return json_object();
+}
+
+static json_t *changed(const json_t *v, const json_t *schema)
+{
+	switch (json_typeof(v)) {
+	case JSON_STRING: return json_sprintf("%sx", json_string_value(v));
+	case JSON_INTEGER: return json_integer(json_integer_value(v) + 1);
+	case JSON_TRUE: return json_false();
+	case JSON_FALSE: return json_true();
+	case JSON_ARRAY: {
+		json_t *a = json_deep_copy(v);
+		json_array_append_new(a, typical(json_object_get(schema, "items")));
+		return a;
+	}
+	case JSON_OBJECT: {
+		json_t *o = json_deep_copy(v);
+		json_object_set_new(o, "x-sealpod-mutation", json_integer(1));
+		return o;
+	}
+	default: return json_string("x");
+	}
+}
+
+static void mwalk(struct mut *m, const json_t *schema, const json_t *node);
+
+/* Field k (schema sub) of the object at the current path. */
+static void mfield(struct mut *m, const char *k, const json_t *sub, const json_t *v)
+{
+	_cleanup_free_ char *f = mpath(m, k);
+	json_t *t;
+	if (v) {
+		t = json_deep_copy(m->base);
+		json_object_del(mlocate(t, m, m->depth), k);
+		mtry(m, t, NULL, f, "remove");
+		t = json_deep_copy(m->base);
+		json_object_set_new(mlocate(t, m, m->depth), k, changed(v, sub));
+		mtry(m, t, NULL, f, "change");
+		t = json_deep_copy(m->base);
+		json_object_set_new(mlocate(t, m, m->depth), k, json_null());
+		mtry(m, t, NULL, f, "change to null");
+		t = json_deep_copy(m->base);
+		json_object_set_new(mlocate(t, m, m->depth), "\x01" "dup", json_deep_copy(v));
+		mtry(m, t, k, f, "duplicate key");
+		if (json_is_object(v) || json_is_array(v)) {
+			m->path[m->depth++] = (struct mseg){.key = k};
+			mwalk(m, sub, v);
+			m->depth--;
+		}
+	} else {
+		t = json_deep_copy(m->base);
+		json_object_set_new(mlocate(t, m, m->depth), k, typical(sub));
+		mtry(m, t, NULL, f, "add");
+		t = json_deep_copy(m->base);
+		json_object_set_new(mlocate(t, m, m->depth), k, typical(sub));
+		json_object_set_new(mlocate(t, m, m->depth), "\x01" "dup", typical(sub));
+		mtry(m, t, k, f, "add twice");
+	}
+}
+
+static void mwalk(struct mut *m, const json_t *schema, const json_t *node)
+{
+	assert_true(m->depth < 30);
+	if (json_is_object(node)) {
+		const json_t *props = json_object_get(schema, "properties");
+		const json_t *addl = json_object_get(schema, "additionalProperties");
+		const char *k;
+		json_t *sub;
+		json_object_foreach((json_t *)props, k, sub) mfield(m, k, sub, json_object_get(node, k));
+		if (json_is_object(addl)) {
+			json_t *v;
+			json_object_foreach((json_t *)node, k, v) mfield(m, k, addl, v);
+			mfield(m, "x.sealpod-mutation", addl, NULL);
+		}
+		return;
+	}
+	if (!json_is_array(node))
+		return;
+	const json_t *items = json_object_get(schema, "items");
+	size_t i;
+	json_t *v;
+	json_array_foreach(node, i, v) {
+		m->path[m->depth++] = (struct mseg){.idx = i};
+		_cleanup_free_ char *f = mpath(m, NULL);
+		m->depth--;
+		json_t *t = json_deep_copy(m->base);
+		json_array_remove(mlocate(t, m, m->depth), i);
+		mtry(m, t, NULL, f, "remove element");
+		t = json_deep_copy(m->base);
+		json_array_insert_new(mlocate(t, m, m->depth), i, json_deep_copy(v));
+		mtry(m, t, NULL, f, "duplicate element");
+		t = json_deep_copy(m->base);
+		json_array_set_new(mlocate(t, m, m->depth), i, changed(v, items));
+		mtry(m, t, NULL, f, "change element");
+		if (json_is_object(v) || json_is_array(v)) {
+			m->path[m->depth++] = (struct mseg){.idx = i};
+			mwalk(m, items, v);
+			m->depth--;
+		}
+	}
+	_cleanup_free_ char *f = mpath(m, NULL);
+	json_t *t = json_deep_copy(m->base);
+	json_array_append_new(mlocate(t, m, m->depth), typical(items));
+	mtry(m, t, NULL, f, "add element");
+}
+
+static void mutate_container(const sp_policy *p, const json_t *schema, const char *name,
+			     const char *values_json, bool exec, size_t *tried, size_t *refused)
+{
+	struct mut m = {.p = p, .ci = sp_policy_container_find(p, name), .exec = exec};
+	assert_true(m.ci >= 0);
+	_cleanup_json_ json_t *values = json_loads(values_json, 0, NULL);
+	_cleanup_json_ json_t *spec = NULL;
+	assert_int_equal(sp_policy_container_spec(p, (size_t)m.ci, values, &spec, NULL), 0);
+	_cleanup_free_ char *valid = sp_json_dump_canonical(spec);
+	if (!exec) {
+		m.variable = sp_policy_variable_fields;
+		m.base = spec;
+		assert_true(mdecide(&m, valid)); /* the unmutated spec is allowed */
+		mwalk(&m, schema, spec);
+		print_message("CreateContainer %s: %zu mutations tried, %zu refused, %zu allowed (runtime-variable fields)\n",
+			      name, m.tried, m.refused, m.var_allowed);
+		/* Issue 20's fields: the device rules, the umask (added) and
+		 * every mount's options. */
+		assert_true(m.devices > 0 && m.umask > 0);
+		assert_true(m.mount_options >= 4 * json_array_size(json_object_get(spec, "mounts")));
+	} else {
+		m.variable = sp_policy_exec_variable_fields;
+		m.st = sp_policy_state_new();
+		m.exec = false;
+		assert_true(mdecide(&m, valid)); /* creates container m1 */
+		m.exec = true;
+		const json_t *entry = json_array_get(json_object_get(sp_policy_json(p), "containers"), (size_t)m.ci);
+		m.base = json_deep_copy(json_object_get(spec, "process"));
+		json_object_set(m.base, "args", json_array_get(json_object_get(entry, "exec"), 0));
+		_cleanup_free_ char *proc = sp_json_dump_canonical(m.base);
+		assert_true(mdecide(&m, proc));
+		mwalk(&m, json_object_get(json_object_get(schema, "properties"), "process"), m.base);
+		print_message("ExecProcess %s: %zu mutations tried, %zu refused, %zu allowed (runtime-variable fields)\n",
+			      name, m.tried, m.refused, m.var_allowed);
+		assert_true(m.umask > 0);
+		json_decref(m.base);
+		sp_policy_state_free(m.st);
+	}
+	assert_int_equal(m.failures, 0);
+	*tried += m.tried;
+	*refused += m.refused;
+}
+
+static void test_spec_mutations(void **state)
+{
+	_cleanup_free_ char *sp = sp_xasprintf("%s/tests/policy/oci-runtime-spec.schema.json", root());
+	_cleanup_json_ json_t *schema = NULL;
+	sp_err *err = NULL;
+	if (sp_json_load_file(&schema, sp, 1u << 20, &err) < 0)
+		fail_msg("%s", sp_err_msg(err));
+	sp_policy *p = load_named("web.json");
+	size_t tried = 0, refused = 0;
+	mutate_container(p, schema, "tools", "{\"HOSTNAME\":\"web\"}", false, &tried, &refused);
+	mutate_container(p, schema, "web", "{\"HOSTNAME\":\"web\",\"PASSWORD\":\"s3cret\",\"POD_IP\":\"10.0.0.5\"}",
+			 false, &tried, &refused);
+	mutate_container(p, schema, "tools", "{\"HOSTNAME\":\"web\"}", true, &tried, &refused);
+	print_message("whole-spec mutation test: %zu mutations tried, %zu refused\n", tried, refused);
+	assert_true(tried > 1000);
+	sp_policy_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_case_corpus),
+		cmocka_unit_test(test_spec_mutations),
 		cmocka_unit_test(test_canonical_only),
 		cmocka_unit_test(test_registries),
 		cmocka_unit_test(test_kbs),
 		cmocka_unit_test(test_gen_command_args),
 		cmocka_unit_test(test_gen_security_context),
+		cmocka_unit_test(test_gen_resources),
 		cmocka_unit_test(test_gen_refusals),
 		cmocka_unit_test(test_gen_yaml_roundtrip),
 		cmocka_unit_test(test_yaml_limits),

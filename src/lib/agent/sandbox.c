@@ -460,10 +460,21 @@ int sandbox_prepare_spec(sp_agent *a, json_t *spec, const char *cid, sp_err **er
 	json_array_foreach(mounts, i, m) {
 		json_t *src = json_object_get(m, "source");
 		const char *s = json_string_value(src);
+		const char *dst = json_string_value(json_object_get(m, "destination"));
+		char field[48];
+		/* Paths are compared as strings here and by the policy: only
+		 * canonical ones (no //, /./, /../, trailing /), so that both
+		 * look at the very value the kernel will resolve. */
+		if (dst && (dst[0] != '/' || (dst[1] && bad_rest(dst + 1))))
+			return sp_error(err, SP_ERR_INVALID,
+					"mounts[%zu].destination: `%.200s` is not a canonical absolute path",
+					i, dst);
+		if (s && s[0] == '/' && s[1] && bad_rest(s + 1))
+			return sp_error(err, SP_ERR_INVALID,
+					"mounts[%zu].source: `%.200s` is not a canonical path", i, s);
 		if (!s || strncmp(s, GUEST_SANDBOX "/", gl + 1) != 0)
 			continue;
 		const char *rest = s + gl + 1;
-		char field[48];
 		snprintf(field, sizeof(field), "mounts[%zu].source", i);
 		if (bad_rest(rest))
 			return sp_error(err, SP_ERR_INVALID, "%s: `%.200s` is not a plain path",
@@ -483,8 +494,18 @@ int sandbox_prepare_spec(sp_agent *a, json_t *spec, const char *cid, sp_err **er
 	json_array_foreach(nss, i, m) {
 		json_t *path = json_object_get(m, "path");
 		const char *s = json_string_value(path);
-		if (!s || strncmp(s, GUEST_SANDBOX "/ns/", gl + 4) != 0)
+		if (!path || json_is_null(path))
 			continue;
+		/* A container joins only the pod's own namespaces, by the one
+		 * name the policy builds (<sandbox>/ns/<type>): never a path
+		 * such as /proc/1/ns/net, the agent's own. */
+		const char *ntype = json_string_value(json_object_get(m, "type"));
+		if (!s || !ntype || strncmp(s, GUEST_SANDBOX "/ns/", gl + 4) != 0 ||
+		    strcmp(s + gl + 4, ntype) != 0)
+			return sp_error(err, SP_ERR_INVALID,
+					"linux.namespaces[%zu].path: `%.200s` is not the pod's %s namespace (%s/ns/%s)",
+					i, s ? s : "(not a string)", ntype ? ntype : "?",
+					GUEST_SANDBOX, ntype ? ntype : "TYPE");
 		const char *type = s + gl + 4;
 		size_t k;
 		for (k = 0; k < SP_ARRAY_LEN(NS); k++)

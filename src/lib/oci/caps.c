@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Capabilities by name (libcap) and their application in the child:
  * the bounding set is dropped while still privileged, the other sets
- * after the uid change (with PR_SET_KEEPCAPS in between). */
+ * after the uid change (with PR_SET_KEEPCAPS in between). An absent
+ * process.capabilities, or an absent set, is an EMPTY set (as in runc):
+ * never "leave the caller's", which for the agent is nearly all of them. */
 #include <string.h>
 #include <sys/capability.h>
 #include <sys/prctl.h>
@@ -43,8 +45,6 @@ static cap_value_t last_cap(void)
 
 int oci_caps_drop_bounding(const struct oci_caps *c, char *msg, size_t n)
 {
-	if (!c->set)
-		return 0;
 	for (cap_value_t v = 0; v <= last_cap(); v++) {
 		if (c->bounding & (1ULL << v))
 			continue;
@@ -57,8 +57,6 @@ int oci_caps_drop_bounding(const struct oci_caps *c, char *msg, size_t n)
 
 int oci_caps_apply(const struct oci_caps *c, char *msg, size_t n)
 {
-	if (!c->set)
-		return 0;
 	cap_t caps = cap_init();
 	if (!caps)
 		sp_oom();

@@ -65,7 +65,7 @@ struct oci_hooks {
 };
 
 struct oci_caps {
-	bool set; /* process.capabilities present */
+	/* Absent sets are empty: a process never keeps the runtime's. */
 	uint64_t bounding, effective, inheritable, permitted, ambient;
 };
 

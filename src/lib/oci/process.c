@@ -222,7 +222,7 @@ int oci_child_exec(struct oci_child_ctx *cx, char *msg, size_t n)
 		return -1;
 	if (oci_caps_drop_bounding(&p->caps, msg, n) < 0)
 		return -1;
-	if (p->caps.set && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
 		return oci_msg(msg, n, errno, "process.capabilities: PR_SET_KEEPCAPS");
 	_Static_assert(sizeof(gid_t) == sizeof(uint32_t), "gid_t is 32 bits");
 	if (setgroups(p->n_gids, (const gid_t *)p->gids) < 0 && (p->n_gids || errno != EPERM))

@@ -261,7 +261,6 @@ int oci_process_parse(struct oci_process *p, const json_t *j, const char *path,
 	if (sp_json_get_object(j, "capabilities", false, &o, path, err) < 0)
 		return (*err)->code;
 	if (o) {
-		p->caps.set = true;
 		static const char *sets[] = {"bounding", "effective", "inheritable",
 					     "permitted", "ambient"};
 		uint64_t *dst[] = {&p->caps.bounding, &p->caps.effective,

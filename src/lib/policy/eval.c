@@ -333,33 +333,23 @@ static bool eval_copy_file(const sp_policy *p, struct sp_eval *e,
 	return true;
 }
 
-static bool eval_update_container(const sp_policy *p, struct sp_eval *e,
+/* UpdateContainer's resources: within the container's recorded bounds
+ * (eval_resources.c); device rules stay the policy's. */
+static bool eval_update_container(const sp_policy *p, struct sp_eval *e, const struct pcontainer *c,
 				  const Sealpod__Agent__V1__UpdateContainerRequest *r)
 {
-	static const char *const ok[] = {"memory", "cpu", "pids", "hugepageLimits", "blockIO"};
+	(void)p;
 	_cleanup_json_ json_t *res = NULL;
 	sp_err *err = NULL;
 	if (r->resources.len == 0)
 		return true;
-	if (sp_json_parse(&res, r->resources.data, r->resources.len, "resources", &err) < 0 ||
-	    !json_is_object(res)) {
+	if (sp_json_parse(&res, r->resources.data, r->resources.len, "resources", &err) < 0) {
 		sp_eval_deny(e, sp_xstrdup("a runtime-spec linux.resources object"),
-			     sp_xstrdup(err ? sp_err_msg(err) : "not an object"), "resources");
+			     sp_xstrdup(sp_err_msg(err)), "resources");
 		sp_err_free(err);
 		return false;
 	}
-	const char *k;
-	json_t *v;
-	json_object_foreach(res, k, v) {
-		bool good = false;
-		for (size_t i = 0; i < SP_ARRAY_LEN(ok); i++)
-			if (!strcmp(k, ok[i]))
-				good = true;
-		if (!good)
-			return sp_eval_deny(e, sp_xstrdup("only memory, cpu, pids, hugepageLimits, blockIO"),
-					    quoted(k), "resources.%s", k);
-	}
-	return true;
+	return sp_eval_resources(c, e, res, NULL, true, "resources");
 }
 
 enum req {
@@ -513,8 +503,8 @@ static bool decide(const sp_policy *p, sp_policy_state *s, struct sp_eval *e,
 		       known(s, e, M(ListProcessesRequest)->container_id);
 	case R_UPDATE_CONTAINER:
 		return need(e, p->update_container, "update_container") &&
-		       known(s, e, M(UpdateContainerRequest)->container_id) &&
-		       eval_update_container(p, e, M(UpdateContainerRequest));
+		       (c = known(s, e, M(UpdateContainerRequest)->container_id)) &&
+		       eval_update_container(p, e, &p->c[c->idx], M(UpdateContainerRequest));
 	case R_COPY_FILE:
 		return eval_copy_file(p, e, M(CopyFileRequest));
 	case R_GET_REPORT:

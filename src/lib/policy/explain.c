@@ -68,7 +68,15 @@ char *sp_policy_explain(const sp_policy *p)
 			sp_buf_printf(&b, "  mount    %s <- %s %s (%s)\n", c->mounts[k].destination,
 				      c->mounts[k].kind, c->mounts[k].volume,
 				      c->mounts[k].read_only ? "ro" : "rw");
-		sp_buf_printf(&b, "  exec     ");
+		sp_buf_printf(&b, "  limits   memory %lld..%lld bytes, cpu %lld..%lld millicores (-1: none)",
+			      (long long)c->mem_request, (long long)c->mem_limit,
+			      (long long)c->cpu_request, (long long)c->cpu_limit);
+		sp_buf_printf(&b, "; cgroup keys ");
+		if (c->cgroup_keys)
+			strv_line(&b, c->cgroup_keys);
+		else
+			sp_buf_printf(&b, "(none)");
+		sp_buf_printf(&b, "\n  exec     ");
 		if (!c->exec || !json_array_size(c->exec))
 			sp_buf_printf(&b, "(none)\n");
 		size_t k;

@@ -4,6 +4,8 @@
  * env merging and $(VAR) expansion, containerd's default capabilities,
  * masked paths and mounts, securityContext, volumes and exec probes. */
 #include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -426,6 +428,110 @@ static bool listed(const char *list, const char *name)
 	return false;
 }
 
+/* cgroup v2 keys a generated policy lets the host set (values bounded by
+ * the requests and limits; eval_resources.c). */
+static const char *const gen_cgroup_keys[] = {"cpu.idle", "cpu.max", "cpu.weight",
+					      "memory.high", "memory.low", "memory.max",
+					      "memory.min", "memory.oom.group",
+					      "memory.swap.max", "pids.max"};
+
+/* A Kubernetes quantity: cpu in millicores (milli true), memory in bytes,
+ * rounded up as Kubernetes does. */
+static int quantity(const json_t *v, bool milli, int64_t *out, const char *what, sp_err **err)
+{
+	long double x;
+	const char *suf = "";
+	_cleanup_free_ char *s = NULL;
+	if (json_is_integer(v)) {
+		x = (long double)json_integer_value(v);
+	} else if (json_is_real(v)) {
+		x = (long double)json_real_value(v);
+	} else if (json_is_string(v)) {
+		s = sp_xstrdup(json_string_value(v));
+		char *end = NULL;
+		errno = 0;
+		x = strtold(s, &end);
+		if (end == s || errno)
+			goto bad;
+		suf = end;
+	} else {
+		goto bad;
+	}
+	static const struct { const char *s; long double m; } sufs[] = {
+		{"", 1}, {"m", 1e-3L}, {"k", 1e3L}, {"M", 1e6L}, {"G", 1e9L}, {"T", 1e12L},
+		{"P", 1e15L}, {"E", 1e18L}, {"Ki", 1024.0L}, {"Mi", 1048576.0L},
+		{"Gi", 1073741824.0L}, {"Ti", 1099511627776.0L}, {"Pi", 1125899906842624.0L},
+		{"Ei", 1152921504606846976.0L}};
+	bool found = false;
+	for (size_t i = 0; i < SP_ARRAY_LEN(sufs); i++)
+		if (!strcmp(suf, sufs[i].s)) {
+			x *= sufs[i].m;
+			found = true;
+		}
+	if (!found || x < 0)
+		goto bad;
+	if (milli)
+		x *= 1000;
+	if (x > (long double)INT64_MAX / 2)
+		goto bad;
+	*out = (int64_t)x;
+	if ((long double)*out < x - 1e-9L) /* round up, as Kubernetes does */
+		(*out)++;
+	return 0;
+bad:
+	return sp_error(err, SP_ERR_PARSE, "%s: not a Kubernetes quantity", what);
+}
+
+/* containers[].resources: the YAML's requests and limits (cpu, memory)
+ * and the cgroup keys the host may set within them. */
+static int gen_resources(const json_t *cont, const char *cname, json_t *c, sp_err **err)
+{
+	json_t *res = json_object();
+	json_object_set_new(c, "resources", res);
+	static const char *const which[] = {"requests", "limits"};
+	for (int w = 0; w < 2; w++) {
+		json_t *o = jget(cont, w ? "resources.limits" : "resources.requests");
+		json_t *r = json_object();
+		for (int k = 0; k < 2; k++) {
+			const char *key = k ? "memory" : "cpu";
+			json_t *v = json_object_get(o, key);
+			int64_t n = 0;
+			if (!v)
+				continue;
+			_cleanup_free_ char *what = sp_xasprintf("container %s: resources.%s.%s", cname,
+								 which[w], key);
+			if (quantity(v, !k, &n, what, err) < 0) {
+				json_decref(r);
+				return (*err)->code;
+			}
+			json_object_set_new(r, key, json_integer(n));
+		}
+		if (json_object_size(r))
+			json_object_set_new(res, which[w], r);
+		else
+			json_decref(r);
+	}
+	/* Kubernetes: a request without a limit... and a limit without a
+	 * request: the request is the limit. */
+	json_t *rq = json_object_get(res, "requests"), *lm = json_object_get(res, "limits");
+	for (int k = 0; lm && k < 2; k++) {
+		const char *key = k ? "memory" : "cpu";
+		if (json_object_get(lm, key) && !json_object_get(rq, key)) {
+			if (!rq) {
+				rq = json_object();
+				json_object_set_new(res, "requests", rq);
+			}
+			json_object_set(rq, key, json_object_get(lm, key));
+		}
+		json_t *a = json_object_get(rq, key), *b = json_object_get(lm, key);
+		if (a && b && json_integer_value(a) > json_integer_value(b))
+			return sp_error(err, SP_ERR_PARSE, "container %s: resources.requests.%s is above its limit",
+					cname, key);
+	}
+	json_object_set_new(res, "cgroup_keys", strv_json(gen_cgroup_keys, SP_ARRAY_LEN(gen_cgroup_keys)));
+	return 0;
+}
+
 static int gen_container(struct podctx *pc, const json_t *cont, bool init, json_t **out, sp_err **err)
 {
 	const char *cname = jstr(cont, "name"), *image = jstr(cont, "image");
@@ -613,6 +719,9 @@ static int gen_container(struct podctx *pc, const json_t *cont, bool init, json_
 		json_object_set_new(c, "masked_paths", strv_json(masked_paths, SP_ARRAY_LEN(masked_paths)));
 		json_object_set_new(c, "readonly_paths", strv_json(readonly_paths, SP_ARRAY_LEN(readonly_paths)));
 	}
+
+	if (gen_resources(cont, cname, c, err) < 0)
+		goto out;
 
 	json_t *exec = json_array();
 	add_probe(exec, json_object_get(cont, "livenessProbe"));

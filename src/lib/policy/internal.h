@@ -66,6 +66,16 @@ struct pcontainer {
 	const json_t *masked_paths;
 	const json_t *readonly_paths;
 	const json_t *exec;
+	/* linux.resources bounds (eval_resources.c); -1 = not recorded. */
+	int64_t mem_request, mem_limit, cpu_request, cpu_limit; /* bytes, millicores */
+	const json_t *cgroup_keys; /* resources.unified keys the host may set */
+	/* The runtime-spec the policy builds (sp_policy_spec_build) with an
+	 * empty env: what a CreateContainer's oci_spec must be, but for the
+	 * runtime-variable fields (docs/policy.md). */
+	json_t *tmpl;
+	/* Its compact serialisation around the env entries (NULL: none). */
+	char *fast_pre, *fast_post;
+	size_t fast_pre_len, fast_post_len;
 };
 
 /* policy.registries[i] (registries.c). */
@@ -142,54 +152,30 @@ bool sp_eval_exec_process(const sp_policy *p, struct sp_eval *e,
 bool sp_eval_env_entry(const struct pcontainer *c, struct sp_eval *e,
 		       const char *entry, const char *path, int *rule_out);
 
-/* Mounts the runtime adds to every container; they carry no pod data.
- * Bind sources must be the agent's own files for them. */
-struct sp_std_mount {
-	const char *dest;
-	const char *type, *type2;
-	const char *bind_src; /* prefix a bind's source must have, NULL = no bind */
-	bool ro_unless_privileged;
-};
-#define SP_STD_MOUNTS 11
-extern const struct sp_std_mount sp_policy_std_mounts[SP_STD_MOUNTS];
-/* Options a volume's bind mount may carry (NULL-terminated). */
-extern const char *const sp_policy_volume_opts[];
+/* The runtime-spec the policy builds for c (spec.c), taking env. */
+json_t *sp_policy_spec_build(const struct pcontainer *c, json_t *env /* stolen */);
+/* Fills c->tmpl and the fast path's bytes (at load). */
+int sp_policy_spec_template(struct pcontainer *c);
 
-/* ---- the fast path for CreateContainer (eval_fast.c, jtok.c) ---- */
-
-/* A bounded JSON tokenizer that decodes strings in place in its own copy of
- * the input and allocates nothing per value. It accepts a strict subset of
- * what jansson accepts (ASCII strings, integers in int64, no duplicate
- * keys, depth <= 32) and refuses the rest, so that whatever it accepts
- * means exactly what jansson would have made of it. */
-enum sp_jt_type { SP_JT_OBJ = 1, SP_JT_ARR, SP_JT_STR, SP_JT_INT, SP_JT_TRUE,
-		  SP_JT_FALSE, SP_JT_NULL };
-struct sp_jt {
-	uint8_t type;
-	uint32_t end; /* index of the first token after this value */
-	uint32_t len; /* STR: bytes; OBJ: pairs; ARR: elements */
-	union {
-		const char *s; /* STR: NUL-terminated */
-		int64_t i;     /* INT */
-	};
-};
-struct sp_jt_doc {
-	struct sp_jt *t; /* t[0] is the top-level object; an object's
-			    children are key, value, key, value... */
-	size_t n, cap;
-	void *mem; /* heap, when the scratch space was too small */
-};
-/* 0, or -1 when the input is outside the subset (not necessarily
- * invalid). scratch (may be NULL) is used first, aligned for sp_jt. */
-int sp_jt_parse(struct sp_jt_doc *d, const void *data, size_t len, void *scratch,
-		size_t scratch_len);
-void sp_jt_free(struct sp_jt_doc *d);
-
-/* True only when the spec is certainly allowed for c: every check of
- * sp_eval_create_container's spec part passes. False means "not proven":
- * the caller runs the full evaluator, which decides and explains. */
+/* True only when the spec is certainly allowed for c: it is byte for byte
+ * the policy's own serialised spec with env entries the rules allow.
+ * False means "not proven": the caller runs the full check, which decides
+ * and explains. */
 bool sp_eval_spec_fast(const struct pcontainer *c, const void *spec, size_t len);
 /* The full check of a CreateContainer oci_spec (jansson), which explains
  * its denials. */
 bool sp_eval_spec_full(const struct pcontainer *c, struct sp_eval *e, const void *spec,
 		       size_t len);
+
+/* linux.resources (eval_resources.c): `res` may be NULL (absent). In a
+ * CreateContainer (update false) devices must equal the policy's rules
+ * (`devices`); an UpdateContainer may not touch them. */
+bool sp_eval_resources(const struct pcontainer *c, struct sp_eval *e, const json_t *res,
+		       const json_t *devices, bool update, const char *path);
+/* Loads containers[i].resources into c. */
+int sp_policy_load_resources(struct pcontainer *c, const json_t *res, const char *path,
+			     sp_err **err);
+/* The runtime-variable fields of a spec (docs/policy.md), for tests:
+ * NULL-terminated paths relative to the spec ("process.env"). */
+extern const char *const sp_policy_variable_fields[];
+extern const char *const sp_policy_exec_variable_fields[];

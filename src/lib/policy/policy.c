@@ -223,7 +223,7 @@ static int load_container(sp_policy *p, struct pcontainer *c, const json_t *j,
 		"name", "init", "image", "args", "env", "cwd", "user", "capabilities",
 		"privileged", "no_new_privileges", "terminal", "read_only_root", "mounts",
 		"namespaces", "sysctls", "devices", "seccomp", "apparmor", "masked_paths",
-		"readonly_paths", "exec", "logs", "stdin", NULL};
+		"readonly_paths", "exec", "logs", "stdin", "resources", NULL};
 	_cleanup_free_ char *path = sp_xasprintf("containers[%zu]", idx);
 	if (!json_is_object(j))
 		return sp_error(err, SP_ERR_PARSE, "%s: expected an object", path);
@@ -366,8 +366,10 @@ static int load_container(sp_policy *p, struct pcontainer *c, const json_t *j,
 				return sp_error(err, SP_ERR_PARSE, "%s: an empty command", ep);
 		}
 	}
+	if (sp_policy_load_resources(c, json_object_get(j, "resources"), path, err) < 0)
+		return (*err)->code;
 	(void)p;
-	return 0;
+	return sp_policy_spec_template(c);
 }
 
 static int load_doc(sp_policy *p, sp_err **err)
@@ -497,6 +499,9 @@ void sp_policy_free(sp_policy *p)
 			free(c->mounts[k].source);
 		free(c->mounts);
 		free(c->seccomp);
+		json_decref(c->tmpl);
+		free(c->fast_pre);
+		free(c->fast_post);
 	}
 	free(p->c);
 	free(p->regs);

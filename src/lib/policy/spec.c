@@ -70,23 +70,14 @@ static int build_env(const struct pcontainer *c, const json_t *values, json_t *e
 	return 0;
 }
 
-int sp_policy_container_spec(const sp_policy *p, size_t index, const json_t *values,
-			     json_t **out, sp_err **err)
+json_t *sp_policy_spec_build(const struct pcontainer *c, json_t *env)
 {
-	*out = NULL;
-	if (index >= p->n_c)
-		return sp_error(err, SP_ERR_NOT_FOUND, "policy has no container %zu", index);
-	const struct pcontainer *c = &p->c[index];
-	_cleanup_json_ json_t *env = json_array();
-	if (build_env(c, values, env, err) < 0)
-		return (*err)->code;
-
 	json_t *caps = json_object();
 	for (int s = 0; s < SP_CAP_SETS; s++)
 		json_object_set_new(caps, sp_policy_cap_sets[s], strv_or_empty(c->caps[s]));
 	json_t *user = json_pack("{s:I, s:I, s:o}", "uid", (json_int_t)c->uid, "gid", (json_int_t)c->gid,
 				 "additionalGids", c->groups ? json_deep_copy(c->groups) : json_array());
-	json_t *proc = json_pack("{s:b, s:o, s:o, s:O, s:s, s:o, s:b}", "terminal", c->terminal,
+	json_t *proc = json_pack("{s:b, s:o, s:o, s:o, s:s, s:o, s:b}", "terminal", c->terminal,
 				 "user", user, "args", json_deep_copy(c->args), "env", env, "cwd", c->cwd,
 				 "capabilities", caps, "noNewPrivileges", c->no_new_privs);
 	if (c->apparmor[0])
@@ -158,6 +149,44 @@ int sp_policy_container_spec(const sp_policy *p, size_t index, const json_t *val
 				 "mounts", mounts, "linux", lx);
 	if (!spec)
 		sp_oom();
-	*out = spec;
+	return spec;
+}
+
+int sp_policy_container_spec(const sp_policy *p, size_t index, const json_t *values,
+			     json_t **out, sp_err **err)
+{
+	*out = NULL;
+	if (index >= p->n_c)
+		return sp_error(err, SP_ERR_NOT_FOUND, "policy has no container %zu", index);
+	const struct pcontainer *c = &p->c[index];
+	json_t *env = json_array();
+	if (build_env(c, values, env, err) < 0) {
+		json_decref(env);
+		return (*err)->code;
+	}
+	*out = sp_policy_spec_build(c, env);
+	return 0;
+}
+
+/* The marker that stands for the env entries in the serialised template. */
+#define ENV_MARK "@@sealpod:env@@"
+
+int sp_policy_spec_template(struct pcontainer *c)
+{
+	c->tmpl = sp_policy_spec_build(c, json_array());
+	/* The bytes the host sends (sp_sandbox_create_container: the
+	 * canonical form of this very builder's output), split around the
+	 * env entries, for the fast path (eval_container.c). */
+	_cleanup_json_ json_t *marked = sp_policy_spec_build(c, json_pack("[s]", ENV_MARK));
+	_cleanup_free_ char *b = sp_json_dump_canonical(marked);
+	static const char mark[] = "\"env\":[\"" ENV_MARK "\"]";
+	char *at = strstr(b, mark);
+	if (!at || strstr(at + 1, mark))
+		return 0; /* not unique (a seccomp key "env"?): no fast path */
+	size_t pre = (size_t)(at - b) + strlen("\"env\":[");
+	c->fast_pre = sp_xstrndup(b, pre);
+	c->fast_post = sp_xstrdup(at + strlen(mark) - 1);
+	c->fast_pre_len = pre;
+	c->fast_post_len = strlen(c->fast_post);
 	return 0;
 }

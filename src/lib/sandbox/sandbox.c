@@ -427,9 +427,10 @@ int sp_sandbox_create_container(sp_sandbox *sb, const sp_container_opts *o,
 {
 	if (!o || o->version != 1 || !o->spec)
 		return sp_error(err, SP_ERR_INVALID, "sp_container_opts: version 1 and a spec are required");
-	_cleanup_free_ char *spec = json_dumps(o->spec, JSON_COMPACT);
-	if (!spec)
-		sp_oom();
+	/* Canonical (sorted keys, compact): a spec the policy built is then
+	 * byte for byte the agent's own serialisation of it, which the
+	 * evaluator's fast path recognises (docs/policy.md). */
+	_cleanup_free_ char *spec = sp_json_dump_canonical(o->spec);
 	Sealpod__Agent__V1__CreateContainerRequest req =
 		SEALPOD__AGENT__V1__CREATE_CONTAINER_REQUEST__INIT;
 	req.container_id = (char *)o->id;
