@@ -125,6 +125,12 @@ def test_gen_errors_name_the_problem(t):
     t.check("YAML" in r.stderr and "line" in r.stderr, "YAML error with position", r.stderr)
     r = t.run([sp, "policy", "gen", pod, "--registry", "http://example.com:5000"])
     t.eq(r.returncode, 1, "exit code")
+    # An empty file (found by the fuzz campaign: libyaml aborted the CLI).
+    with open(pod, "w") as f:
+        f.write("")
+    r = t.run([sp, "policy", "gen", pod, "--image-dir", d])
+    t.eq(r.returncode, 1, "exit code for an empty file\n" + r.stderr)
+    t.check("no document" in r.stderr, "the error says the file holds nothing", r.stderr)
     # --kbs: an https broker needs its CA; a CA alone, or for http, is refused.
     with open(pod, "w") as f:
         f.write(POD % {"image": "nosuch:1"})

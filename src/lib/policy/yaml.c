@@ -262,6 +262,7 @@ struct gen_ctx {
 	yaml_emitter_t *em;
 	sp_buf *hashes;
 	bool emit_failed;
+	size_t docs; /* documents handed to the emitter */
 };
 
 static int gen_doc(void *vctx, yaml_document_t *doc, json_t *j, sp_err **err)
@@ -291,6 +292,7 @@ static int gen_doc(void *vctx, yaml_document_t *doc, json_t *j, sp_err **err)
 			return sp_error(err, SP_ERR_PARSE, "%s/%s: no pod template to annotate", kind, name ? name : "?");
 		}
 	}
+	g->docs++;
 	if (!yaml_emitter_dump(g->em, doc)) { /* dump deletes the document */
 		g->emit_failed = true;
 		return sp_error(err, SP_ERR_SYSTEM, "YAML emitter: %s", g->em->problem ? g->em->problem : "error");
@@ -336,6 +338,10 @@ int sp_policy_generate_yaml(const void *yaml, size_t len, const sp_policy_gen_op
 	struct gen_ctx g = {.opts = opts, .config_maps = cms, .em = &em, .hashes = &hb};
 	/* yaml_emitter_dump opens the stream on first use. */
 	int rc = each_doc(yaml, len, gen_doc, &g, err);
+	/* libyaml asserts on closing a stream it never opened. */
+	if (rc == 0 && !g.docs)
+		rc = sp_error(err, SP_ERR_PARSE,
+			      "the YAML holds no document: expected a Pod or a workload");
 	if (rc == 0 && !yaml_emitter_close(&em))
 		rc = sp_error(err, SP_ERR_SYSTEM, "YAML emitter: %s", em.problem ? em.problem : "error");
 	if (rc == 0 && !yaml_emitter_flush(&em))
