@@ -1,11 +1,21 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The tar reader on arbitrary bytes: every entry, its data, its name
  * through the path cleaner. */
+#include <stdbool.h>
 #include <string.h>
 
 #include "image/image-internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* A ".." component anywhere; "..name" is an ordinary file name (the first
+ * campaign's only image_tar finding was this check being too strict). */
+static bool dotdot_component(const char *p)
+{
+	size_t n = strlen(p);
+	return !strcmp(p, "..") || !strncmp(p, "../", 3) || strstr(p, "/../") ||
+	       (n >= 3 && !strcmp(p + n - 3, "/.."));
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -19,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (r <= 0)
 			break;
 		char *clean = img_clean_path(e->path, NULL);
-		if (clean && (clean[0] == '/' || strstr(clean, "..") == clean))
+		if (clean && (clean[0] == '/' || dotdot_component(clean)))
 			abort();
 		free(clean);
 		if (e->linkname)

@@ -2,6 +2,7 @@
 /* The KBS client's HTTP/1.1: POST and GET, one request per connection,
  * TLS through OpenSSL. Not libcurl: the guest agent uses this, and the
  * agent's TCB must not link host-only libraries (docs/kbs.md). */
+#include <ctype.h>
 #include <netdb.h>
 #include <string.h>
 #include <strings.h>
@@ -95,7 +96,8 @@ int kbs_http_parse_head(struct kbs_http_resp *r, const char *head, size_t len,
 			ll--;
 		if (first) {
 			if (ll < 12 || strncmp(line, "HTTP/1.", 7) || line[8] != ' ' ||
-			    strspn(line + 9, "0123456789") < 3)
+			    !isdigit((unsigned char)line[9]) || !isdigit((unsigned char)line[10]) ||
+			    !isdigit((unsigned char)line[11]))
 				return sp_error(err, SP_ERR_PROTOCOL, "KBS: not an HTTP/1.x response");
 			r->status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
 			first = false;
@@ -109,7 +111,10 @@ int kbs_http_parse_head(struct kbs_http_resp *r, const char *head, size_t len,
 				v++;
 			size_t vl = (size_t)(line + ll - v);
 			if (nlen == 14 && !strncasecmp(line, "Content-Length", 14)) {
-				if (vl == 0 || vl > 18 || strspn(v, "0123456789") < vl)
+				size_t digits = 0; /* the head need not end in a NUL */
+				while (digits < vl && v[digits] >= '0' && v[digits] <= '9')
+					digits++;
+				if (vl == 0 || vl > 18 || digits < vl)
 					return sp_error(err, SP_ERR_PROTOCOL, "KBS: bad Content-Length");
 				int64_t x = 0;
 				for (size_t i = 0; i < vl; i++)
@@ -125,9 +130,9 @@ int kbs_http_parse_head(struct kbs_http_resp *r, const char *head, size_t len,
 				size_t cl = strlen(SP_KBS_COOKIE);
 				if (vl > cl + 1 && !strncmp(v, SP_KBS_COOKIE, cl) && v[cl] == '=') {
 					const char *cv = v + cl + 1;
-					size_t cvl = strcspn(cv, ";\r\n");
-					if (cvl > vl - cl - 1)
-						cvl = vl - cl - 1;
+					size_t cvl = 0, max = vl - cl - 1;
+					while (cvl < max && cv[cvl] != ';')
+						cvl++;
 					free(r->session);
 					r->session = sp_xstrndup(cv, cvl);
 				}
