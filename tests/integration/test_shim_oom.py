@@ -1,0 +1,143 @@
+"""Out of memory in a confidential pod, through containerd's CRI with real
+UVMs under TCG: a container that exceeds its memory limit is OOM-killed in
+the guest and CRI reports it as OOMKilled (kubelet's reason), while the
+agent and the pod's other container go on; a container with no limit that
+eats the whole guest is killed by the guest kernel (the agent is exempt),
+with a clear reason, not a hang.
+
+One boot (the pod); the pod uses the host network."""
+import os
+import sys
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "cri"))
+
+import containerd  # noqa: E402
+import harness  # noqa: E402
+import shimtest  # noqa: E402
+
+NEEDS_ROOT = True
+SANITIZE = True
+IMAGE = "docker.io/library/sp-busybox:1"
+NS = "k8s.io"
+LIMIT = 48 << 20
+
+# `tail` keeps the last lines of /dev/zero, which has none: it buffers
+# everything it reads until the kernel stops it.
+POD = """apiVersion: v1
+kind: Pod
+metadata:
+  name: oompod
+  namespace: default
+  annotations:
+    io.sealpod.policy/logs: "*"
+    io.sealpod.policy/exec: '{"calm": [["echo", "still-here"]]}'
+spec:
+  automountServiceAccountToken: false
+  containers:
+  - name: hog
+    image: %(image)s
+    command: ["sh", "-c", "echo hog-start; tail /dev/zero"]
+    resources:
+      limits: {memory: 48Mi}
+  - name: greedy
+    image: %(image)s
+    command: ["sh", "-c", "echo greedy-start; tail /dev/zero"]
+  - name: calm
+    image: %(image)s
+    command: ["sh", "-c", "echo calm-start; exec sleep 1000"]
+""" % {"image": IMAGE}
+
+
+def setup_module(m):
+    shimtest.require_modules(harness)
+    try:
+        import cri  # noqa: F401
+    except ImportError as e:
+        raise harness.Skip("CRI client needs python3-grpcio and python3-protobuf: %s" % e)
+    containerd.setup(m, POD, IMAGE, ns=NS, vm={"memory_mib": 384})
+
+
+def _diag(t):
+    return containerd.diag(t.module, 80)
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _container(cri, name, limit=None):
+    res = None
+    if limit:
+        res = cri.msg("LinuxContainerResources", memory_limit_in_bytes=limit)
+    kw = {"linux": cri.msg("LinuxContainerConfig", resources=res)} if res else {}
+    return cri.msg("ContainerConfig", metadata=cri.msg("ContainerMetadata", name=name),
+                   image=cri.msg("ImageSpec", image=IMAGE), log_path=name + ".log", **kw)
+
+
+def test_oom_killed_container_is_reported_and_the_pod_survives(t):
+    import cri
+    m = t.module
+    rs = cri.RuntimeService(m.cd.sock)
+    t.cleanup(rs.close)
+    logdir = m.path("podlogs")
+    os.makedirs(logdir)
+    sandbox_config = cri.msg(
+        "PodSandboxConfig",
+        metadata=cri.msg("PodSandboxMetadata", name="oompod", namespace="default",
+                         uid=str(uuid.uuid4()), attempt=0),
+        hostname="oompod", log_directory=logdir,
+        annotations={"io.sealpod.policy": m.policy},
+        linux=cri.msg("LinuxPodSandboxConfig", security_context=cri.msg(
+            "LinuxSandboxSecurityContext",
+            namespace_options=cri.msg("NamespaceOption", network=cri.NODE))))
+    sid = rs.run_pod_sandbox(sandbox_config, "sealpod")
+    try:
+        ids = {}
+        for name, limit in (("calm", None), ("hog", LIMIT)):
+            try:
+                ids[name] = rs.create_container(sid, _container(cri, name, limit),
+                                                sandbox_config)
+                rs.start_container(ids[name])
+            except Exception as e:
+                raise harness.Failure("container %s: %s\n%s" % (name, e, _diag(t)))
+        t.wait_for(lambda: rs.container_status(ids["hog"]).state == cri.CONTAINER_EXITED,
+                   240, "hog to be stopped at its limit (%s)" % _diag(t))
+        st = rs.container_status(ids["hog"])
+        t.eq(st.reason, "OOMKilled", "CRI's reason for the hog (exit %d, %s)" % (
+            st.exit_code, st.message))
+        t.eq(st.exit_code, 137, "the hog was killed")
+        t.check("hog-start" in _read(os.path.join(logdir, "hog.log")), "the hog ran")
+        # The rest of the pod goes on.
+        t.eq(rs.container_status(ids["calm"]).state, cri.CONTAINER_RUNNING, "calm still runs")
+        r = rs.exec_sync(ids["calm"], ["echo", "still-here"], timeout=120)
+        t.eq((r.exit_code, r.stdout), (0, b"still-here\n"), "the agent still answers")
+
+        # No limit: the guest as a whole runs out; its kernel kills the
+        # greedy process, never the agent, and CRI says so.
+        ids["greedy"] = rs.create_container(sid, _container(cri, "greedy"), sandbox_config)
+        rs.start_container(ids["greedy"])
+        t.wait_for(lambda: rs.container_status(ids["greedy"]).state == cri.CONTAINER_EXITED,
+                   300, "greedy to be stopped by the guest's OOM killer (%s)" % _diag(t))
+        st = rs.container_status(ids["greedy"])
+        t.eq(st.reason, "OOMKilled", "CRI's reason for the greedy one (exit %d)" % st.exit_code)
+        r = rs.exec_sync(ids["calm"], ["echo", "still-here"], timeout=120)
+        t.eq((r.exit_code, r.stdout), (0, b"still-here\n"), "the agent survived the guest OOM")
+        rs.stop_pod_sandbox(sid)
+        rs.remove_pod_sandbox(sid)
+        sid = None
+    finally:
+        if sid:
+            try:
+                rs.stop_pod_sandbox(sid)
+                rs.remove_pod_sandbox(sid)
+            except Exception:
+                pass
+    left = shimtest.wait_gone(m.tmp, 60)
+    t.check(not left, "no shim, QEMU or agent left", "%r\n%s" % (left, _diag(t)))
+    t.eq(shimtest.sanitizer_reports(m.path("shim.log")), "", "sanitizer reports in the shim log")
