@@ -307,7 +307,7 @@ static int collect_config_maps(void *ctx, yaml_document_t *doc, json_t *j, sp_er
 	const char *name = json_string_value(json_object_get(json_object_get(j, "metadata"), "name"));
 	json_t *data = json_object_get(j, "data");
 	if (kind && name && !strcmp(kind, "ConfigMap"))
-		json_object_set(ctx, name, json_is_object(data) ? data : json_object());
+		json_object_set_new(ctx, name, json_is_object(data) ? json_incref(data) : json_object());
 	return 0;
 }
 
