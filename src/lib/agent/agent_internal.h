@@ -98,6 +98,7 @@ typedef struct container {
 	char *name;
 	unsigned refs;    /* the table's, plus each request holding it */
 	enum container_phase phase;
+	bool finishing;   /* container_finish runs (or ran) */
 	enum container_state state;
 	proc *procs;      /* main process first */
 	size_t n_execs;

@@ -121,6 +121,11 @@ static void container_unref(container *c)
  * released, in the table and in the policy state at once. */
 static void container_finish(sp_agent *a, container *c)
 {
+	/* Once only: a forced finish while stopping (containers_destroy_all)
+	 * may overtake a removal in progress. */
+	if (c->finishing || c->phase == CP_GONE)
+		return;
+	c->finishing = true;
 	proc *p = c->procs;
 	c->procs = NULL;
 	c->n_execs = 0;
@@ -222,7 +227,7 @@ static int container_remove(sp_agent *a, container *c, unsigned timeout_s,
 		rc = kill_and_wait(a, c, timeout_s, deadline);
 		if (rc == 0) {
 			container_finish(a, c);
-		} else {
+		} else if (c->phase == CP_REMOVING && !c->finishing) {
 			c->phase = CP_LIVE;
 			agent_broadcast(a);
 		}
