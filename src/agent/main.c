@@ -77,7 +77,10 @@ int main(int argc, char **argv)
 	const char *tee_spec = pid1 ? "auto" : "none";
 	const char *attest = pid1 ? SP_AGENT_ATTEST_ADDR : NULL;
 	sp_agent_opts o = {.version = 1, .native = !pid1};
-	unsigned workers = 64;
+	/* 96: one connection still runs 63 blocking calls at once (as many
+	 * as the 64 workers it could once take all of), 12 are kept for
+	 * control requests. */
+	unsigned workers = 96;
 	static const struct option longopts[] = {
 		{"listen", required_argument, NULL, 'l'},
 		{"tee", required_argument, NULL, 't'},
