@@ -16,6 +16,7 @@ its log names the error."""
 import http.server
 import json
 import os
+import random
 import re
 import struct
 import threading
@@ -352,4 +353,83 @@ def test_blocked_connection_starves_no_control_request(t):
         b.close()
     timed(t, "Health.Check (after more closed connections)", lambda: other.call("Check"))
     other.call("DestroySandbox", timeout_s=60)
+    clean_log(t, a)
+
+
+# ---- all of it at once ----
+
+def test_lifecycle_stress(t):
+    """Eight connections race creations, starts, execs, waits, reads and
+    removals of three ids for a while; whatever each call answers, the
+    agent must stay alive and clean (ASan/UBSan twin), and afterwards
+    every id is free again and nothing is left behind."""
+    a = test_agent.PolicyAgent(t)
+    a.c.call("CreateSandbox", hostname="web", sandbox_id="sb1", pod_name="web",
+             pod_namespace="default")
+    ids = ["s0", "s1", "s2"]
+    stop = time.time() + (25 if t.sanitized else 15)
+    errors = []
+    counts = {}
+
+    def worker(seed):
+        rnd = random.Random(seed)
+        c = Client(a.sock)
+        c.s.settimeout(120)
+        n = 0
+        try:
+            while time.time() < stop:
+                cid = rnd.choice(ids)
+                op = rnd.randrange(8)
+                try:
+                    if op == 0:
+                        a_create = c.call("CreateContainer", container_id=cid,
+                                          container_name="app", image=a.image,
+                                          oci_spec=a.spec, timeout_s=60)
+                        del a_create
+                    elif op == 1:
+                        c.call("StartContainer", container_id=cid)
+                    elif op == 2:
+                        eid = "e%d" % rnd.randrange(4)
+                        c.call("ExecProcess", container_id=cid, exec_id=eid,
+                               process=a.process(["/bin/cat"]))
+                        c.call("CloseStdin", container_id=cid, exec_id=eid)
+                    elif op == 3:
+                        eid = rnd.choice(["", "e0", "e1", "e2", "e3"])
+                        c.call("WaitProcess", container_id=cid, exec_id=eid, timeout_s=0.3)
+                    elif op == 4:
+                        eid = rnd.choice(["", "e0", "e1"])
+                        c.call("ReadStdout", container_id=cid, exec_id=eid, timeout_s=0.2)
+                    elif op == 5:
+                        c.call("SignalProcess", container_id=cid, signal=9)
+                    else:
+                        c.call("RemoveContainer", container_id=cid,
+                               timeout=rnd.choice([0, 0, 1]), timeout_s=30)
+                    counts["ok"] = counts.get("ok", 0) + 1
+                except RpcError as e:
+                    counts[e.code] = counts.get(e.code, 0) + 1
+                n += 1
+        except Exception as e:  # noqa: BLE001 - a broken connection fails the test
+            errors.append("worker %d after %d calls: %r" % (seed, n, e))
+        finally:
+            c.close()
+
+    ths = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(8)]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join(180)
+    t.eq(errors, [], "every connection survived")
+    print("stress: answers by status:", counts, flush=True)
+    t.check(counts.get("ok", 0) > 20, "calls succeeded", counts)
+    for cid in ids:
+        try:
+            a.c.call("RemoveContainer", container_id=cid, timeout=0, timeout_s=60)
+        except RpcError as e:
+            t.eq(e.code, PERMISSION_DENIED, "only unknown ids refused (%s)" % e.message)
+    for cid in ids:
+        a.create(cid)  # every id is free again
+        a.c.call("RemoveContainer", container_id=cid, timeout=0, timeout_s=60)
+    a.c.call("DestroySandbox", timeout_s=60)
+    t.eq(os.listdir(t.path("state", "containers")), [], "no container left")
+    t.eq(test_agent.mounts_under(t.path("state")), [], "no mount left")
     clean_log(t, a)
