@@ -356,6 +356,35 @@ def test_blocked_connection_starves_no_control_request(t):
     clean_log(t, a)
 
 
+# ---- issue 19, "also": the exec-id record is bounded ----
+
+def test_exec_ids_forgotten_with_the_process(t):
+    """An exec that was waited for and read to EOF is forgotten by the
+    agent and by the policy together: a later call naming it is denied by
+    the policy (an unknown exec id), not answered NOT_FOUND by the agent
+    (which would mean the policy still keeps the id)."""
+    a = test_agent.PolicyAgent(t)
+    a.c.call("CreateSandbox", hostname="web", sandbox_id="sb1", pod_name="web",
+             pod_namespace="default")
+    a.create("c1")
+    a.c.call("StartContainer", container_id="c1")
+    for i in range(20):
+        eid = "e%d" % i
+        a.c.call("ExecProcess", container_id="c1", exec_id=eid, process=a.process(["/bin/cat"]))
+        a.c.call("WriteStdin", container_id="c1", exec_id=eid, data=b"x")
+        a.c.call("CloseStdin", container_id="c1", exec_id=eid)
+        t.eq(test_agent.read_all(a.c, "c1", eid), b"x", "exec output")
+        t.eq(first(a.c.call("WaitProcess", container_id="c1", exec_id=eid, timeout_s=30), 1, 0),
+             0, "exec status")
+        msg = expect_code(t, PERMISSION_DENIED,
+                          lambda: a.c.call("WaitProcess", container_id="c1", exec_id=eid),
+                          "WaitProcess of a collected exec")
+        t.check("exec_id" in msg, "the policy no longer knows the exec id", msg)
+    a.c.call("RemoveContainer", container_id="c1", timeout=0, timeout_s=60)
+    a.c.call("DestroySandbox", timeout_s=60)
+    clean_log(t, a)
+
+
 # ---- all of it at once ----
 
 def test_lifecycle_stress(t):
