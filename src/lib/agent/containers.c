@@ -115,6 +115,30 @@ static void container_unref(container *c)
 		container_free(c);
 }
 
+/* For blocking calls: the first call looks the process up by id and holds
+ * its container; after a wait, the process is looked up again in that same
+ * container only. The call never moves on to a later container of the same
+ * id, which the policy may have allowed under another entry (logs, stdin,
+ * execs). Release *held with container_unref. */
+static proc *lookup_held(sp_agent *a, const char *method, const char *cid,
+			 const char *eid, container **held, reply *r)
+{
+	if (!*held) {
+		proc *p = lookup(a, method, cid, eid, r);
+		if (p)
+			*held = container_ref(p->c);
+		return p;
+	}
+	if ((*held)->phase == CP_GONE) {
+		no_container(r, method, cid);
+		return NULL;
+	}
+	proc *p = proc_find(*held, eid);
+	if (!p)
+		no_process(r, method, cid, eid ? eid : "");
+	return p;
+}
+
 /* Finishes a removal: c is CP_REMOVING, every process exited, the caller
  * holds a reference. The engine's state, the rootfs and the bundle are
  * deleted without the agent lock (slow disk work); then the id is
@@ -614,25 +638,34 @@ int h_signal_process(sp_agent *a, const ASignalProcess *q, reply *r)
 int h_wait_process(sp_agent *a, const AWaitProcess *q, uint64_t deadline,
 		   reply *r)
 {
+	container *held = NULL;
+	int rc;
 	for (;;) {
-		proc *p = lookup(a, "WaitProcess", q->container_id, q->exec_id, r);
-		if (!p)
-			return lookup_rc(r);
+		proc *p = lookup_held(a, "WaitProcess", q->container_id, q->exec_id, &held, r);
+		if (!p) {
+			rc = lookup_rc(r);
+			break;
+		}
 		if (p->state == PROC_EXITED) {
 			Sealpod__Agent__V1__WaitProcessResponse m =
 				SEALPOD__AGENT__V1__WAIT_PROCESS_RESPONSE__INIT;
 			m.status = p->status;
 			p->waited = true;
-			int rc = reply_msg(r, &m.base);
+			rc = reply_msg(r, &m.base);
 			maybe_forget_exec(a, p);
-			return rc;
+			break;
 		}
-		if (!agent_wait(a, deadline))
-			return reply_wait_end(a, r, "WaitProcess") ?:
+		if (!agent_wait(a, deadline)) {
+			rc = reply_wait_end(a, r, "WaitProcess") ?:
 				reply_err(r, SP_RPC_DEADLINE_EXCEEDED,
-					    "WaitProcess: process `%s` of container `%s` is still running at the deadline",
-					    q->exec_id, q->container_id);
+					  "WaitProcess: process `%s` of container `%s` is still running at the deadline",
+					  q->exec_id, q->container_id);
+			break;
+		}
 	}
+	if (held)
+		container_unref(held);
+	return rc;
 }
 
 int h_read_stream(sp_agent *a, const AReadStream *q, int which,
@@ -642,10 +675,14 @@ int h_read_stream(sp_agent *a, const AReadStream *q, int which,
 	size_t max = q->len ? q->len : AGENT_DEFAULT_READ;
 	if (max > AGENT_MAX_READ)
 		max = AGENT_MAX_READ;
+	container *held = NULL;
+	int rc;
 	for (;;) {
-		proc *p = lookup(a, name, q->container_id, q->exec_id, r);
-		if (!p)
-			return lookup_rc(r);
+		proc *p = lookup_held(a, name, q->container_id, q->exec_id, &held, r);
+		if (!p) {
+			rc = lookup_rc(r);
+			break;
+		}
 		stream *s = which == 1 ? &p->out : &p->err;
 		if (s->len > 0 || s->eof) {
 			Sealpod__Agent__V1__ReadStreamResponse m =
@@ -654,24 +691,29 @@ int h_read_stream(sp_agent *a, const AReadStream *q, int which,
 			m.data.len = stream_take(s, buf, max);
 			m.data.data = buf;
 			stream_resume(a, s);
-			int rc = reply_msg(r, &m.base);
+			rc = reply_msg(r, &m.base);
 			if (m.data.len == 0)
 				maybe_forget_exec(a, p);
-			return rc;
+			break;
 		}
-		if (!agent_wait(a, deadline))
-			return reply_wait_end(a, r, name) ?:
+		if (!agent_wait(a, deadline)) {
+			rc = reply_wait_end(a, r, name) ?:
 				reply_err(r, SP_RPC_DEADLINE_EXCEEDED,
-					    "%s: no output before the deadline", name);
+					  "%s: no output before the deadline", name);
+			break;
+		}
 	}
+	if (held)
+		container_unref(held);
+	return rc;
 }
 
-int h_write_stdin(sp_agent *a, const AWriteStream *q, uint64_t deadline,
-		  reply *r)
+static int write_stdin(sp_agent *a, const AWriteStream *q, uint64_t deadline,
+		       container **held, reply *r)
 {
 	size_t done = 0;
 	for (;;) {
-		proc *p = lookup(a, "WriteStdin", q->container_id, q->exec_id, r);
+		proc *p = lookup_held(a, "WriteStdin", q->container_id, q->exec_id, held, r);
 		if (!p)
 			return lookup_rc(r);
 		if (p->stdin_fd < 0)
@@ -716,6 +758,16 @@ out:;
 		SEALPOD__AGENT__V1__WRITE_STREAM_RESPONSE__INIT;
 	m.len = (uint32_t)done;
 	return reply_msg(r, &m.base);
+}
+
+int h_write_stdin(sp_agent *a, const AWriteStream *q, uint64_t deadline,
+		  reply *r)
+{
+	container *held = NULL;
+	int rc = write_stdin(a, q, deadline, &held, r);
+	if (held)
+		container_unref(held);
+	return rc;
 }
 
 int h_close_stdin(sp_agent *a, const ACloseStdin *q, reply *r)
