@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Container and process handlers, over the container engine (oci.h). They run with the agent lock
  * held, after the policy allowed the request. Blocking calls wait on the
- * agent's condition variable and look their container and process up
- * again after every wait: the objects may have been removed meanwhile. */
+ * agent's condition variable, holding a reference on their container, and
+ * look their process up again in it after every wait: it may have been
+ * removed meanwhile. Container lifecycle: see agent_internal.h and
+ * docs/agent.md. */
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
