@@ -37,10 +37,19 @@ def setup_module(m):
 
 
 def clean_log(t, a):
+    """The agent is alive and clean; then it stops on SIGTERM, exits 0 and
+    (under ASan) reports no leak."""
     text = open(a.log).read()
     t.check("AddressSanitizer" not in text and "runtime error" not in text,
             "no sanitizer report in the agent's log", text[-6000:])
     t.check(a.alive(), "agent alive", text[-4000:])
+    a.c.close()
+    a.proc.terminate()
+    rc = a.proc.wait(60)
+    text = open(a.log).read()
+    t.check("Sanitizer" not in text and "runtime error" not in text,
+            "no sanitizer report when the agent stopped", text[-6000:])
+    t.eq(rc, 0, "the agent's exit status after SIGTERM")
 
 
 def call_in_thread(sock, method, **fields):
