@@ -71,9 +71,15 @@ SP_PUBLIC int sp_agent_new(sp_agent **out, const sp_agent_opts *opts,
  * attestation endpoint, frees everything. */
 SP_PUBLIC void sp_agent_free(sp_agent *a);
 
-/* The ttRPC method table (both services); user must be the agent. */
+/* The ttRPC method table (both services); user must be the agent.
+ * Control requests (Health.Check, RemoveContainer, DestroySandbox,
+ * SignalProcess, ListProcesses, StatsContainer, GetGuestDetails) carry
+ * SP_TTRPC_CONTROL: give the server reserved_workers for them. */
 SP_PUBLIC void sp_agent_methods(sp_agent *a, const sp_ttrpc_method **table,
 				size_t *n);
+/* The server's on_cancel hook (user = the agent): wakes the blocked calls
+ * so those of a closed connection return CANCELLED. Never blocks. */
+SP_PUBLIC void sp_agent_on_cancel(void *user);
 
 /* One request, as a ttRPC server handler would see it. Returns an
  * sp_rpc_code; on SP_RPC_OK *out holds the serialized response

@@ -79,9 +79,18 @@ SP_PUBLIC int sp_policy_container_spec(const sp_policy *p, size_t index,
  * entry), which exec processes were allowed, whether SetPolicy ran. */
 SP_PUBLIC sp_policy_state *sp_policy_state_new(void);
 SP_PUBLIC void sp_policy_state_free(sp_policy_state *s);
-/* Forgets a container (e.g. the agent failed to create it after an allow). */
+/* Forgets a container and its exec ids: when its removal has finished, or
+ * when creating it failed after its id was committed. */
 SP_PUBLIC void sp_policy_state_forget(sp_policy_state *s,
 				      const char *container_id);
+/* Forgets one exec id of a container (the agent forgot the process: it
+ * ended and was collected), so the record stays bounded. */
+SP_PUBLIC void sp_policy_state_forget_exec(sp_policy_state *s,
+					   const char *container_id,
+					   const char *exec_id);
+/* Exec ids recorded for a container (0 when unknown). */
+SP_PUBLIC size_t sp_policy_state_execs(const sp_policy_state *s,
+				       const char *container_id);
 /* Policy index a container was created through, or -1. */
 SP_PUBLIC int sp_policy_state_container(const sp_policy_state *s,
 					const char *container_id);
@@ -105,12 +114,32 @@ SP_PUBLIC void sp_policy_decision_clear(sp_policy_decision *d);
  * for requests without a message type). `p` may be NULL before SetPolicy:
  * then only SetPolicy, health checks and GetGuestDetails are allowed.
  * Returns 0 when a decision was made (see d->allow), a negative code only
- * for caller errors. On allow the state is updated (CreateContainer
- * records the container, RemoveContainer drops it, ExecProcess records
- * the exec id, SetPolicy counts). */
+ * for caller errors. On allow the state is updated at once (CreateContainer
+ * records the container, ExecProcess records the exec id, SetPolicy
+ * counts, RemoveContainer forgets the container) — as if each request
+ * succeeded at once; for tools and tests. The agent uses sp_policy_decide. */
 SP_PUBLIC int sp_policy_eval(const sp_policy *p, sp_policy_state *state,
 			     const char *name, const ProtobufCMessage *msg,
 			     sp_policy_decision *d);
+
+/* What an allowed request would record in the state (a new container id
+ * and its policy entry, an exec id, a SetPolicy), pending until the
+ * request succeeded. */
+typedef struct sp_policy_change sp_policy_change;
+
+/* As sp_policy_eval, but the state is only read: on allow, *change (may
+ * be NULL when the request records nothing) is applied with
+ * sp_policy_state_commit() once the request succeeded, or dropped with
+ * sp_policy_change_free(). A RemoveContainer records nothing: the caller
+ * forgets the container when its removal has finished. */
+SP_PUBLIC int sp_policy_decide(const sp_policy *p, const sp_policy_state *state,
+			       const char *name, const ProtobufCMessage *msg,
+			       sp_policy_decision *d, sp_policy_change **change);
+/* Applies and frees a change (NULL: nothing). -EEXIST when the container
+ * id was taken meanwhile, -ENOENT when an exec's container is gone (both
+ * leave the state as it was); 0 otherwise. */
+SP_PUBLIC int sp_policy_state_commit(sp_policy_state *s, sp_policy_change *change);
+SP_PUBLIC void sp_policy_change_free(sp_policy_change *change);
 
 /* The protobuf-c descriptor of a request name or method (NULL if the
  * request has no message, or is unknown). */

@@ -71,10 +71,15 @@ typedef struct sp_ttrpc_call {
 	uid_t peer_uid;
 	gid_t peer_gid;
 	void *conn_data;               /* per-connection pointer, see below */
+	const void *conn_;             /* the server's; see sp_ttrpc_call_cancelled */
 } sp_ttrpc_call;
 
 /* Returns the first value of a metadata key, or NULL. */
 SP_PUBLIC const char *sp_ttrpc_call_meta(const sp_ttrpc_call *c, const char *key);
+/* True once the call's connection closed: nobody waits for the answer, so
+ * a blocked handler should give up (its response is dropped). The server
+ * calls opts.on_cancel then, to wake such handlers. */
+SP_PUBLIC bool sp_ttrpc_call_cancelled(const sp_ttrpc_call *c);
 
 /* A handler writes a serialized response payload into *out (malloc'ed,
  * freed by the server) and returns SP_RPC_OK, or returns another status
@@ -88,10 +93,15 @@ typedef int (*sp_ttrpc_handler)(void *user, const sp_ttrpc_call *call,
 				uint8_t **out, size_t *out_len,
 				char **status_msg);
 
+/* sp_ttrpc_method.flags: a short control request (health, stop, remove)
+ * that may run on the workers reserved for such requests. */
+#define SP_TTRPC_CONTROL 1u
+
 typedef struct sp_ttrpc_method {
 	const char *service;   /* full proto name, e.g. "containerd.task.v2.Task" */
 	const char *method;    /* e.g. "Create" */
 	sp_ttrpc_handler fn;
+	unsigned flags;        /* SP_TTRPC_CONTROL or 0 */
 } sp_ttrpc_method;
 
 typedef struct sp_ttrpc_server sp_ttrpc_server;
@@ -104,8 +114,22 @@ typedef struct sp_ttrpc_server_opts {
 	void *(*on_connect)(void *user, int fd);
 	void (*on_disconnect)(void *user, void *conn_data);
 	/* Requests of one connection being handled or queued at once; more
-	 * are left unread until one finishes. 0 = 128. */
+	 * are left unread until one finishes. 0 = 128. Keep it below
+	 * `workers` so one connection cannot occupy every worker. */
 	unsigned max_inflight;
+	/* Workers only SP_TTRPC_CONTROL methods may use: other requests run
+	 * on at most workers - reserved_workers threads at once, so blocked
+	 * calls never starve health checks and removals. 0 = none; at most
+	 * workers - 1. */
+	unsigned reserved_workers;
+	/* Non-control requests of one connection running at once; more wait
+	 * in the queue (and others' requests run). 0 (or above workers -
+	 * reserved_workers) = workers - reserved_workers. */
+	unsigned max_running_per_conn;
+	/* Called (from the server's I/O thread, which it must not block)
+	 * when a connection with requests in flight closed: their calls are
+	 * now cancelled (sp_ttrpc_call_cancelled). Optional. */
+	void (*on_cancel)(void *user);
 } sp_ttrpc_server_opts;
 
 SP_PUBLIC sp_ttrpc_server *sp_ttrpc_server_new(const sp_ttrpc_method *methods,

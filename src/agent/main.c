@@ -77,7 +77,10 @@ int main(int argc, char **argv)
 	const char *tee_spec = pid1 ? "auto" : "none";
 	const char *attest = pid1 ? SP_AGENT_ATTEST_ADDR : NULL;
 	sp_agent_opts o = {.version = 1, .native = !pid1};
-	unsigned workers = 64;
+	/* 96: one connection still runs 63 blocking calls at once (as many
+	 * as the 64 workers it could once take all of), 12 are kept for
+	 * control requests. */
+	unsigned workers = 96;
 	static const struct option longopts[] = {
 		{"listen", required_argument, NULL, 'l'},
 		{"tee", required_argument, NULL, 't'},
@@ -174,7 +177,15 @@ int main(int argc, char **argv)
 	const sp_ttrpc_method *methods;
 	size_t n_methods;
 	sp_agent_methods(agent, &methods, &n_methods);
-	sp_ttrpc_server_opts so = {.version = 1, .workers = workers};
+	/* Scheduling (docs/agent.md): a few workers are kept for control
+	 * requests (health, stop, remove), one connection runs at most three
+	 * quarters of the others, and a closed connection's blocked calls
+	 * are cancelled. */
+	unsigned reserved = workers / 8 ? workers / 8 : 1;
+	sp_ttrpc_server_opts so = {.version = 1, .workers = workers,
+				   .reserved_workers = reserved,
+				   .max_running_per_conn = (workers - reserved) * 3 / 4,
+				   .on_cancel = sp_agent_on_cancel};
 	sp_ttrpc_server *server = sp_ttrpc_server_new(methods, n_methods, agent, &so);
 	for (size_t i = 0; i < n_listen; i++) {
 		int fd;

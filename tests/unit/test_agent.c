@@ -440,7 +440,8 @@ static int H_create(fixture *f, const char *id, const char *spec)
 	q.oci_spec.len = strlen(spec);
 	reply r = {0};
 	pthread_mutex_lock(&f->a->lock);
-	int rc = h_create_container(f->a, &q, &r);
+	void *change = NULL;
+	int rc = h_create_container(f->a, &q, &change, &r);
 	pthread_mutex_unlock(&f->a->lock);
 	if (rc)
 		fprintf(stderr, "create: %s\n", r.msg);
@@ -471,7 +472,8 @@ static int H_exec(fixture *f, const char *id, const char *eid, const char *proce
 	q.process.len = strlen(process);
 	reply r = {0};
 	pthread_mutex_lock(&f->a->lock);
-	int rc = h_exec_process(f->a, &q, &r);
+	void *change = NULL;
+	int rc = h_exec_process(f->a, &q, &change, &r);
 	pthread_mutex_unlock(&f->a->lock);
 	if (rc)
 		fprintf(stderr, "exec: %s\n", r.msg);

@@ -911,6 +911,111 @@ static void test_spec_mutations(void **state)
 	sp_policy_free(p);
 }
 
+/* Deciding changes nothing; the caller commits what succeeded. A removal
+ * keeps the id taken until the caller forgets it; exec ids are forgotten
+ * one by one (the record stays bounded). */
+static void test_state_decide_commit(void **state)
+{
+	sp_err *err = NULL;
+	json_t *pol = gen_one("kind: Pod\nmetadata: {name: p, namespace: ns}\nspec:\n  containers:\n"
+			      "  - name: a\n    image: x:1\n    readinessProbe: {exec: {command: [cat, /ready]}}\n",
+			      &err);
+	assert_non_null(pol);
+	sp_policy *p = NULL;
+	assert_int_equal(sp_policy_load_json(&p, pol, &err), 0);
+	_cleanup_json_ json_t *spec = NULL, *vals = json_pack("{s:s}", "HOSTNAME", "p");
+	assert_int_equal(sp_policy_container_spec(p, 0, vals, &spec, &err), 0);
+	_cleanup_free_ char *s = sp_json_dump_canonical(spec);
+	Sealpod__Agent__V1__CreateContainerRequest cr = SEALPOD__AGENT__V1__CREATE_CONTAINER_REQUEST__INIT;
+	cr.container_id = "c1";
+	cr.container_name = "a";
+	cr.image = (char *)json_string_value(json_object_get(c0(pol, 0), "image"));
+	cr.oci_spec.data = (uint8_t *)s;
+	cr.oci_spec.len = strlen(s);
+	sp_policy_state *st = sp_policy_state_new();
+	sp_policy_decision d;
+	sp_policy_change *ch = NULL, *ch2 = NULL;
+
+	/* Decided twice while nothing is committed: both allowed, the state
+	 * is untouched until a commit; the second commit finds the id taken. */
+	assert_int_equal(sp_policy_decide(p, st, "CreateContainer", &cr.base, &d, &ch), 0);
+	if (!d.allow)
+		fail_msg("%s", d.message);
+	assert_non_null(ch);
+	assert_int_equal(sp_policy_state_container(st, "c1"), -1);
+	assert_int_equal(sp_policy_decide(p, st, "CreateContainer", &cr.base, &d, &ch2), 0);
+	assert_true(d.allow);
+	assert_int_equal(sp_policy_state_commit(st, ch), 0);
+	assert_int_equal(sp_policy_state_container(st, "c1"), 0);
+	assert_int_equal(sp_policy_state_commit(st, ch2), -EEXIST);
+	/* Now the id is taken: a new CreateContainer is denied. */
+	assert_int_equal(sp_policy_decide(p, st, "CreateContainer", &cr.base, &d, &ch), 0);
+	assert_false(d.allow);
+	assert_null(ch);
+	sp_policy_decision_clear(&d);
+
+	/* A dropped change (the request failed) leaves no trace. */
+	json_t *proc = json_deep_copy(json_object_get(spec, "process"));
+	json_object_set_new(proc, "args", json_pack("[s,s]", "cat", "/ready"));
+	_cleanup_free_ char *ps = sp_json_dump_canonical(proc);
+	json_decref(proc);
+	Sealpod__Agent__V1__ExecProcessRequest xr = SEALPOD__AGENT__V1__EXEC_PROCESS_REQUEST__INIT;
+	xr.container_id = "c1";
+	xr.exec_id = "e1";
+	xr.process.data = (uint8_t *)ps;
+	xr.process.len = strlen(ps);
+	assert_int_equal(sp_policy_decide(p, st, "ExecProcess", &xr.base, &d, &ch), 0);
+	if (!d.allow)
+		fail_msg("%s", d.message);
+	sp_policy_change_free(ch);
+	assert_int_equal(sp_policy_state_execs(st, "c1"), 0);
+	Sealpod__Agent__V1__WaitProcessRequest wr = SEALPOD__AGENT__V1__WAIT_PROCESS_REQUEST__INIT;
+	wr.container_id = "c1";
+	wr.exec_id = "e1";
+	assert_int_equal(sp_policy_decide(p, st, "WaitProcess", &wr.base, &d, &ch), 0);
+	assert_false(d.allow);
+	sp_policy_decision_clear(&d);
+	/* Many execs, each forgotten when it ends: the record stays small. */
+	for (int i = 0; i < 1000; i++) {
+		char eid[16];
+		snprintf(eid, sizeof(eid), "e%d", i);
+		xr.exec_id = eid;
+		assert_int_equal(sp_policy_decide(p, st, "ExecProcess", &xr.base, &d, &ch), 0);
+		assert_true(d.allow);
+		assert_int_equal(sp_policy_state_commit(st, ch), 0);
+		wr.exec_id = eid;
+		assert_int_equal(sp_policy_decide(p, st, "WaitProcess", &wr.base, &d, &ch), 0);
+		assert_true(d.allow);
+		sp_policy_state_forget_exec(st, "c1", eid);
+	}
+	assert_int_equal(sp_policy_state_execs(st, "c1"), 0);
+
+	/* RemoveContainer is allowed but forgets nothing: the id stays taken
+	 * until the remover forgets it, after the removal finished. */
+	Sealpod__Agent__V1__RemoveContainerRequest rr = SEALPOD__AGENT__V1__REMOVE_CONTAINER_REQUEST__INIT;
+	rr.container_id = "c1";
+	assert_int_equal(sp_policy_decide(p, st, "RemoveContainer", &rr.base, &d, &ch), 0);
+	assert_true(d.allow);
+	assert_null(ch);
+	assert_int_equal(sp_policy_state_container(st, "c1"), 0);
+	assert_int_equal(sp_policy_decide(p, st, "CreateContainer", &cr.base, &d, &ch), 0);
+	assert_false(d.allow);
+	sp_policy_decision_clear(&d);
+	sp_policy_state_forget(st, "c1");
+	assert_int_equal(sp_policy_decide(p, st, "CreateContainer", &cr.base, &d, &ch), 0);
+	assert_true(d.allow);
+	sp_policy_change_free(ch);
+	/* sp_policy_eval acts at once: its RemoveContainer forgets. */
+	assert_int_equal(sp_policy_eval(p, st, "CreateContainer", &cr.base, &d), 0);
+	assert_true(d.allow);
+	assert_int_equal(sp_policy_eval(p, st, "RemoveContainer", &rr.base, &d), 0);
+	assert_true(d.allow);
+	assert_int_equal(sp_policy_state_container(st, "c1"), -1);
+	sp_policy_state_free(st);
+	sp_policy_free(p);
+	json_decref(pol);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -923,6 +1028,7 @@ int main(void)
 		cmocka_unit_test(test_gen_security_context),
 		cmocka_unit_test(test_gen_resources),
 		cmocka_unit_test(test_gen_refusals),
+		cmocka_unit_test(test_state_decide_commit),
 		cmocka_unit_test(test_gen_yaml_roundtrip),
 		cmocka_unit_test(test_yaml_limits),
 	};

@@ -802,6 +802,146 @@ static void test_stream_reopen(void **state)
 	close(lfd);
 }
 
+/* ---- scheduling: reserved workers, per-connection limit, cancellation ---- */
+
+typedef struct sched {
+	char dir[64];
+	char addr[140];
+	sp_ttrpc_server *srv;
+	pthread_t thread;
+	atomic_int started, running, cancelled, on_cancel;
+} sched;
+
+/* Blocks until its connection closes (as a WaitProcess without deadline). */
+static int h_block(void *user, const sp_ttrpc_call *call, uint8_t **out,
+		   size_t *out_len, char **msg)
+{
+	sched *s = user;
+	atomic_fetch_add(&s->started, 1);
+	atomic_fetch_add(&s->running, 1);
+	while (!sp_ttrpc_call_cancelled(call))
+		poll(NULL, 0, 5);
+	atomic_fetch_add(&s->cancelled, 1);
+	atomic_fetch_sub(&s->running, 1);
+	return SP_RPC_CANCELLED;
+}
+
+static int h_ping(void *user, const sp_ttrpc_call *call, uint8_t **out,
+		  size_t *out_len, char **msg)
+{
+	*out = (uint8_t *)sp_xstrdup("pong");
+	*out_len = 4;
+	return SP_RPC_OK;
+}
+
+static void sched_on_cancel(void *user)
+{
+	sched *s = user;
+	atomic_fetch_add(&s->on_cancel, 1);
+}
+
+static void *sched_thread(void *arg)
+{
+	sched *s = arg;
+	sp_err *err = NULL;
+	if (sp_ttrpc_server_run(s->srv, &err) != 0)
+		abort();
+	return NULL;
+}
+
+static bool wait_for(atomic_int *v, int want)
+{
+	for (int i = 0; i < 500 && atomic_load(v) != want; i++)
+		poll(NULL, 0, 10);
+	return atomic_load(v) == want;
+}
+
+/* A call answered within a second. */
+static void expect_fast(const char *addr, const char *method, const char *want)
+{
+	sp_ttrpc_client *c = NULL;
+	_cleanup_err_ sp_err *err = NULL;
+	assert_int_equal(sp_ttrpc_client_connect(&c, addr, 1000 * MS, &err), 0);
+	uint8_t *r = NULL;
+	size_t n = 0;
+	int code = -1;
+	uint64_t t0 = sp_now_ns();
+	int rc = sp_ttrpc_client_call(c, SVC, method, (const uint8_t *)"x", 1, NULL, 0,
+				      1000 * MS, &r, &n, &code, &err);
+	if (rc != 0)
+		fail_msg("%s: %s", method, sp_err_msg(err));
+	assert_true(sp_now_ns() - t0 < 1000 * MS);
+	assert_int_equal(n, strlen(want));
+	assert_memory_equal(r, want, n);
+	free(r);
+	sp_ttrpc_client_free(c);
+}
+
+static void test_blocked_connection_starves_nobody(void **state)
+{
+	static const sp_ttrpc_method m[] = {
+		{SVC, "Block", h_block, 0},
+		{SVC, "Echo", h_ping, 0},
+		{SVC, "Ping", h_ping, SP_TTRPC_CONTROL},
+	};
+	sched *s = sp_xzalloc(sizeof(*s));
+	strcpy(s->dir, "/tmp/sp-ttrpc-XXXXXX");
+	assert_non_null(mkdtemp(s->dir));
+	snprintf(s->addr, sizeof(s->addr), "unix:%s/s.sock", s->dir);
+	/* 8 workers: 2 for control requests, 6 for the others, at most 4
+	 * of those per connection. */
+	sp_ttrpc_server_opts o = {.version = 1, .workers = 8, .reserved_workers = 2,
+				  .max_running_per_conn = 4,
+				  .on_cancel = sched_on_cancel};
+	s->srv = sp_ttrpc_server_new(m, SP_ARRAY_LEN(m), s, &o);
+	int lfd, a, b;
+	_cleanup_err_ sp_err *err = NULL;
+	assert_int_equal(sp_ttrpc_listen(&lfd, s->addr, &err), 0);
+	assert_int_equal(sp_ttrpc_server_add_listener(s->srv, lfd, &err), 0);
+	assert_int_equal(pthread_create(&s->thread, NULL, sched_thread, s), 0);
+
+	/* Connection a: 100 blocking calls; only 4 run. */
+	assert_int_equal(sp_ttrpc_dial(&a, s->addr, 0, &err), 0);
+	for (uint32_t i = 0; i < 100; i++)
+		send_request(a, 2 * i + 1, "Block", "");
+	assert_true(wait_for(&s->running, 4));
+	poll(NULL, 0, 100);
+	assert_int_equal(atomic_load(&s->running), 4);
+	/* Others are served: a plain call and a control call. */
+	expect_fast(s->addr, "Echo", "pong");
+	expect_fast(s->addr, "Ping", "pong");
+	/* Connection b blocks the remaining plain workers (2 of its 4). */
+	assert_int_equal(sp_ttrpc_dial(&b, s->addr, 0, &err), 0);
+	for (uint32_t i = 0; i < 100; i++)
+		send_request(b, 2 * i + 1, "Block", "");
+	assert_true(wait_for(&s->running, 6));
+	poll(NULL, 0, 100);
+	assert_int_equal(atomic_load(&s->running), 6);
+	/* Every plain worker is blocked: control calls still run. */
+	for (int i = 0; i < 5; i++)
+		expect_fast(s->addr, "Ping", "pong");
+	/* Closing a cancels its 4 handlers; its 96 queued calls never run;
+	 * b's queued calls take the freed workers up to its own limit. */
+	int started = atomic_load(&s->started);
+	close(a);
+	assert_true(wait_for(&s->cancelled, 4));
+	assert_true(atomic_load(&s->on_cancel) >= 1);
+	assert_true(wait_for(&s->running, 4));
+	poll(NULL, 0, 200);
+	assert_int_equal(atomic_load(&s->running), 4);
+	assert_int_equal(atomic_load(&s->started), started + 2);
+	expect_fast(s->addr, "Echo", "pong");
+	close(b);
+	assert_true(wait_for(&s->running, 0));
+	assert_int_equal(atomic_load(&s->started), started + 2);
+
+	sp_ttrpc_server_shutdown(s->srv);
+	pthread_join(s->thread, NULL);
+	sp_ttrpc_server_free(s->srv);
+	sp_rm_rf(s->dir, NULL);
+	free(s);
+}
+
 int main(void)
 {
 	sp_log_init("test-ttrpc", SP_LOG_ERROR);
@@ -823,6 +963,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shutdown_from_handler, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stream_reopen, setup, teardown),
+		cmocka_unit_test(test_blocked_connection_starves_nobody),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -64,20 +64,48 @@ int reply_empty(reply *r)
 
 /* ---- locking and waiting ---- */
 
-bool agent_wait(sp_agent *a, uint64_t deadline_ns)
+/* The ttRPC call this worker thread handles (NULL outside one, e.g. when
+ * sp_agent_dispatch is called directly): blocking waits look at its
+ * cancellation without every handler passing it down. */
+static __thread const sp_ttrpc_call *tl_call;
+
+bool agent_cancelled(void)
+{
+	return tl_call && sp_ttrpc_call_cancelled(tl_call);
+}
+
+int reply_wait_end(sp_agent *a, reply *r, const char *method)
 {
 	if (a->stopping)
+		return reply_err(r, SP_RPC_UNAVAILABLE, "%s: the agent is shutting down",
+				 method);
+	if (agent_cancelled())
+		return reply_err(r, SP_RPC_CANCELLED,
+				 "%s: the connection that sent the request closed", method);
+	return 0;
+}
+
+bool agent_wait(sp_agent *a, uint64_t deadline_ns)
+{
+	if (a->stopping || agent_cancelled())
 		return false;
-	if (!deadline_ns) {
+	uint64_t now = sp_now_ns();
+	if (deadline_ns && now >= deadline_ns)
+		return false;
+	/* The close of a connection is announced with a broadcast made
+	 * without the lock (agent_on_cancel): a wait that just began may
+	 * miss it, so wait at most a second at a time. */
+	uint64_t until = deadline_ns;
+	if (tl_call && (!until || until > now + 1000000000ull))
+		until = now + 1000000000ull;
+	if (!until) {
 		pthread_cond_wait(&a->cond, &a->lock);
-		return !a->stopping;
+	} else {
+		struct timespec ts = {.tv_sec = (time_t)(until / 1000000000u),
+				      .tv_nsec = (long)(until % 1000000000u)};
+		pthread_cond_timedwait(&a->cond, &a->lock, &ts);
 	}
-	if (sp_now_ns() >= deadline_ns)
-		return false;
-	struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000u),
-			      .tv_nsec = (long)(deadline_ns % 1000000000u)};
-	pthread_cond_timedwait(&a->cond, &a->lock, &ts);
-	return !a->stopping;
+	return !a->stopping && !agent_cancelled();
 }
 
 void agent_broadcast(sp_agent *a)
@@ -189,7 +217,7 @@ static int h_get_report(sp_agent *a, const AGetReport *q, reply *r)
 	return reply_msg(r, &m.base);
 }
 
-static int h_set_policy(sp_agent *a, const ASetPolicy *q, reply *r)
+static int h_set_policy(sp_agent *a, const ASetPolicy *q, void **change, reply *r)
 {
 	if (a->policy_set || a->set_policy_busy)
 		return reply_err(r, SP_RPC_PERMISSION_DENIED,
@@ -198,7 +226,7 @@ static int h_set_policy(sp_agent *a, const ASetPolicy *q, reply *r)
 		return reply_err(r, SP_RPC_PERMISSION_DENIED,
 				 "SetPolicy: containers were already created; the policy must be set first");
 	return gate_set_policy(a, q->policy ? q->policy : "",
-			       q->policy ? strlen(q->policy) : 0, r);
+			       q->policy ? strlen(q->policy) : 0, change, r);
 }
 
 /* ---- the method table ---- */
@@ -219,34 +247,41 @@ typedef struct method_def {
 	const ProtobufCMessageDescriptor *req;
 	const ProtobufCMessageDescriptor *resp;
 	enum mid id;
+	unsigned flags; /* SP_TTRPC_CONTROL: may use the reserved workers */
 } method_def;
 
 #define D(x) (&sealpod__agent__v1__##x##__descriptor)
 #define AS SP_AGENT_SERVICE
+/* Control requests: the host's own health checks, stops and removals, and
+ * short reads of state. They never wait on a process or a stream, so the
+ * workers the ttRPC server reserves for them are always enough
+ * (docs/agent.md, "Scheduling"). */
+#define CTL SP_TTRPC_CONTROL
 static const method_def METHODS[] = {
 	{AS, "CreateSandbox", D(create_sandbox_request), D(empty), M_CREATE_SANDBOX},
-	{AS, "DestroySandbox", D(destroy_sandbox_request), D(empty), M_DESTROY_SANDBOX},
+	{AS, "DestroySandbox", D(destroy_sandbox_request), D(empty), M_DESTROY_SANDBOX, CTL},
 	{AS, "CreateContainer", D(create_container_request), D(empty), M_CREATE_CONTAINER},
 	{AS, "StartContainer", D(start_container_request), D(empty), M_START_CONTAINER},
-	{AS, "RemoveContainer", D(remove_container_request), D(empty), M_REMOVE_CONTAINER},
+	{AS, "RemoveContainer", D(remove_container_request), D(empty), M_REMOVE_CONTAINER, CTL},
 	{AS, "ExecProcess", D(exec_process_request), D(empty), M_EXEC_PROCESS},
-	{AS, "SignalProcess", D(signal_process_request), D(empty), M_SIGNAL_PROCESS},
+	{AS, "SignalProcess", D(signal_process_request), D(empty), M_SIGNAL_PROCESS, CTL},
 	{AS, "WaitProcess", D(wait_process_request), D(wait_process_response), M_WAIT_PROCESS},
 	{AS, "ReadStdout", D(read_stream_request), D(read_stream_response), M_READ_STDOUT},
 	{AS, "ReadStderr", D(read_stream_request), D(read_stream_response), M_READ_STDERR},
 	{AS, "WriteStdin", D(write_stream_request), D(write_stream_response), M_WRITE_STDIN},
 	{AS, "CloseStdin", D(close_stdin_request), D(empty), M_CLOSE_STDIN},
 	{AS, "TtyWinResize", D(tty_win_resize_request), D(empty), M_TTY_WIN_RESIZE},
-	{AS, "StatsContainer", D(stats_container_request), D(stats_container_response), M_STATS_CONTAINER},
-	{AS, "ListProcesses", D(list_processes_request), D(list_processes_response), M_LIST_PROCESSES},
+	{AS, "StatsContainer", D(stats_container_request), D(stats_container_response), M_STATS_CONTAINER, CTL},
+	{AS, "ListProcesses", D(list_processes_request), D(list_processes_response), M_LIST_PROCESSES, CTL},
 	{AS, "UpdateContainer", D(update_container_request), D(empty), M_UPDATE_CONTAINER},
 	{AS, "GetOOMEvent", D(get_oomevent_request), D(oomevent), M_GET_OOM_EVENT},
-	{AS, "GetGuestDetails", D(guest_details_request), D(guest_details_response), M_GET_GUEST_DETAILS},
+	{AS, "GetGuestDetails", D(guest_details_request), D(guest_details_response), M_GET_GUEST_DETAILS, CTL},
 	{AS, "SetPolicy", D(set_policy_request), D(empty), M_SET_POLICY},
 	{AS, "CopyFile", D(copy_file_request), D(empty), M_COPY_FILE},
 	{AS, "GetReport", D(get_report_request), D(get_report_response), M_GET_REPORT},
-	{SP_AGENT_HEALTH_SERVICE, "Check", D(check_request), D(health_check_response), M_HEALTH_CHECK},
+	{SP_AGENT_HEALTH_SERVICE, "Check", D(check_request), D(health_check_response), M_HEALTH_CHECK, CTL},
 };
+#undef CTL
 #undef AS
 #undef D
 
@@ -297,19 +332,19 @@ bool sp_agent_method_info(const char *name, const char **service,
 }
 
 static int run_method(sp_agent *a, const method_def *m, const ProtobufCMessage *msg,
-		      uint64_t deadline, reply *r)
+		      uint64_t deadline, void **change, reply *r)
 {
 	switch (m->id) {
 	case M_HEALTH_CHECK: return h_health(a, r);
 	case M_GET_GUEST_DETAILS: return h_guest_details(a, r);
-	case M_SET_POLICY: return h_set_policy(a, (const ASetPolicy *)msg, r);
+	case M_SET_POLICY: return h_set_policy(a, (const ASetPolicy *)msg, change, r);
 	case M_GET_REPORT: return h_get_report(a, (const AGetReport *)msg, r);
 	case M_CREATE_SANDBOX: return h_create_sandbox(a, (const ACreateSandbox *)msg, r);
-	case M_DESTROY_SANDBOX: return h_destroy_sandbox(a, r);
-	case M_CREATE_CONTAINER: return h_create_container(a, (const ACreateContainer *)msg, r);
+	case M_DESTROY_SANDBOX: return h_destroy_sandbox(a, deadline, r);
+	case M_CREATE_CONTAINER: return h_create_container(a, (const ACreateContainer *)msg, change, r);
 	case M_START_CONTAINER: return h_start_container(a, (const AStartContainer *)msg, r);
 	case M_REMOVE_CONTAINER: return h_remove_container(a, (const ARemoveContainer *)msg, deadline, r);
-	case M_EXEC_PROCESS: return h_exec_process(a, (const AExecProcess *)msg, r);
+	case M_EXEC_PROCESS: return h_exec_process(a, (const AExecProcess *)msg, change, r);
 	case M_SIGNAL_PROCESS: return h_signal_process(a, (const ASignalProcess *)msg, r);
 	case M_WAIT_PROCESS: return h_wait_process(a, (const AWaitProcess *)msg, deadline, r);
 	case M_READ_STDOUT: return h_read_stream(a, (const AReadStream *)msg, 1, deadline, r);
@@ -368,13 +403,18 @@ int sp_agent_dispatch(sp_agent *a, const char *service, const char *method,
 	}
 	pthread_mutex_lock(&a->lock);
 	int rc;
+	/* Decide, act, then commit: the handler commits the policy's
+	 * pending change when (and only if) the request took effect; what
+	 * is left here was not, and is dropped. */
+	void *change = NULL;
 	if (a->stopping)
 		rc = reply_err(&r, SP_RPC_UNAVAILABLE, "%s: the agent is shutting down",
 			       m->name);
-	else if (!gate_check(a, m->name, msg, &r))
+	else if (!gate_check(a, m->name, msg, &r, &change))
 		rc = SP_RPC_PERMISSION_DENIED;
 	else
-		rc = run_method(a, m, msg, deadline_ns, &r);
+		rc = run_method(a, m, msg, deadline_ns, &change, &r);
+	gate_drop(&change);
 	pthread_mutex_unlock(&a->lock);
 	protobuf_c_message_free_unpacked(msg, NULL);
 	if (rc == SP_RPC_OK) {
@@ -394,9 +434,21 @@ int sp_agent_dispatch(sp_agent *a, const char *service, const char *method,
 static int ttrpc_handler(void *user, const sp_ttrpc_call *call, uint8_t **out,
 			 size_t *out_len, char **status_msg)
 {
-	return sp_agent_dispatch(user, call->service, call->method, call->payload,
-				 call->payload_len, call->deadline_ns, out,
-				 out_len, status_msg);
+	tl_call = call;
+	int rc = sp_agent_dispatch(user, call->service, call->method, call->payload,
+				   call->payload_len, call->deadline_ns, out,
+				   out_len, status_msg);
+	tl_call = NULL;
+	return rc;
+}
+
+void sp_agent_on_cancel(void *user)
+{
+	sp_agent *a = user;
+	/* Called by the server's I/O thread, which must never wait for the
+	 * agent lock: broadcast without it (agent_wait's one-second steps
+	 * catch a wake-up that came just before a wait). */
+	pthread_cond_broadcast(&a->cond);
 }
 
 void sp_agent_methods(sp_agent *a, const sp_ttrpc_method **table, size_t *n)
@@ -441,6 +493,7 @@ int sp_agent_new(sp_agent **out, const sp_agent_opts *opts, sp_err **err)
 		a->methods[i].service = METHODS[i].service;
 		a->methods[i].method = METHODS[i].name;
 		a->methods[i].fn = ttrpc_handler;
+		a->methods[i].flags = METHODS[i].flags;
 	}
 	if (sp_mkdir_p(a->state_dir, 0700, err) < 0) {
 		sp_error_wrap(err, "agent state directory");

@@ -3,7 +3,10 @@
  * table, bounded output streams. One mutex guards all of it; one condition
  * variable (on CLOCK_MONOTONIC) wakes every blocked call when anything
  * changes. The agent is small and calls are few: simplicity over
- * fine-grained locking. */
+ * fine-grained locking. The lock is never held across network or slow
+ * disk I/O (image pulls, deleting a container's files): a request that
+ * drops it holds a reference on its container, whose phase tells the
+ * others what is going on (docs/agent.md, "Container lifecycle"). */
 #ifndef SEALPOD_AGENT_INTERNAL_H
 #define SEALPOD_AGENT_INTERNAL_H
 
@@ -79,10 +82,23 @@ typedef struct proc {
 
 enum container_state { C_CREATED, C_RUNNING, C_STOPPED };
 
+/* The id is taken from CP_CREATING until CP_GONE: the container stays in
+ * the table (and in the policy state) until its removal has finished. */
+enum container_phase {
+	CP_CREATING, /* CreateContainer in progress (maybe pulling, unlocked) */
+	CP_LIVE,     /* created; `state` says created/running/stopped */
+	CP_REMOVING, /* a removal was asked for and runs (or waits for the
+		      * creating request to give up) */
+	CP_GONE,     /* unlinked: only holders of a reference still see it */
+};
+
 typedef struct container {
 	struct container *next;
 	char *id;
 	char *name;
+	unsigned refs;    /* the table's, plus each request holding it */
+	enum container_phase phase;
+	bool finishing;   /* container_finish runs (or ran) */
 	enum container_state state;
 	proc *procs;      /* main process first */
 	size_t n_execs;
@@ -176,8 +192,16 @@ int reply_msg(reply *r, const ProtobufCMessage *m);
 int reply_empty(reply *r);
 
 /* Deadline waits on a->cond; false when the deadline passed. */
+/* Also false when the calling request's connection closed (CANCELLED);
+ * waits at most a second at a time so a cancellation is never missed. */
 bool agent_wait(sp_agent *a, uint64_t deadline_ns);
 void agent_broadcast(sp_agent *a);
+/* The request this thread handles was cancelled (its connection closed). */
+bool agent_cancelled(void);
+/* After agent_wait returned false: UNAVAILABLE (shutting down) or
+ * CANCELLED (connection closed) with r filled, or 0 for a deadline (the
+ * caller then says what was not reached). */
+int reply_wait_end(sp_agent *a, reply *r, const char *method);
 
 bool valid_id(const char *s);
 container *container_find(sp_agent *a, const char *id);
@@ -211,11 +235,15 @@ void proc_bury(sp_agent *a, proc *p);
 proc *proc_new(container *c, const char *exec_id);
 
 /* containers.c: the container and process handlers. */
-int h_create_container(sp_agent *a, const ACreateContainer *q, reply *r);
+/* `change`: the policy's pending record, committed when the id is claimed
+ * (an exec: once started); a failure afterwards forgets it again. */
+int h_create_container(sp_agent *a, const ACreateContainer *q, void **change,
+		       reply *r);
 int h_start_container(sp_agent *a, const AStartContainer *q, reply *r);
 int h_remove_container(sp_agent *a, const ARemoveContainer *q,
 		       uint64_t deadline, reply *r);
-int h_exec_process(sp_agent *a, const AExecProcess *q, reply *r);
+int h_exec_process(sp_agent *a, const AExecProcess *q, void **change,
+		   reply *r);
 int h_signal_process(sp_agent *a, const ASignalProcess *q, reply *r);
 int h_wait_process(sp_agent *a, const AWaitProcess *q, uint64_t deadline,
 		   reply *r);
@@ -230,13 +258,15 @@ int h_list_processes(sp_agent *a, const AListProcesses *q, reply *r);
 int h_update_container(sp_agent *a, const AUpdateContainer *q, reply *r);
 int h_get_oom_event(sp_agent *a, uint64_t deadline, reply *r);
 void containers_destroy_all(sp_agent *a);
-/* Stops every container (DestroySandbox); SP_ERR_TIMEOUT names none. */
-int containers_remove_all(sp_agent *a, char **stuck);
+/* Stops and removes every container (DestroySandbox): 0, or
+ * SP_ERR_SYSTEM (a process survived SIGKILL) / SP_ERR_TIMEOUT (still
+ * being created at the deadline) with *stuck naming it. */
+int containers_remove_all(sp_agent *a, uint64_t deadline, char **stuck);
 
 /* sandbox.c: the pod's shared resources (namespaces, /etc files, /dev/shm,
  * emptyDir volumes). */
 int h_create_sandbox(sp_agent *a, const ACreateSandbox *q, reply *r);
-int h_destroy_sandbox(sp_agent *a, reply *r);
+int h_destroy_sandbox(sp_agent *a, uint64_t deadline, reply *r);
 /* Undoes what CreateSandbox made (containers must be gone). */
 void sandbox_teardown(sp_agent *a);
 /* Makes an allowed spec runnable here: guest paths under
@@ -291,12 +321,21 @@ void attest_handle(sp_agent *a, const uint8_t *req, size_t len, sp_buf *resp);
 
 /* policy gate (gate.c) */
 /* Decides whether a request may run; on deny fills r with
- * PERMISSION_DENIED and the evaluator's explanation and returns false. */
+ * PERMISSION_DENIED and the evaluator's explanation and returns false.
+ * On allow *change is what the request would record in the policy state
+ * (NULL: nothing): the handler commits it when it succeeded
+ * (gate_commit); the dispatcher drops what is left (gate_drop). */
 bool gate_check(sp_agent *a, const char *method, const ProtobufCMessage *msg,
-		reply *r);
-/* After an allowed CreateContainer failed: the policy forgets it. */
+		reply *r, void **change);
+int gate_commit(sp_agent *a, void **change);
+void gate_drop(void **change);
+/* The container's removal finished (or its creation failed after the id
+ * was committed): the policy forgets it, with its exec ids. */
 void gate_forget(sp_agent *a, const char *container_id);
-int gate_set_policy(sp_agent *a, const char *policy, size_t len, reply *r);
+/* The agent forgot an exec process: so does the policy. */
+void gate_forget_exec(sp_agent *a, const char *container_id, const char *exec_id);
+int gate_set_policy(sp_agent *a, const char *policy, size_t len, void **change,
+		    reply *r);
 void gate_free(sp_agent *a);
 
 #endif

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Container and process handlers, over the container engine (oci.h). They run with the agent lock
  * held, after the policy allowed the request. Blocking calls wait on the
- * agent's condition variable and look their container and process up
- * again after every wait: the objects may have been removed meanwhile. */
+ * agent's condition variable, holding a reference on their container, and
+ * look their process up again in it after every wait: it may have been
+ * removed meanwhile. Container lifecycle: see agent_internal.h and
+ * docs/agent.md. */
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -75,7 +77,8 @@ static int lookup_rc(reply *r)
 }
 
 /* An exec process that was waited for and whose output was read to the
- * end is forgotten, so its slot can be reused. */
+ * end is forgotten, so its slot can be reused; the policy forgets its id
+ * with it (the record stays bounded). */
 static void maybe_forget_exec(sp_agent *a, proc *p)
 {
 	container *c = p->c;
@@ -88,6 +91,7 @@ static void maybe_forget_exec(sp_agent *a, proc *p)
 			break;
 		}
 	c->n_execs--;
+	gate_forget_exec(a, c->id, p->exec_id);
 	proc_bury(a, p);
 }
 
@@ -101,28 +105,72 @@ static void container_free(container *c)
 	free(c);
 }
 
-/* Unlinks the container, buries its processes, removes its files. Every
- * process must have exited (or be killed by the caller first). */
-static void container_drop(sp_agent *a, container *c)
+static container *container_ref(container *c)
 {
-	for (container **pp = &a->containers; *pp; pp = &(*pp)->next)
-		if (*pp == c) {
-			*pp = c->next;
-			break;
-		}
-	a->n_containers--;
+	c->refs++;
+	return c;
+}
+
+static void container_unref(container *c)
+{
+	if (--c->refs == 0)
+		container_free(c);
+}
+
+/* For blocking calls: the first call looks the process up by id and holds
+ * its container; after a wait, the process is looked up again in that same
+ * container only. The call never moves on to a later container of the same
+ * id, which the policy may have allowed under another entry (logs, stdin,
+ * execs). Release *held with container_unref. */
+static proc *lookup_held(sp_agent *a, const char *method, const char *cid,
+			 const char *eid, container **held, reply *r)
+{
+	if (!*held) {
+		proc *p = lookup(a, method, cid, eid, r);
+		if (p)
+			*held = container_ref(p->c);
+		return p;
+	}
+	if ((*held)->phase == CP_GONE) {
+		no_container(r, method, cid);
+		return NULL;
+	}
+	proc *p = proc_find(*held, eid);
+	if (!p)
+		no_process(r, method, cid, eid ? eid : "");
+	return p;
+}
+
+/* Finishes a removal: c is CP_REMOVING, every process exited, the caller
+ * holds a reference. The engine's state, the rootfs and the bundle are
+ * deleted without the agent lock (slow disk work); then the id is
+ * released, in the table and in the policy state at once. */
+static void container_finish(sp_agent *a, container *c)
+{
+	/* Once only: a forced finish while stopping (containers_destroy_all)
+	 * may overtake a removal in progress. */
+	if (c->finishing || c->phase == CP_GONE)
+		return;
+	c->finishing = true;
 	proc *p = c->procs;
+	c->procs = NULL;
+	c->n_execs = 0;
 	while (p) {
 		proc *n = p->next;
 		proc_bury(a, p);
 		p = n;
 	}
-	if (c->ct) {
+	struct sp_container *ct = c->ct;
+	c->ct = NULL;
+	/* id, bundle and rootfs do not change any more: read unlocked. */
+	pthread_mutex_unlock(&a->lock);
+	if (ct) {
 		/* Every process is gone: this removes the cgroup and the
 		 * engine's state (mounts died with the mount namespace). */
 		_cleanup_err_ sp_err *e = NULL;
-		if (sp_container_delete(c->ct, true, &e) < 0)
+		if (sp_container_delete(ct, true, &e) < 0)
 			sp_log_warn("remove container `%s`: %s", c->id, sp_err_msg(e));
+		sp_container_free(ct);
 	}
 	if (c->bundle) {
 		if (c->rootfs_owned)
@@ -131,8 +179,18 @@ static void container_drop(sp_agent *a, container *c)
 		if (sp_rm_rf(c->bundle, &e) < 0)
 			sp_log_warn("remove container `%s`: %s", c->id, sp_err_msg(e));
 	}
-	container_free(c);
+	pthread_mutex_lock(&a->lock);
+	for (container **pp = &a->containers; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			a->n_containers--;
+			break;
+		}
+	c->next = NULL;
+	gate_forget(a, c->id);
+	c->phase = CP_GONE;
 	agent_broadcast(a);
+	container_unref(c); /* the table's reference */
 }
 
 static void kill_all(container *c, int sig)
@@ -154,59 +212,89 @@ static bool all_exited(container *c)
 	return true;
 }
 
-/* Stops and removes a container; c may be freed by other threads while
- * waiting, so it is looked up by id. */
-static int stop_and_drop(sp_agent *a, const char *id, unsigned timeout_s,
+/* SIGTERM and up to timeout_s seconds (when > 0 and processes run), then
+ * SIGKILL until every process exited. The caller holds a reference.
+ * SP_ERR_SYSTEM when one survives SIGKILL for 10 s. */
+static int kill_and_wait(sp_agent *a, container *c, unsigned timeout_s,
 			 uint64_t deadline)
 {
-	container *c = container_find(a, id);
-	if (!c)
-		return SP_ERR_NOT_FOUND;
 	if (!all_exited(c) && timeout_s > 0) {
 		kill_all(c, SIGTERM);
 		uint64_t dl = min_deadline(deadline, sp_now_ns() + timeout_s * NS_PER_S);
-		while ((c = container_find(a, id)) && !all_exited(c))
-			if (!agent_wait(a, dl))
-				break;
+		while (!all_exited(c) && agent_wait(a, dl))
+			;
 	}
 	/* Killing cannot be refused; waiting for the kernel is bounded. */
 	uint64_t dl = sp_now_ns() + 10 * NS_PER_S;
-	while ((c = container_find(a, id)) && !all_exited(c)) {
+	while (!all_exited(c)) {
 		kill_all(c, SIGKILL);
 		pthread_mutex_unlock(&a->lock);
 		struct timespec ts = {0, 10 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 		pthread_mutex_lock(&a->lock);
 		if (sp_now_ns() > dl)
-			return SP_ERR_TIMEOUT;
+			return SP_ERR_SYSTEM;
 	}
-	c = container_find(a, id);
-	if (!c)
-		return SP_ERR_NOT_FOUND;
-	container_drop(a, c);
 	return 0;
+}
+
+/* Removes c (lock held). 0 once it is gone; SP_ERR_SYSTEM when a process
+ * survived SIGKILL (the container stays; a later removal tries again);
+ * SP_ERR_TIMEOUT when c is being created or removed by another request
+ * that did not finish before the deadline (that request finishes the
+ * removal: the creating one when its image pull returns). */
+static int container_remove(sp_agent *a, container *c, unsigned timeout_s,
+			    uint64_t deadline)
+{
+	int rc = 0;
+	container_ref(c);
+	if (c->phase == CP_LIVE) {
+		c->phase = CP_REMOVING;
+		rc = kill_and_wait(a, c, timeout_s, deadline);
+		if (rc == 0) {
+			container_finish(a, c);
+		} else if (c->phase == CP_REMOVING && !c->finishing) {
+			c->phase = CP_LIVE;
+			agent_broadcast(a);
+		}
+	} else {
+		if (c->phase == CP_CREATING)
+			c->phase = CP_REMOVING; /* the creator gives up and finishes */
+		uint64_t dl = min_deadline(deadline, sp_now_ns() + (timeout_s + 30ull) * NS_PER_S);
+		while (c->phase == CP_REMOVING && agent_wait(a, dl))
+			;
+		rc = c->phase == CP_GONE ? 0
+		     : c->phase == CP_LIVE ? SP_ERR_SYSTEM : SP_ERR_TIMEOUT;
+	}
+	container_unref(c);
+	return rc;
 }
 
 void containers_destroy_all(sp_agent *a)
 {
 	/* Called while stopping: agent_wait returns at once, so this kills. */
 	while (a->containers) {
-		_cleanup_free_ char *id = sp_xstrdup(a->containers->id);
-		if (stop_and_drop(a, id, 0, 0) == SP_ERR_TIMEOUT) {
-			container *c = container_find(a, id);
-			if (c)
-				container_drop(a, c);
+		container *c = a->containers;
+		if (container_remove(a, c, 0, 0) < 0 && a->containers == c) {
+			/* It survived SIGKILL, or a request that never returned
+			 * holds it: release it anyway (the holder keeps the
+			 * memory until it lets go). */
+			container_ref(c);
+			c->phase = CP_REMOVING;
+			container_finish(a, c);
+			container_unref(c);
 		}
 	}
 }
 
-int containers_remove_all(sp_agent *a, char **stuck)
+int containers_remove_all(sp_agent *a, uint64_t deadline, char **stuck)
 {
 	while (a->containers) {
-		_cleanup_free_ char *id = sp_xstrdup(a->containers->id);
-		if (stop_and_drop(a, id, 0, 0) == SP_ERR_TIMEOUT) {
-			*stuck = sp_steal_ptr(&id);
-			return SP_ERR_TIMEOUT;
+		container *c = a->containers;
+		int rc = container_remove(a, c, 0, deadline);
+		if (rc < 0) {
+			*stuck = sp_xstrdup(c->id);
+			return rc;
 		}
 	}
 	return 0;
@@ -284,15 +372,23 @@ static int resolve_rootfs(sp_agent *a, const ACreateContainer *q, container *c,
 						 .insecure_http = true, .ca_file = ca};
 		if (registry && agent_uplink_up(a, &e) < 0)
 			return reply_sp_err(r, e, "CreateContainer: image registry");
-		_cleanup_image_store_ sp_image_store *st = NULL;
-		if (sp_image_store_open(&st, spec, registry ? &so : NULL, &e) < 0)
-			return reply_sp_err(r, e, "CreateContainer: image store");
 		char *dest = sp_xasprintf("%s/rootfs", c->bundle);
 		struct sp_image_limits lim = {.version = SP_IMAGE_LIMITS_VERSION};
-		/* Pulling takes long: let other calls run meanwhile. */
+		/* Opening the store (a disk, a registry) and pulling take
+		 * long: other calls run meanwhile. The caller holds a
+		 * reference on c; a RemoveContainer meanwhile only marks it. */
 		pthread_mutex_unlock(&a->lock);
-		int rc = sp_image_pull(st, q->image, ref->digest, dest, &lim, NULL, &e);
+		sp_image_store *st = NULL;
+		int rc = sp_image_store_open(&st, spec, registry ? &so : NULL, &e);
+		bool opened = rc == 0;
+		if (opened)
+			rc = sp_image_pull(st, q->image, ref->digest, dest, &lim, NULL, &e);
+		sp_image_store_close(st);
 		pthread_mutex_lock(&a->lock);
+		if (rc < 0 && !opened) {
+			free(dest);
+			return reply_sp_err(r, e, "CreateContainer: image store");
+		}
 		if (rc < 0) {
 			free(dest);
 			if (!ca)
@@ -326,14 +422,17 @@ static int resolve_rootfs(sp_agent *a, const ACreateContainer *q, container *c,
 	return 0;
 }
 
-int h_create_container(sp_agent *a, const ACreateContainer *q, reply *r)
+int h_create_container(sp_agent *a, const ACreateContainer *q, void **change,
+		       reply *r)
 {
 	if (!valid_id(q->container_id))
 		return reply_err(r, SP_RPC_INVALID_ARGUMENT,
 				 "CreateContainer: container_id must be 1-128 characters [A-Za-z0-9_.-]");
+	/* Refused before anything is recorded: the dispatcher drops the
+	 * policy's pending change. */
 	if (container_find(a, q->container_id))
 		return reply_err(r, SP_RPC_ALREADY_EXISTS,
-				 "CreateContainer: container `%s` already exists",
+				 "CreateContainer: container `%s` already exists (or its removal has not finished)",
 				 q->container_id);
 	if (a->n_containers >= AGENT_MAX_CONTAINERS)
 		return reply_err(r, SP_RPC_RESOURCE_EXHAUSTED,
@@ -353,11 +452,19 @@ int h_create_container(sp_agent *a, const ACreateContainer *q, reply *r)
 	bool terminal = json_is_true(json_object_get(process, "terminal"));
 	_cleanup_free_ char *text = NULL;
 
+	/* Claim the id now, in the table and in the policy state together:
+	 * an image pull below drops the lock. From here on a failure
+	 * releases both (container_finish). */
+	if (gate_commit(a, change) < 0)
+		return reply_err(r, SP_RPC_ALREADY_EXISTS,
+				 "CreateContainer: container `%s` already exists",
+				 q->container_id);
 	container *c = sp_xzalloc(sizeof(*c));
 	c->id = sp_xstrdup(q->container_id);
 	c->name = sp_xstrdup(q->container_name ? q->container_name : "");
 	c->bundle = sp_xasprintf("%s/containers/%s", a->state_dir, c->id);
-	/* Claim the id now: an image pull below drops the lock. */
+	c->phase = CP_CREATING;
+	c->refs = 2; /* the table's and this request's */
 	c->next = a->containers;
 	a->containers = c;
 	a->n_containers++;
@@ -368,6 +475,14 @@ int h_create_container(sp_agent *a, const ACreateContainer *q, reply *r)
 		goto fail;
 	}
 	rc = resolve_rootfs(a, q, c, r);
+	if (c->phase != CP_CREATING) {
+		/* RemoveContainer (or DestroySandbox) came while the lock was
+		 * dropped: give up; finishing the removal is ours. */
+		rc = reply_err(r, SP_RPC_ABORTED,
+			       "CreateContainer: container `%s` was removed while it was being created",
+			       c->id);
+		goto fail;
+	}
 	if (rc != 0)
 		goto fail;
 	/* After the pull (the lock was dropped): the sandbox may have
@@ -392,20 +507,19 @@ int h_create_container(sp_agent *a, const ACreateContainer *q, reply *r)
 	}
 	c->procs = p;
 	c->state = C_CREATED;
+	c->phase = CP_LIVE;
+	agent_broadcast(a);
 	sp_log_info("container %s created (pid %d)", c->id, p->pid);
+	container_unref(c);
 	return reply_empty(r);
 fail:
-	gate_forget(a, q->container_id);
-	if (container_find(a, q->container_id) == c) {
-		if (c->procs) {
-			_cleanup_free_ char *id = sp_xstrdup(c->id);
-			if (stop_and_drop(a, id, 0, 0) == SP_ERR_TIMEOUT &&
-			    (c = container_find(a, id)))
-				container_drop(a, c);
-		} else {
-			container_drop(a, c);
-		}
+	if (c->phase != CP_GONE) {
+		c->phase = CP_REMOVING;
+		if (kill_and_wait(a, c, 0, 0) < 0)
+			sp_log_warn("container `%s`: a process survived SIGKILL", c->id);
+		container_finish(a, c);
 	}
+	container_unref(c);
 	return rc;
 }
 
@@ -415,7 +529,7 @@ int h_start_container(sp_agent *a, const AStartContainer *q, reply *r)
 	if (!p)
 		return lookup_rc(r);
 	container *c = p->c;
-	if (c->state != C_CREATED || !c->ct)
+	if (c->phase != CP_LIVE || c->state != C_CREATED || !c->ct)
 		return reply_err(r, SP_RPC_FAILED_PRECONDITION,
 				 "StartContainer: container `%s` is not in the created state",
 				 c->id);
@@ -433,12 +547,17 @@ int h_remove_container(sp_agent *a, const ARemoveContainer *q,
 	if (!valid_id(q->container_id))
 		return reply_err(r, SP_RPC_INVALID_ARGUMENT,
 				 "RemoveContainer: container_id must be 1-128 characters [A-Za-z0-9_.-]");
-	if (!container_find(a, q->container_id))
+	container *c = container_find(a, q->container_id);
+	if (!c)
 		return no_container(r, "RemoveContainer", q->container_id);
 	unsigned t = q->timeout > 3600 ? 3600 : q->timeout;
-	int rc = stop_and_drop(a, q->container_id, t, deadline);
-	if (rc == SP_ERR_NOT_FOUND)
-		return reply_empty(r); /* removed concurrently: same outcome */
+	int rc = container_remove(a, c, t, deadline);
+	if (rc == SP_ERR_TIMEOUT) {
+		int w = reply_wait_end(a, r, "RemoveContainer");
+		return w ? w : reply_err(r, SP_RPC_DEADLINE_EXCEEDED,
+					 "RemoveContainer: container `%s` is still being created or removed by another request (an image pull that has not returned); its removal finishes when that request ends",
+					 q->container_id);
+	}
 	if (rc < 0)
 		return reply_err(r, SP_RPC_INTERNAL,
 				 "RemoveContainer: container `%s` did not die after SIGKILL",
@@ -447,7 +566,8 @@ int h_remove_container(sp_agent *a, const ARemoveContainer *q,
 	return reply_empty(r);
 }
 
-int h_exec_process(sp_agent *a, const AExecProcess *q, reply *r)
+int h_exec_process(sp_agent *a, const AExecProcess *q, void **change,
+		   reply *r)
 {
 	if (!valid_id(q->container_id) || !valid_id(q->exec_id))
 		return reply_err(r, SP_RPC_INVALID_ARGUMENT,
@@ -455,7 +575,7 @@ int h_exec_process(sp_agent *a, const AExecProcess *q, reply *r)
 	container *c = container_find(a, q->container_id);
 	if (!c)
 		return no_container(r, "ExecProcess", q->container_id);
-	if (c->state != C_RUNNING)
+	if (c->phase != CP_LIVE || c->state != C_RUNNING)
 		return reply_err(r, SP_RPC_FAILED_PRECONDITION,
 				 "ExecProcess: container `%s` is not running",
 				 c->id);
@@ -487,6 +607,9 @@ int h_exec_process(sp_agent *a, const AExecProcess *q, reply *r)
 	p->next = c->procs->next;
 	c->procs->next = p;
 	c->n_execs++;
+	/* The process exists: the policy records its id (until the agent
+	 * forgets the process, maybe_forget_exec). */
+	gate_commit(a, change);
 	if (rc < 0)
 		return reply_sp_err(r, e, "ExecProcess");
 	return reply_empty(r);
@@ -517,26 +640,34 @@ int h_signal_process(sp_agent *a, const ASignalProcess *q, reply *r)
 int h_wait_process(sp_agent *a, const AWaitProcess *q, uint64_t deadline,
 		   reply *r)
 {
+	container *held = NULL;
+	int rc;
 	for (;;) {
-		proc *p = lookup(a, "WaitProcess", q->container_id, q->exec_id, r);
-		if (!p)
-			return lookup_rc(r);
+		proc *p = lookup_held(a, "WaitProcess", q->container_id, q->exec_id, &held, r);
+		if (!p) {
+			rc = lookup_rc(r);
+			break;
+		}
 		if (p->state == PROC_EXITED) {
 			Sealpod__Agent__V1__WaitProcessResponse m =
 				SEALPOD__AGENT__V1__WAIT_PROCESS_RESPONSE__INIT;
 			m.status = p->status;
 			p->waited = true;
-			int rc = reply_msg(r, &m.base);
+			rc = reply_msg(r, &m.base);
 			maybe_forget_exec(a, p);
-			return rc;
+			break;
 		}
-		if (!agent_wait(a, deadline))
-			return a->stopping
-				? reply_err(r, SP_RPC_UNAVAILABLE, "WaitProcess: the agent is shutting down")
-				: reply_err(r, SP_RPC_DEADLINE_EXCEEDED,
-					    "WaitProcess: process `%s` of container `%s` is still running at the deadline",
-					    q->exec_id, q->container_id);
+		if (!agent_wait(a, deadline)) {
+			rc = reply_wait_end(a, r, "WaitProcess") ?:
+				reply_err(r, SP_RPC_DEADLINE_EXCEEDED,
+					  "WaitProcess: process `%s` of container `%s` is still running at the deadline",
+					  q->exec_id, q->container_id);
+			break;
+		}
 	}
+	if (held)
+		container_unref(held);
+	return rc;
 }
 
 int h_read_stream(sp_agent *a, const AReadStream *q, int which,
@@ -546,10 +677,14 @@ int h_read_stream(sp_agent *a, const AReadStream *q, int which,
 	size_t max = q->len ? q->len : AGENT_DEFAULT_READ;
 	if (max > AGENT_MAX_READ)
 		max = AGENT_MAX_READ;
+	container *held = NULL;
+	int rc;
 	for (;;) {
-		proc *p = lookup(a, name, q->container_id, q->exec_id, r);
-		if (!p)
-			return lookup_rc(r);
+		proc *p = lookup_held(a, name, q->container_id, q->exec_id, &held, r);
+		if (!p) {
+			rc = lookup_rc(r);
+			break;
+		}
 		stream *s = which == 1 ? &p->out : &p->err;
 		if (s->len > 0 || s->eof) {
 			Sealpod__Agent__V1__ReadStreamResponse m =
@@ -558,25 +693,29 @@ int h_read_stream(sp_agent *a, const AReadStream *q, int which,
 			m.data.len = stream_take(s, buf, max);
 			m.data.data = buf;
 			stream_resume(a, s);
-			int rc = reply_msg(r, &m.base);
+			rc = reply_msg(r, &m.base);
 			if (m.data.len == 0)
 				maybe_forget_exec(a, p);
-			return rc;
+			break;
 		}
-		if (!agent_wait(a, deadline))
-			return a->stopping
-				? reply_err(r, SP_RPC_UNAVAILABLE, "%s: the agent is shutting down", name)
-				: reply_err(r, SP_RPC_DEADLINE_EXCEEDED,
-					    "%s: no output before the deadline", name);
+		if (!agent_wait(a, deadline)) {
+			rc = reply_wait_end(a, r, name) ?:
+				reply_err(r, SP_RPC_DEADLINE_EXCEEDED,
+					  "%s: no output before the deadline", name);
+			break;
+		}
 	}
+	if (held)
+		container_unref(held);
+	return rc;
 }
 
-int h_write_stdin(sp_agent *a, const AWriteStream *q, uint64_t deadline,
-		  reply *r)
+static int write_stdin(sp_agent *a, const AWriteStream *q, uint64_t deadline,
+		       container **held, reply *r)
 {
 	size_t done = 0;
 	for (;;) {
-		proc *p = lookup(a, "WriteStdin", q->container_id, q->exec_id, r);
+		proc *p = lookup_held(a, "WriteStdin", q->container_id, q->exec_id, held, r);
 		if (!p)
 			return lookup_rc(r);
 		if (p->stdin_fd < 0)
@@ -605,7 +744,7 @@ int h_write_stdin(sp_agent *a, const AWriteStream *q, uint64_t deadline,
 		 * then look everything up again. */
 		int fd = p->stdin_fd;
 		uint64_t now = sp_now_ns();
-		if ((deadline && now >= deadline) || a->stopping) {
+		if ((deadline && now >= deadline) || a->stopping || agent_cancelled()) {
 			if (done)
 				break;
 			return reply_err(r, SP_RPC_DEADLINE_EXCEEDED,
@@ -621,6 +760,16 @@ out:;
 		SEALPOD__AGENT__V1__WRITE_STREAM_RESPONSE__INIT;
 	m.len = (uint32_t)done;
 	return reply_msg(r, &m.base);
+}
+
+int h_write_stdin(sp_agent *a, const AWriteStream *q, uint64_t deadline,
+		  reply *r)
+{
+	container *held = NULL;
+	int rc = write_stdin(a, q, deadline, &held, r);
+	if (held)
+		container_unref(held);
+	return rc;
 }
 
 int h_close_stdin(sp_agent *a, const ACloseStdin *q, reply *r)
@@ -739,7 +888,7 @@ int h_update_container(sp_agent *a, const AUpdateContainer *q, reply *r)
 	container *c = container_find(a, q->container_id);
 	if (!c)
 		return no_container(r, "UpdateContainer", q->container_id);
-	if (!c->ct || c->state == C_STOPPED)
+	if (c->phase != CP_LIVE || !c->ct || c->state == C_STOPPED)
 		return reply_err(r, SP_RPC_FAILED_PRECONDITION,
 				 "UpdateContainer: container `%s` is not running", c->id);
 	_cleanup_err_ sp_err *e = NULL;
@@ -766,10 +915,9 @@ int h_get_oom_event(sp_agent *a, uint64_t deadline, reply *r)
 		}
 		uint64_t tick = sp_now_ns() + NS_PER_S;
 		if (!agent_wait(a, min_deadline(deadline, tick)) &&
-		    (a->stopping || (deadline && sp_now_ns() >= deadline)))
-			return a->stopping
-				? reply_err(r, SP_RPC_UNAVAILABLE, "GetOOMEvent: the agent is shutting down")
-				: reply_err(r, SP_RPC_DEADLINE_EXCEEDED,
+		    (a->stopping || agent_cancelled() || (deadline && sp_now_ns() >= deadline)))
+			return reply_wait_end(a, r, "GetOOMEvent") ?:
+				reply_err(r, SP_RPC_DEADLINE_EXCEEDED,
 					    "GetOOMEvent: no OOM event before the deadline");
 	}
 }

@@ -34,8 +34,9 @@ static bool always_allowed(const char *method)
 }
 
 bool gate_check(sp_agent *a, const char *method, const ProtobufCMessage *msg,
-		reply *r)
+		reply *r, void **change)
 {
+	*change = NULL;
 	if (!a->policy_set &&
 	    !(always_allowed(method) || !strcmp(method, "SetPolicy"))) {
 		reply_err(r, SP_RPC_PERMISSION_DENIED,
@@ -51,7 +52,8 @@ bool gate_check(sp_agent *a, const char *method, const ProtobufCMessage *msg,
 	if (!a->policy_state)
 		a->policy_state = sp_policy_state_new();
 	sp_policy_decision d = {0};
-	int rc = sp_policy_eval(a->policy, a->policy_state, method, msg, &d);
+	sp_policy_change *ch = NULL;
+	int rc = sp_policy_decide(a->policy, a->policy_state, method, msg, &d, &ch);
 	if (rc < 0) {
 		sp_policy_decision_clear(&d);
 		reply_err(r, SP_RPC_PERMISSION_DENIED,
@@ -65,6 +67,7 @@ bool gate_check(sp_agent *a, const char *method, const ProtobufCMessage *msg,
 		return false;
 	}
 	sp_policy_decision_clear(&d);
+	*change = ch;
 	return true;
 #else
 	(void)msg;
@@ -75,6 +78,34 @@ bool gate_check(sp_agent *a, const char *method, const ProtobufCMessage *msg,
 		  method);
 	return false;
 #endif
+}
+
+int gate_commit(sp_agent *a, void **change)
+{
+#ifdef SP_AGENT_HAVE_POLICY
+	sp_policy_change *ch = *change;
+	*change = NULL;
+	if (!ch)
+		return 0;
+	if (!a->policy_state)
+		a->policy_state = sp_policy_state_new();
+	int rc = sp_policy_state_commit(a->policy_state, ch);
+	if (rc < 0)
+		sp_log_warn("policy state: a change could not be recorded (%d)", rc);
+	return rc;
+#else
+	(void)a;
+	*change = NULL;
+	return 0;
+#endif
+}
+
+void gate_drop(void **change)
+{
+#ifdef SP_AGENT_HAVE_POLICY
+	sp_policy_change_free(*change);
+#endif
+	*change = NULL;
 }
 
 void gate_forget(sp_agent *a, const char *container_id)
@@ -88,9 +119,22 @@ void gate_forget(sp_agent *a, const char *container_id)
 #endif
 }
 
+void gate_forget_exec(sp_agent *a, const char *container_id, const char *exec_id)
+{
+#ifdef SP_AGENT_HAVE_POLICY
+	if (a->policy_state)
+		sp_policy_state_forget_exec(a->policy_state, container_id, exec_id);
+#else
+	(void)a;
+	(void)container_id;
+	(void)exec_id;
+#endif
+}
+
 /* Runs with the lock held; drops it around the TEE call, with
  * set_policy_busy keeping a second SetPolicy out meanwhile. */
-int gate_set_policy(sp_agent *a, const char *policy, size_t len, reply *r)
+int gate_set_policy(sp_agent *a, const char *policy, size_t len, void **change,
+		    reply *r)
 {
 	if (len == 0)
 		return reply_err(r, SP_RPC_INVALID_ARGUMENT,
@@ -141,11 +185,11 @@ int gate_set_policy(sp_agent *a, const char *policy, size_t len, reply *r)
 		sp_policy_free(p);
 		return reply_sp_err(r, e, "SetPolicy: policy.kbs");
 	}
-	/* The state already counted this SetPolicy: keep it. */
 	if (!a->policy_state)
 		a->policy_state = sp_policy_state_new();
 	a->policy = p;
 #endif
+	gate_commit(a, change);
 	memcpy(a->policy_hash, hash, sizeof(hash));
 	a->policy_set = true;
 	char hex[65];

@@ -347,10 +347,17 @@ fail:
 	return reply_sp_err(r, e, "CreateSandbox");
 }
 
-int h_destroy_sandbox(sp_agent *a, reply *r)
+int h_destroy_sandbox(sp_agent *a, uint64_t deadline, reply *r)
 {
 	_cleanup_free_ char *stuck = NULL;
-	if (containers_remove_all(a, &stuck) < 0)
+	int rc = containers_remove_all(a, deadline, &stuck);
+	if (rc == SP_ERR_TIMEOUT) {
+		int w = reply_wait_end(a, r, "DestroySandbox");
+		return w ? w : reply_err(r, SP_RPC_DEADLINE_EXCEEDED,
+					 "DestroySandbox: container `%s` is still being created (its image pull has not returned); it is removed when the pull ends, call DestroySandbox again",
+					 stuck);
+	}
+	if (rc < 0)
 		return reply_err(r, SP_RPC_INTERNAL,
 				 "DestroySandbox: container `%s` did not die after SIGKILL",
 				 stuck);

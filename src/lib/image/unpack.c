@@ -34,7 +34,10 @@ struct img_unpack {
 	struct img_unpack_opts o;
 	uint64_t bytes, entries;
 	struct pathset made;
+	uint8_t *buf;  /* file data copy buffer, UNPACK_BUF bytes, lazily */
 };
+
+#define UNPACK_BUF (256u << 10)
 
 static uint64_t fnv(const char *s)
 {
@@ -120,6 +123,7 @@ void img_unpack_free(img_unpack *u)
 	if (!u)
 		return;
 	set_clear(&u->made);
+	free(u->buf);
 	free(u);
 }
 
@@ -512,11 +516,13 @@ static int apply_entry(img_unpack *u, const struct img_tar_entry *e,
 							     O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd < 0)
 			return sp_error_sys(err, errno, "create `%s`", path);
-		static __thread uint8_t *buf;
-		if (!buf)
-			buf = sp_xmalloc(256u << 10);
+		/* One buffer per unpacker (a thread-local one was never freed
+		 * when the agent's worker threads ended). */
+		if (!u->buf)
+			u->buf = sp_xmalloc(UNPACK_BUF);
+		uint8_t *buf = u->buf;
 		for (;;) {
-			ssize_t n = data(ctx, buf, 256u << 10, err);
+			ssize_t n = data(ctx, buf, UNPACK_BUF, err);
 			if (n < 0)
 				return (int)n;
 			if (n == 0)

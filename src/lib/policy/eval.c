@@ -2,7 +2,9 @@
 /* The evaluator's entry point: one table maps each agent request to its
  * check. A request the table does not know is denied. State records only
  * what later decisions depend on: which containers exist (and through
- * which policy entry), which exec processes were allowed, SetPolicy. */
+ * which policy entry), which exec processes were allowed, SetPolicy.
+ * Deciding never changes the state: an allowed request yields a change the
+ * caller commits when the request succeeded (decide, act, commit or drop). */
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -22,6 +24,42 @@ struct sp_policy_state {
 	size_t n, cap;
 	unsigned set_policies;
 };
+
+/* What an allowed request would record. decide() only reads the state;
+ * the caller applies the change once the request succeeded (the agent:
+ * when it has claimed the container id, started the exec, set the
+ * policy), or drops it: a refused or failed request leaves no trace. A
+ * RemoveContainer records nothing here: the agent forgets the container
+ * (sp_policy_state_forget) when its removal has finished, so the id stays
+ * taken until then. */
+enum change_kind { CH_ADD_CONTAINER = 1, CH_ADD_EXEC, CH_SET_POLICY };
+
+struct sp_policy_change {
+	enum change_kind kind;
+	char *cid;
+	char *eid;
+	int idx;
+};
+
+void sp_policy_change_free(sp_policy_change *ch)
+{
+	if (!ch)
+		return;
+	free(ch->cid);
+	free(ch->eid);
+	free(ch);
+}
+
+static sp_policy_change *change_new(enum change_kind k, const char *cid, const char *eid,
+				    int idx)
+{
+	sp_policy_change *ch = sp_xzalloc(sizeof(*ch));
+	ch->kind = k;
+	ch->cid = cid ? sp_xstrdup(cid) : NULL;
+	ch->eid = eid ? sp_xstrdup(eid) : NULL;
+	ch->idx = idx;
+	return ch;
+}
 
 sp_policy_state *sp_policy_state_new(void)
 {
@@ -67,6 +105,23 @@ int sp_policy_state_container(const sp_policy_state *s, const char *id)
 {
 	struct cstate *c = state_find(s, id);
 	return c ? c->idx : -1;
+}
+
+void sp_policy_state_forget_exec(sp_policy_state *s, const char *id, const char *exec_id)
+{
+	struct cstate *c = state_find(s, id);
+	for (size_t i = 0; c && i < c->n_execs; i++)
+		if (!strcmp(c->execs[i], exec_id)) {
+			free(c->execs[i]);
+			c->execs[i] = c->execs[--c->n_execs];
+			return;
+		}
+}
+
+size_t sp_policy_state_execs(const sp_policy_state *s, const char *id)
+{
+	struct cstate *c = state_find(s, id);
+	return c ? c->n_execs : 0;
 }
 
 static bool exec_known(const struct cstate *c, const char *exec_id)
@@ -128,9 +183,9 @@ static char *quoted(const char *s)
 
 /* The container a request names; denies when it was not created under
  * this policy. */
-static struct cstate *known(sp_policy_state *s, struct sp_eval *e, const char *id)
+static const struct cstate *known(const sp_policy_state *s, struct sp_eval *e, const char *id)
 {
-	struct cstate *c = state_find(s, id);
+	const struct cstate *c = state_find(s, id);
 	if (!c)
 		sp_eval_deny(e, sp_xstrdup("a container created under this policy"), quoted(id),
 			     "container_id");
@@ -147,7 +202,7 @@ static bool need(struct sp_eval *e, bool flag, const char *what)
 
 /* Process in a container: "" or the container id is its main process;
  * anything else must be an exec the policy allowed. */
-static bool process_known(struct sp_eval *e, struct cstate *c, const char *exec_id)
+static bool process_known(struct sp_eval *e, const struct cstate *c, const char *exec_id)
 {
 	if (!exec_id[0] || !strcmp(exec_id, c->id) || exec_known(c, exec_id))
 		return true;
@@ -155,7 +210,7 @@ static bool process_known(struct sp_eval *e, struct cstate *c, const char *exec_
 			    quoted(exec_id), "exec_id");
 }
 
-static bool eval_set_policy(const sp_policy *p, sp_policy_state *s, struct sp_eval *e,
+static bool eval_set_policy(const sp_policy *p, const sp_policy_state *s, struct sp_eval *e,
 			    const Sealpod__Agent__V1__SetPolicyRequest *r)
 {
 	if (p) {
@@ -177,7 +232,6 @@ static bool eval_set_policy(const sp_policy *p, sp_policy_state *s, struct sp_ev
 		return false;
 	}
 	sp_policy_free(np);
-	s->set_policies++;
 	return true;
 }
 
@@ -407,10 +461,10 @@ const ProtobufCMessageDescriptor *sp_policy_request_descriptor(const char *name)
 
 #define M(type) ((const Sealpod__Agent__V1__##type *)msg)
 
-static bool decide(const sp_policy *p, sp_policy_state *s, struct sp_eval *e,
-		   enum req r, const ProtobufCMessage *msg)
+static bool decide(const sp_policy *p, const sp_policy_state *s, struct sp_eval *e,
+		   enum req r, const ProtobufCMessage *msg, sp_policy_change **ch)
 {
-	struct cstate *c;
+	const struct cstate *c;
 	if (!p && r != R_SET_POLICY && r != R_CHECK && r != R_GUEST_DETAILS)
 		return sp_eval_deny(e, sp_xstrdup("SetPolicy first (no policy is in force)"),
 				    sp_xstrdup(e->req), "request");
@@ -421,7 +475,10 @@ static bool decide(const sp_policy *p, sp_policy_state *s, struct sp_eval *e,
 	case R_DESTROY_SANDBOX:
 		return true;
 	case R_SET_POLICY:
-		return eval_set_policy(p, s, e, M(SetPolicyRequest));
+		if (!eval_set_policy(p, s, e, M(SetPolicyRequest)))
+			return false;
+		*ch = change_new(CH_SET_POLICY, NULL, NULL, -1);
+		return true;
 	case R_CREATE_SANDBOX:
 		return eval_create_sandbox(p, e, M(CreateSandboxRequest));
 	case R_CREATE_CONTAINER: {
@@ -435,20 +492,15 @@ static bool decide(const sp_policy *p, sp_policy_state *s, struct sp_eval *e,
 					    "container_id");
 		if (!sp_eval_create_container(p, e, cr, &idx))
 			return false;
-		if (s->n == s->cap) {
-			s->cap = s->cap ? 2 * s->cap : 8;
-			s->c = sp_xrealloc(s->c, s->cap * sizeof(*s->c));
-		}
-		s->c[s->n++] = (struct cstate){.id = sp_xstrdup(cr->container_id), .idx = idx};
+		*ch = change_new(CH_ADD_CONTAINER, cr->container_id, NULL, idx);
 		return true;
 	}
 	case R_START_CONTAINER:
 		return known(s, e, M(StartContainerRequest)->container_id) != NULL;
 	case R_REMOVE_CONTAINER:
-		if (!known(s, e, M(RemoveContainerRequest)->container_id))
-			return false;
-		sp_policy_state_forget(s, M(RemoveContainerRequest)->container_id);
-		return true;
+		/* The container is forgotten when its removal has finished
+		 * (sp_policy_state_forget by the agent), not now. */
+		return known(s, e, M(RemoveContainerRequest)->container_id) != NULL;
 	case R_EXEC_PROCESS: {
 		const Sealpod__Agent__V1__ExecProcessRequest *x = M(ExecProcessRequest);
 		if (!(c = known(s, e, x->container_id)))
@@ -458,8 +510,7 @@ static bool decide(const sp_policy *p, sp_policy_state *s, struct sp_eval *e,
 					    quoted(x->exec_id), "exec_id");
 		if (!sp_eval_exec_process(p, e, &p->c[c->idx], x))
 			return false;
-		c->execs = sp_xrealloc(c->execs, (c->n_execs + 1) * sizeof(char *));
-		c->execs[c->n_execs++] = sp_xstrdup(x->exec_id);
+		*ch = change_new(CH_ADD_EXEC, x->container_id, x->exec_id, c->idx);
 		return true;
 	}
 	case R_SIGNAL_PROCESS:
@@ -515,9 +566,67 @@ static bool decide(const sp_policy *p, sp_policy_state *s, struct sp_eval *e,
 	return sp_eval_deny(e, sp_xstrdup("a request the policy describes"), sp_xstrdup(e->req), "request");
 }
 
+int sp_policy_state_commit(sp_policy_state *s, sp_policy_change *ch)
+{
+	int rc = 0;
+	if (!ch)
+		return 0;
+	struct cstate *c = ch->cid ? state_find(s, ch->cid) : NULL;
+	switch (ch->kind) {
+	case CH_SET_POLICY:
+		s->set_policies++;
+		break;
+	case CH_ADD_CONTAINER:
+		/* The id was free when decided; if another request took it
+		 * meanwhile, that one keeps it. */
+		if (c) {
+			rc = -EEXIST;
+			break;
+		}
+		if (s->n == s->cap) {
+			s->cap = s->cap ? 2 * s->cap : 8;
+			s->c = sp_xrealloc(s->c, s->cap * sizeof(*s->c));
+		}
+		s->c[s->n++] = (struct cstate){.id = sp_steal_ptr(&ch->cid), .idx = ch->idx};
+		break;
+	case CH_ADD_EXEC:
+		/* The container must still be the one decided on. */
+		if (!c || c->idx != ch->idx) {
+			rc = -ENOENT;
+			break;
+		}
+		if (exec_known(c, ch->eid))
+			break;
+		c->execs = sp_xrealloc(c->execs, (c->n_execs + 1) * sizeof(char *));
+		c->execs[c->n_execs++] = sp_steal_ptr(&ch->eid);
+		break;
+	}
+	sp_policy_change_free(ch);
+	return rc;
+}
+
 int sp_policy_eval(const sp_policy *p, sp_policy_state *state, const char *name,
 		   const ProtobufCMessage *msg, sp_policy_decision *d)
 {
+	sp_policy_change *ch = NULL;
+	int rc = sp_policy_decide(p, state, name, msg, d, &ch);
+	if (rc == 0 && d->allow) {
+		sp_policy_state_commit(state, ch);
+		/* A removal that acts at once: the container is gone now. */
+		if (msg && msg->descriptor == &sealpod__agent__v1__remove_container_request__descriptor)
+			sp_policy_state_forget(state, M(RemoveContainerRequest)->container_id);
+	} else {
+		sp_policy_change_free(ch);
+	}
+	return rc;
+}
+
+int sp_policy_decide(const sp_policy *p, const sp_policy_state *state, const char *name,
+		     const ProtobufCMessage *msg, sp_policy_decision *d,
+		     sp_policy_change **change)
+{
+	sp_policy_change *ch = NULL;
+	*change = NULL;
 	memset(d, 0, sizeof(*d));
 	struct sp_eval e = {.d = d, .req = name ? name : "(unnamed request)"};
 	const struct reqdef *def = NULL;
@@ -537,10 +646,14 @@ int sp_policy_eval(const sp_policy *p, sp_policy_state *state, const char *name,
 		return -EINVAL;
 	if (!state)
 		return -EINVAL;
-	d->allow = decide(p, state, &e, def->r, msg);
+	d->allow = decide(p, state, &e, def->r, msg, &ch);
 	if (d->message)
 		d->allow = false; /* a recorded mismatch always wins */
 	if (!d->allow && !d->message)
 		sp_eval_deny(&e, sp_xstrdup("an allowed request"), sp_xstrdup("?"), "request");
+	if (d->allow)
+		*change = ch;
+	else
+		sp_policy_change_free(ch);
 	return 0;
 }

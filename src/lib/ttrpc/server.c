@@ -52,6 +52,10 @@ struct conn {
 	uint64_t skip;       /* bytes of an oversized frame still to discard */
 	conn *next;
 
+	/* Set once the connection closed: its handlers are cancelled. */
+	atomic_bool closed;
+	unsigned running_plain; /* its non-control jobs in handlers; srv->mu */
+
 	/* Shared with workers, under mu. */
 	pthread_mutex_t mu;
 	int fd;              /* -1 once closed; late responses are dropped */
@@ -67,6 +71,7 @@ struct job {
 	sp_ttrpc_request *req;
 	sp_ttrpc_handler fn;
 	uint64_t deadline;
+	bool control;        /* may run on a reserved worker */
 	job *next;
 };
 
@@ -102,6 +107,7 @@ struct sp_ttrpc_server {
 	pthread_cond_t idle_cond;
 	job *jq_head, *jq_tail;
 	unsigned running;         /* jobs in handlers */
+	unsigned running_plain;   /* of which not SP_TTRPC_CONTROL */
 	unsigned live_workers;
 	bool stop_workers;
 	bool shutdown;
@@ -166,6 +172,11 @@ sp_ttrpc_server *sp_ttrpc_server_new(const sp_ttrpc_method *methods,
 		s->opts.workers = DEFAULT_WORKERS;
 	if (!s->opts.max_inflight)
 		s->opts.max_inflight = DEFAULT_MAX_INFLIGHT;
+	if (s->opts.reserved_workers >= s->opts.workers)
+		s->opts.reserved_workers = s->opts.workers - 1;
+	if (!s->opts.max_running_per_conn ||
+	    s->opts.max_running_per_conn > s->opts.workers - s->opts.reserved_workers)
+		s->opts.max_running_per_conn = s->opts.workers - s->opts.reserved_workers;
 	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (s->wake_fd < 0)
 		sp_oom(); /* only fails on fd or memory exhaustion */
@@ -252,6 +263,7 @@ static conn *conn_new(sp_ttrpc_server *s, int fd, const char *reopen_path)
 	conn *c = sp_xzalloc(sizeof(*c));
 	c->srv = s;
 	atomic_init(&c->refs, 1);
+	atomic_init(&c->closed, false);
 	c->fd = fd;
 	pthread_mutex_init(&c->mu, NULL);
 	sp_ttrpc_peer_cred(fd, &c->pid, &c->uid, &c->gid);
@@ -290,9 +302,11 @@ static void conn_unref(conn *c)
 	free(c);
 }
 
-/* Closes the socket; workers still holding the conn drop their responses. */
+/* Closes the socket; workers still holding the conn drop their responses.
+ * Its handlers are cancelled: nobody waits for their answers. */
 static void conn_close(conn *c)
 {
+	atomic_store(&c->closed, true);
 	pthread_mutex_lock(&c->mu);
 	if (c->fd >= 0) {
 		close(c->fd);
@@ -300,7 +314,16 @@ static void conn_close(conn *c)
 	}
 	sp_buf_free(&c->out);
 	c->out_off = 0;
+	bool busy = c->n_inflight > 0;
 	pthread_mutex_unlock(&c->mu);
+	if (busy && c->srv->opts.on_cancel)
+		c->srv->opts.on_cancel(c->srv->user);
+}
+
+bool sp_ttrpc_call_cancelled(const sp_ttrpc_call *call)
+{
+	const conn *c = call->conn_;
+	return c && atomic_load(&c->closed);
 }
 
 /* Writes what the socket takes now; c->mu held. False on a dead socket. */
@@ -394,7 +417,10 @@ static void run_job(sp_ttrpc_server *s, job *j)
 	size_t out_len = 0;
 	char *msg = NULL;
 	int code;
-	if (j->deadline && sp_ttrpc_now_ns() >= j->deadline) {
+	if (atomic_load(&c->closed)) {
+		/* Nobody waits for the answer: cancelled before it started. */
+		code = SP_RPC_CANCELLED;
+	} else if (j->deadline && sp_ttrpc_now_ns() >= j->deadline) {
 		code = SP_RPC_DEADLINE_EXCEEDED;
 		msg = sp_xstrdup("context deadline exceeded");
 	} else {
@@ -410,6 +436,7 @@ static void run_job(sp_ttrpc_server *s, job *j)
 			.peer_uid = c->uid,
 			.peer_gid = c->gid,
 			.conn_data = c->data,
+			.conn_ = c,
 		};
 		code = j->fn(s->user, &call, &out, &out_len, &msg);
 		if (code < 0)
@@ -449,24 +476,58 @@ static void run_job(sp_ttrpc_server *s, job *j)
 	free(j);
 }
 
+/* The first queued job this worker may run (s->mu held): a control job
+ * always, another only while fewer than workers - reserved_workers
+ * others run and its connection runs fewer than max_running_per_conn.
+ * Unlinked from the queue; NULL if none. */
+static job *take_job(sp_ttrpc_server *s)
+{
+	bool plain_ok = s->running_plain < s->opts.workers - s->opts.reserved_workers;
+	job *prev = NULL;
+	for (job *j = s->jq_head; j; prev = j, j = j->next) {
+		if (!j->control &&
+		    (!plain_ok || j->c->running_plain >= s->opts.max_running_per_conn))
+			continue;
+		if (prev)
+			prev->next = j->next;
+		else
+			s->jq_head = j->next;
+		if (s->jq_tail == j)
+			s->jq_tail = prev;
+		j->next = NULL;
+		return j;
+	}
+	return NULL;
+}
+
 static void *worker_main(void *arg)
 {
 	sp_ttrpc_server *s = arg;
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
-		while (!s->jq_head && !s->stop_workers)
+		job *j = NULL;
+		while (!s->stop_workers && !(j = take_job(s)))
 			pthread_cond_wait(&s->job_cond, &s->mu);
-		if (!s->jq_head)
+		if (!j)
 			break;
-		job *j = s->jq_head;
-		s->jq_head = j->next;
-		if (!s->jq_head)
-			s->jq_tail = NULL;
+		bool plain = !j->control;
+		conn *c = j->c;
+		atomic_fetch_add(&c->refs, 1); /* run_job drops the job's */
 		s->running++;
+		s->running_plain += plain;
+		c->running_plain += plain;
 		pthread_mutex_unlock(&s->mu);
 		run_job(s, j);
 		pthread_mutex_lock(&s->mu);
 		s->running--;
+		s->running_plain -= plain;
+		c->running_plain -= plain;
+		pthread_mutex_unlock(&s->mu);
+		conn_unref(c);
+		pthread_mutex_lock(&s->mu);
+		/* A job held back by the limit may run now. */
+		if (plain && s->jq_head)
+			pthread_cond_signal(&s->job_cond);
 		if (s->shutdown && !s->running && !s->jq_head)
 			wake(s);
 	}
@@ -540,7 +601,8 @@ static void handle_request(sp_ttrpc_server *s, conn *c, const sp_ttrpc_header *h
 	}
 	job *j = sp_xzalloc(sizeof(*j));
 	atomic_fetch_add(&c->refs, 1);
-	*j = (job){c, h->stream_id, req, m->fn, deadline, NULL};
+	*j = (job){c, h->stream_id, req, m->fn, deadline,
+		   (m->flags & SP_TTRPC_CONTROL) != 0, NULL};
 	enqueue(s, j);
 }
 
