@@ -647,7 +647,7 @@ CDH_POD = None
 def cdh_pod_yaml():
     """agentpod's pod with the reader allowed to fetch resources."""
     import agentpod
-    execs = {"reader": [agentpod.READER_EXEC, CDH_GOOD, CDH_OTHER]}
+    execs = {"reader": [agentpod.READER_EXEC, CDH_GOOD, CDH_OTHER, agentpod.CAPS_EXEC]}
     old = agentpod.POD.split("\n")
     out = []
     for line in old:
