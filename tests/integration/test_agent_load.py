@@ -162,3 +162,54 @@ def test_thousand_create_remove_cycles_keep_the_agent_flat(t):
     t.eq(left, [], "no container state left behind")
     t.check(a.alive(), "agent alive", a.log_text())
     a.c.call("DestroySandbox", timeout_s=60)
+
+
+def test_thousand_hostile_connections_leave_the_host_answered(t):
+    """1,000 connections at once besides the host's: idle ones, slow-loris
+    ones that send half a frame header and stall, and ones that announce a
+    large frame and trickle it. The host's own connection (opened first, as
+    the shim's is) keeps getting answers within a second, and so does a
+    host that connects afresh; closing the flood leaves the agent's fds
+    where they were."""
+    import socket
+    import struct
+    m = t.module
+    a = test_agent.Agent(t, image_store=m.layout)
+    a.c.call("SetPolicy", policy=m.policy.decode(), timeout_s=30)
+    base_fds = usage(a.proc.pid)[1]
+    socks = []
+    t.cleanup(lambda: [s.close() for s in socks])
+    for i in range(1000):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(a.sock)
+        kind = i % 3
+        if kind == 1:    # half a header, then nothing
+            s.sendall(struct.pack(">IIBB", 64, 1, 1, 0)[:5])
+        elif kind == 2:  # a 1 MiB frame announced, a few bytes of it sent
+            s.sendall(struct.pack(">IIBB", 1 << 20, 1, 1, 0) + b"\x0a\x05")
+        socks.append(s)
+
+    def timed(c, method):
+        start = time.time()
+        c.call(method, timeout_s=5)
+        return time.time() - start
+
+    worst = max(timed(a.c, "Check") for _ in range(20))
+    t.check(worst < 1.0, "the host's Check answered within 1 s during the flood", worst)
+    worst = max(timed(a.c, "GetGuestDetails") for _ in range(5))
+    t.check(worst < 1.0, "GetGuestDetails within 1 s during the flood", worst)
+    fresh = test_agent.Client(a.sock)
+    t.cleanup(fresh.close)
+    t.check(timed(fresh, "Check") < 1.0, "a host connecting during the flood is answered")
+    # Trickling one more byte to every announcing connection changes nothing.
+    for i, s in enumerate(socks):
+        if i % 3 == 2:
+            s.sendall(b"\x00")
+    t.check(timed(a.c, "Check") < 1.0, "answered while the trickles go on")
+    for s in socks:
+        s.close()
+    socks.clear()
+    fresh.close()
+    t.wait_for(lambda: usage(a.proc.pid)[1] <= base_fds, 10,
+               "the agent closed the flood's connections")
+    t.check(a.alive(), "agent alive", a.log_text())
