@@ -117,21 +117,27 @@ def test_thousand_execs_keep_the_agent_flat(t):
     start = time.time()
     for i in range(WARM, WARM + EXECS):
         one(i)
+        if i == WARM + EXECS // 2:
+            mid = usage(a.proc.pid)
     took = time.time() - start
     after = usage(a.proc.pid)
     print("%d execs in %.1f s; agent RSS %d -> %d KiB, fds %d -> %d" % (
         EXECS, took, before[0], after[0], before[1], after[1]))
     t.check(after[1] <= before[1], "open fds stay flat", (before, after))
-    # A leak of a stream buffer per exec (64 KiB) would be 64 MiB here; a
-    # record of every exec id a few hundred KiB.
-    t.check(after[0] - before[0] < 1024, "resident memory grows < 1 MiB over %d execs" % EXECS,
-            (before, after))
+    # A leak of a stream buffer per exec (64 KiB) would be 64 MiB here.
+    # Growth that stops (heaps settling) is fine; growth that goes on is
+    # not: the second half may add at most 512 KiB.
+    t.check(after[0] - before[0] < 2048, "resident memory grows < 2 MiB over %d execs" % EXECS,
+            (before, mid, after))
+    t.check(after[0] - mid[0] < 512, "and < 512 KiB over the second half", (before, mid, after))
     t.check(a.alive(), "agent alive", a.log_text())
     a.c.call("RemoveContainer", container_id="app", timeout=1, timeout_s=60)
     a.c.call("DestroySandbox", timeout_s=60)
 
 
 def test_thousand_create_remove_cycles_keep_the_agent_flat(t):
+    """Each cycle unpacks the pod's image for the new container (from the
+    oci-store), as a real pod's restarts do: ~0.15 s a cycle here."""
     m = t.module
     a = start_pod(t)
 
@@ -150,13 +156,16 @@ def test_thousand_create_remove_cycles_keep_the_agent_flat(t):
     start = time.time()
     for i in range(WARM, WARM + CYCLES):
         one(i)
+        if i == WARM + CYCLES // 2:
+            mid = usage(a.proc.pid)
     took = time.time() - start
     after = usage(a.proc.pid)
     print("%d create/start/wait/remove cycles in %.1f s; agent RSS %d -> %d KiB, fds %d -> %d"
           % (CYCLES, took, before[0], after[0], before[1], after[1]))
     t.check(after[1] <= before[1], "open fds stay flat", (before, after))
-    t.check(after[0] - before[0] < 1024,
-            "resident memory grows < 1 MiB over %d cycles" % CYCLES, (before, after))
+    t.check(after[0] - before[0] < 2048,
+            "resident memory grows < 2 MiB over %d cycles" % CYCLES, (before, mid, after))
+    t.check(after[0] - mid[0] < 512, "and < 512 KiB over the second half", (before, mid, after))
     left = os.listdir(a.t.path("state", "containers")) \
         if os.path.isdir(a.t.path("state", "containers")) else []
     t.eq(left, [], "no container state left behind")

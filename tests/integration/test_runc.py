@@ -66,6 +66,16 @@ def test_exec_env_cwd_user_and_process_file(t):
     r = rc(t)
     b = r.bundle(["sleep", "60"])
     t.eq(r.run("run", "-d", "-b", b, "ex").returncode, 0, "run -d")
+
+    def execed():
+        try:
+            with open("/proc/%d/cmdline" % r.state("ex")["pid"], "rb") as f:
+                return f.read().startswith(b"sleep")
+        except (OSError, TypeError, KeyError):
+            return False
+    # run -d returns once the container started; its init may not have
+    # exec'd sleep yet on a loaded machine (pid 1's cmdline is read below).
+    t.wait_for(execed, 10, "the container's init to exec sleep")
     p = r.run("exec", "-e", "FOO=bar", "--cwd", "/proc", "-u", "1000:1001", "ex",
               "sh", "-c", "echo $FOO; pwd; id -u; id -g; exit 7")
     t.eq(p.returncode, 7, "exec exit code")
