@@ -2,7 +2,9 @@
 /* The key broker's parsers of outside bytes. The first byte picks one:
  * 0 auth body, 1 attest body (and its JWK and REPORT_DATA), 2 resource
  * policy rule, 3 resource path, 4 a JWE for the client's key, 5 an HTTP
- * response head (the client), 6 a bearer token. */
+ * response head (the client), 6 a bearer token, 7 the sev crate's report
+ * object (guest-components' evidence form), which must survive a round trip
+ * through the report bytes unchanged. */
 #include <string.h>
 
 #include "kbs/kbs-internal.h"
@@ -17,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (size < 1)
 		return 0;
-	uint8_t sel = data[0] % 7;
+	uint8_t sel = data[0] % 8;
 	data++;
 	size--;
 	sp_err *err = NULL;
@@ -82,6 +84,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (sp_kbs_token_verify(&c, key, s, 0, &err) == 0)
 			json_decref(c);
 		free(s);
+		break;
+	}
+	case 7: {
+		json_t *j = NULL;
+		if (sp_json_parse(&j, data, size, "report", &err) == 0) {
+			uint8_t rep[SP_SNP_REPORT_LEN], back[SP_SNP_REPORT_LEN];
+			if (sp_kbs_sev_report_from_json(rep, j, &err) == 0) {
+				json_t *o = NULL;
+				/* Bytes built from an object re-encode to the same bytes. */
+				if (sp_kbs_sev_report_to_json(&o, rep, sizeof(rep), &err) < 0 ||
+				    sp_kbs_sev_report_from_json(back, o, &err) < 0 ||
+				    memcmp(rep, back, sizeof(rep)))
+					abort();
+				json_decref(o);
+			}
+			json_decref(j);
+		}
 		break;
 	}
 	}

@@ -105,6 +105,20 @@ SP_PUBLIC int sp_kbs_attest_req_parse(sp_kbs_attest_req *out,
 				      sp_err **err);
 SP_PUBLIC void sp_kbs_attest_req_clear(sp_kbs_attest_req *r);
 
+/* The field-by-field JSON form of an SNP report that CoCo's guest
+ * components send as attestation_report: the serde layout of the virtee
+ * `sev` crate 6.x/7.x (docs/kbs.md). from_json rebuilds the 1184 bytes
+ * (reserved bytes zero) and checks they parse as a report; to_json is the
+ * inverse and refuses a report whose reserved bytes are not zero. */
+SP_PUBLIC int sp_kbs_sev_report_from_json(uint8_t out[SP_SNP_REPORT_LEN],
+					  const json_t *obj, sp_err **err);
+SP_PUBLIC int sp_kbs_sev_report_to_json(json_t **out, const uint8_t *report,
+					size_t len, sp_err **err);
+/* Rewrites evidence from sp_kbs_evidence_json (base64) in place into the
+ * sev form: the report as an object, each certificate's data as an array
+ * of byte values. */
+SP_PUBLIC int sp_kbs_evidence_to_sev(json_t *evidence, sp_err **err);
+
 /* "repo/type/tag" from a path below /kbs/v0/resource/: exactly three
  * components of [A-Za-z0-9_.-], none starting with '.'. */
 SP_PUBLIC int sp_kbs_resource_path_check(const char *path, sp_err **err);
@@ -194,6 +208,7 @@ typedef struct sp_kbs_client_opts {
 	int timeout_s;        /* per request; 0 = 30 */
 	const char *nonce_override; /* tests only: attest with this nonce */
 	const char *version_override; /* tests only: auth with this version */
+	bool sev_evidence;    /* send the evidence in the sev crate's object form */
 } sp_kbs_client_opts;
 SP_PUBLIC void sp_kbs_client_opts_init(sp_kbs_client_opts *o);
 

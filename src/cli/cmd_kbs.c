@@ -11,7 +11,9 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: sealpod kbs get-resource --url URL --tee sim:SOCKET|snp "
-		   "[--out FILE] [--ca FILE] REPO/TYPE/TAG\n"
+		   "[--out FILE] [--ca FILE] [--evidence-form base64|sev] REPO/TYPE/TAG\n"
+		   "--evidence-form sev sends the report as the sev crate's field-by-field "
+		   "object, as CoCo's guest components do.\n"
 		   "Test-only flags: --kbs-tee NAME (the tee named in auth), --nonce N (attest "
 		   "with another nonce), --protocol V (auth with another version).\n");
 }
@@ -26,6 +28,7 @@ static int get_resource(int argc, char **argv)
 		{"kbs-tee", required_argument, NULL, 'k'},
 		{"nonce", required_argument, NULL, 'n'},
 		{"protocol", required_argument, NULL, 'p'},
+		{"evidence-form", required_argument, NULL, 'e'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -42,6 +45,13 @@ static int get_resource(int argc, char **argv)
 		case 'k': kbs_tee = optarg; break;
 		case 'n': o.nonce_override = optarg; break;
 		case 'p': o.version_override = optarg; break;
+		case 'e':
+			if (strcmp(optarg, "base64") && strcmp(optarg, "sev")) {
+				fprintf(stderr, "sealpod kbs: --evidence-form: base64 or sev\n");
+				return 2;
+			}
+			o.sev_evidence = !strcmp(optarg, "sev");
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

@@ -13,6 +13,9 @@
 #include "sealpod/hash.h"
 #include "sealpod/json.h"
 #include "sealpod/kbs.h"
+#include "sealpod/snp.h"
+
+#define VEC SP_SOURCE_ROOT "/tests/vectors/snp/"
 
 static void roundtrip(sp_kbs_key *k)
 {
@@ -314,6 +317,197 @@ static void test_sessions(void **state)
 	assert_int_equal(sp_rm_rf(dir, &err), 0);
 }
 
+/* ---- The sev crate's object form of a report (guest-components) ---- */
+
+static uint8_t *load_vec(const char *path, size_t *len)
+{
+	uint8_t *d = NULL;
+	sp_err *err = NULL;
+	if (sp_read_file(&d, len, path, 1 << 20, &err) < 0)
+		fail_msg("%s", sp_err_msg(err));
+	if (strstr(path, ".hex")) {
+		uint8_t *raw = NULL;
+		size_t n = 0;
+		char *s = (char *)d;
+		s[strcspn(s, "\r\n")] = '\0';
+		assert_int_equal(sp_hex_decode_alloc(&raw, &n, s, &err), 0);
+		free(d);
+		*len = n;
+		return raw;
+	}
+	return d;
+}
+
+struct sevcase {
+	const char *report, *vek, *chain;
+	time_t at;
+	bool debug;
+};
+
+static const struct sevcase sevcases[] = {
+	{VEC "virtee-sev/tests_certs_data_report_milan.hex",
+	 VEC "virtee-sev/tests_certs_data_vcek_milan.der",
+	 VEC "virtee-sev/tests_certs_data_cert_chain_milan", 0, false},
+	{VEC "trustee/deps_verifier_test_data_snp_test-report.bin",
+	 VEC "trustee/deps_verifier_test_data_snp_test-vcek.der",
+	 VEC "trustee/deps_verifier_src_snp_milan_ask_ark_asvk.pem", 0, false},
+	{VEC "trustee/deps_verifier_test_data_snp_test-vlek-report.bin",
+	 VEC "trustee/deps_verifier_test_data_snp_test-vlek.der",
+	 VEC "trustee/deps_verifier_src_snp_milan_ask_ark_asvk.pem",
+	 1748736000 /* 2025-06-01 */, false},
+	{VEC "go-sev-guest/verify_testdata_attestation.bin",
+	 VEC "go-sev-guest/verify_testdata_vcek.testcer",
+	 VEC "go-sev-guest/verify_trust_ask_ark_milan.pem", 0, true},
+};
+
+/* An attest body whose primary evidence is the sev object form: the
+ * report object and a cert_chain of {cert_type, data: [bytes]} entries,
+ * with entries the verifier must skip (CRL, OTHER, Empty). */
+static char *sev_attest_body(const json_t *rep_obj, const uint8_t *vek, size_t vl)
+{
+	json_t *data = json_array();
+	for (size_t i = 0; i < vl; i++)
+		json_array_append_new(data, json_integer(vek[i]));
+	_cleanup_kbs_key_ sp_kbs_key *k = NULL;
+	assert_int_equal(sp_kbs_key_generate_ec(&k, NULL), 0);
+	json_t *b = json_pack(
+		"{s:{s:s,s:o},s:{s:{s:O,s:[{s:s,s:o},{s:s,s:[i]},{s:{s:s},s:[i]},{s:s,s:[]}]},"
+		"s:s}}",
+		"runtime-data", "nonce", "bm9uY2U=", "tee-pubkey", sp_kbs_key_public_jwk(k),
+		"tee-evidence", "primary_evidence", "attestation_report", rep_obj, "cert_chain",
+		"cert_type", "VCEK", "data", data, "cert_type", "CRL", "data", 1, "cert_type",
+		"OTHER", "00000000-0000-0000-0000-00000000000a", "data", 2, "cert_type", "Empty",
+		"data", "additional_evidence", "");
+	assert_non_null(b);
+	char *s = sp_json_dump_canonical(b);
+	json_decref(b);
+	return s;
+}
+
+static void test_sev_report_json(void **state)
+{
+	for (size_t i = 0; i < SP_ARRAY_LEN(sevcases); i++) {
+		const struct sevcase *c = &sevcases[i];
+		size_t len, vl, cl;
+		_cleanup_free_ uint8_t *rep = load_vec(c->report, &len);
+		_cleanup_free_ uint8_t *vek = load_vec(c->vek, &vl);
+		_cleanup_free_ uint8_t *chain = load_vec(c->chain, &cl);
+		_cleanup_err_ sp_err *err = NULL;
+		_cleanup_json_ json_t *o = NULL;
+		if (sp_kbs_sev_report_to_json(&o, rep, len, &err) < 0)
+			fail_msg("%s: %s", c->report, sp_err_msg(err));
+		/* The sev crate's member names and shapes. */
+		assert_true(json_is_integer(json_object_get(o, "key_info")));
+		assert_true(json_is_integer(json_object_get(o, "plat_info")));
+		assert_int_equal(json_array_size(json_object_get(o, "measurement")), 48);
+		assert_int_equal(json_array_size(json_object_get(json_object_get(o, "signature"),
+								  "r")),
+				 72);
+		assert_true(json_is_null(json_object_get(json_object_get(o, "reported_tcb"),
+							 "fmc")));
+		assert_true(json_is_integer(json_object_get(json_object_get(o, "current"),
+							    "major")));
+		/* Back to the same bytes. */
+		uint8_t back[SP_SNP_REPORT_LEN];
+		assert_int_equal(sp_kbs_sev_report_from_json(back, o, &err), 0);
+		assert_memory_equal(back, rep, SP_SNP_REPORT_LEN);
+
+		/* Through the attest parser, then the real verifier. */
+		_cleanup_free_ char *body = sev_attest_body(o, vek, vl);
+		sp_kbs_attest_req a;
+		if (sp_kbs_attest_req_parse(&a, body, strlen(body), &err) < 0)
+			fail_msg("%s: %s", c->report, sp_err_msg(err));
+		assert_int_equal(a.report_len, SP_SNP_REPORT_LEN);
+		assert_memory_equal(a.report, rep, SP_SNP_REPORT_LEN);
+		assert_int_equal(a.n_certs, 1); /* CRL, OTHER and Empty skipped */
+		assert_int_equal(a.cert_lens[0], vl);
+		sp_snp_verifier *v = sp_snp_verifier_new();
+		assert_int_equal(sp_snp_verifier_add_certs(v, chain, cl, &err), 0);
+		assert_int_equal(sp_snp_verifier_add_certs(v, a.certs[0], a.cert_lens[0], &err), 0);
+		sp_snp_appraisal ap;
+		sp_snp_appraisal_init(&ap);
+		ap.at = c->at;
+		ap.allow_debug = c->debug;
+		if (sp_snp_verify(v, a.report, a.report_len, &ap, NULL, &err) < 0)
+			fail_msg("%s: %s", c->report, sp_err_msg(err));
+		sp_kbs_attest_req_clear(&a);
+
+		/* One changed member: the rebuilt bytes no longer verify. */
+		json_t *m = json_object_get(o, "measurement");
+		json_int_t b0 = json_integer_value(json_array_get(m, 0));
+		json_array_set_new(m, 0, json_integer(b0 ^ 1));
+		assert_int_equal(sp_kbs_sev_report_from_json(back, o, &err), 0);
+		assert_int_equal(sp_snp_verify(v, back, sizeof(back), &ap, NULL, &err),
+				 SP_ERR_SIGNATURE);
+		sp_err_clear(&err);
+		json_array_set_new(m, 0, json_integer(b0));
+		sp_snp_verifier_free(v);
+	}
+}
+
+static void test_sev_report_json_refused(void **state)
+{
+	size_t len;
+	_cleanup_free_ uint8_t *rep = load_vec(sevcases[1].report, &len);
+	_cleanup_json_ json_t *o = NULL;
+	uint8_t back[SP_SNP_REPORT_LEN];
+	sp_err *err = NULL;
+	assert_int_equal(sp_kbs_sev_report_to_json(&o, rep, len, NULL), 0);
+	struct {
+		const char *member;
+		json_t *value; /* NULL: delete */
+		const char *msg;
+	} bad[] = {
+		{"measurement", NULL, "measurement"},
+		{"measurement", json_pack("[i,i]", 1, 2), "48 byte values"},
+		{"host_data", json_string("00"), "host_data"},
+		{"version", json_integer(9), "version"},
+		{"version", json_string("2"), "version"},
+		{"sig_algo", json_integer(2), "algorithm"},
+		{"vmpl", json_integer(-1), "vmpl"},
+		{"policy", json_real(1.5), "policy"},
+		{"current_tcb", json_pack("{s:i}", "bootloader", 1), "current_tcb"},
+		{"reported_tcb", json_pack("{s:i,s:i,s:i,s:i}", "bootloader", 256, "tee", 0,
+					   "snp", 0, "microcode", 0), "reported_tcb"},
+		{"current", json_pack("{s:i,s:i}", "major", 1, "minor", 2), "current"},
+		{"signature", json_pack("{s:[]}", "r"), "signature"},
+		{"key_info", json_integer(0x20), "signer_info"},
+	};
+	for (size_t i = 0; i < SP_ARRAY_LEN(bad); i++) {
+		json_t *t = json_deep_copy(o);
+		if (bad[i].value)
+			json_object_set_new(t, bad[i].member, bad[i].value);
+		else
+			json_object_del(t, bad[i].member);
+		int r = sp_kbs_sev_report_from_json(back, t, &err);
+		if (r >= 0)
+			fail_msg("case %zu (%s) accepted", i, bad[i].member);
+		if (!strstr(sp_err_msg(err), bad[i].msg))
+			fail_msg("case %zu: `%s` lacks `%s`", i, sp_err_msg(err), bad[i].msg);
+		sp_err_clear(&err);
+		json_decref(t);
+	}
+	/* A byte value outside 0..255 inside an array. */
+	json_t *t = json_deep_copy(o);
+	json_array_set_new(json_object_get(t, "chip_id"), 3, json_integer(300));
+	assert_int_equal(sp_kbs_sev_report_from_json(back, t, &err), SP_ERR_PARSE);
+	assert_non_null(strstr(sp_err_msg(err), "chip_id[3]"));
+	sp_err_clear(&err);
+	json_decref(t);
+	/* Not an object at all. */
+	assert_int_equal(sp_kbs_sev_report_from_json(back, json_array(), &err), SP_ERR_PARSE);
+	sp_err_clear(&err);
+	/* A report with non-zero reserved bytes has no object form. */
+	uint8_t odd[SP_SNP_REPORT_LEN];
+	memcpy(odd, rep, sizeof(odd));
+	odd[0x1F0 - 1] = 0; /* reserved byte after committed version */
+	odd[0x250] = 7;      /* reserved area before the signature */
+	json_t *none = NULL;
+	assert_true(sp_kbs_sev_report_to_json(&none, odd, sizeof(odd), &err) < 0);
+	assert_null(none);
+	sp_err_clear(&err);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -322,6 +516,8 @@ int main(void)
 		cmocka_unit_test(test_report_data), cmocka_unit_test(test_requests),
 		cmocka_unit_test(test_token),      cmocka_unit_test(test_policy),
 		cmocka_unit_test(test_sessions),
+		cmocka_unit_test(test_sev_report_json),
+		cmocka_unit_test(test_sev_report_json_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -150,6 +150,8 @@ int sp_kbs_client_get_resource(uint8_t **out, size_t *len, const char *url, cons
 		sp_error_wrap(err, "evidence for the KBS");
 		goto out;
 	}
+	if (opts->sev_evidence && (r = sp_kbs_evidence_to_sev(evidence, err)) < 0)
+		goto out;
 	att = json_pack(
 		"{s:{s:s,s:O},s:{s:O}}", "runtime-data", "nonce", nonce, "tee-pubkey", jwk,
 		"tee-evidence", "primary_evidence", evidence);

@@ -269,6 +269,18 @@ static void add_cert(sp_kbs_attest_req *r, uint8_t *der, size_t len)
 	r->cert_lens[r->n_certs++] = len;
 }
 
+/* A cert_chain entry's cert_type as the sev crate writes it: "VCEK",
+ * "VLEK", "ASK", "ARK" are certificates for the verifier; "Empty", "CRL"
+ * and {"OTHER": guid} are skipped. An entry without cert_type is taken. */
+static bool cert_type_wanted(const json_t *t)
+{
+	if (!t)
+		return true;
+	const char *s = json_string_value(t);
+	return s && (!strcmp(s, "VCEK") || !strcmp(s, "VLEK") || !strcmp(s, "ASK") ||
+		     !strcmp(s, "ARK"));
+}
+
 /* cert_chain: null, a base64 GHCB certificate table (what sealpod's
  * evidence endpoint gives), or an array of certificates, each a string
  * (base64 DER, or PEM) or {"cert_type", "data": base64 | [bytes]}. */
@@ -299,6 +311,8 @@ static int parse_cert_chain(sp_kbs_attest_req *out, const json_t *cc, sp_err **e
 	size_t i;
 	json_t *e;
 	json_array_foreach(cc, i, e) {
+		if (json_is_object(e) && !cert_type_wanted(json_object_get(e, "cert_type")))
+			continue;
 		json_t *data = json_is_object(e) ? json_object_get(e, "data") : e;
 		uint8_t *der = NULL;
 		size_t dl = 0;
@@ -352,13 +366,19 @@ int sp_kbs_attest_req_parse(sp_kbs_attest_req *out, const void *body, size_t len
 	if (!rep)
 		return sp_error(err, SP_ERR_PARSE,
 				"primary_evidence.attestation_report: missing");
-	if (json_is_object(rep))
-		return sp_error(err, SP_ERR_UNSUPPORTED,
-				"primary_evidence.attestation_report: the field-by-field object "
-				"form is not accepted; send the 1184 report bytes as base64");
-	if ((r = json_bytes(&out->report, &out->report_len, rep, 2 * SP_SNP_REPORT_LEN,
-			    SP_SNP_REPORT_LEN, "primary_evidence.attestation_report", err)) < 0)
+	if (json_is_object(rep)) {
+		/* guest-components: the sev crate's field-by-field object. */
+		out->report = sp_xmalloc(SP_SNP_REPORT_LEN);
+		out->report_len = SP_SNP_REPORT_LEN;
+		if ((r = sp_kbs_sev_report_from_json(out->report, rep, err)) < 0) {
+			sp_error_wrap(err, "primary_evidence");
+			goto fail;
+		}
+	} else if ((r = json_bytes(&out->report, &out->report_len, rep,
+				   2 * SP_SNP_REPORT_LEN, SP_SNP_REPORT_LEN,
+				   "primary_evidence.attestation_report", err)) < 0) {
 		goto fail;
+	}
 	if (out->report_len != SP_SNP_REPORT_LEN) {
 		r = sp_error(err, SP_ERR_PARSE,
 			     "primary_evidence.attestation_report: %zu bytes, want %d",
