@@ -164,6 +164,12 @@ SP_PUBLIC int sp_kbs_store_put_policy(sp_kbs_store *s, const char *path,
 /* *rule = NULL (and 0) when the resource has no rule. */
 SP_PUBLIC int sp_kbs_store_get_policy(sp_kbs_store *s, const char *path,
 				      json_t **rule, sp_err **err);
+/* SP_ERR_NOT_FOUND when the resource had no rule. */
+SP_PUBLIC int sp_kbs_store_delete_policy(sp_kbs_store *s, const char *path,
+					 sp_err **err);
+/* *out = [{"path", "rule"}, ...] sorted by path. */
+SP_PUBLIC int sp_kbs_store_list_policies(sp_kbs_store *s, json_t **out,
+					 sp_err **err);
 
 typedef struct sp_kbs_session {
 	char id[40];     /* 32 hex digits */

@@ -325,6 +325,48 @@ static enum MHD_Result put_policy(struct kbs_config *cfg, struct MHD_Connection 
 	return send_json(conn, 200, ok, NULL);
 }
 
+/* GET /kbs/v0/resource-policy: {"policies": [{"path", "rule"}, ...]};
+ * GET /kbs/v0/resource-policy/<r>/<t>/<g>: {"path", "rule"} or 404. Admin
+ * only: the rules say which pod policies get which secrets. */
+static enum MHD_Result get_policy(struct kbs_config *cfg, struct MHD_Connection *conn,
+				  const char *path)
+{
+	_cleanup_err_ sp_err *err = NULL;
+	_cleanup_json_ json_t *rule = NULL, *all = NULL, *reply = NULL;
+	if (!admin_ok(cfg, conn, &err))
+		return fail(conn, "admin resource-policy", err);
+	if (!path) {
+		if (sp_kbs_store_list_policies(cfg->store, &all, &err) < 0)
+			return fail(conn, "admin resource-policy", err);
+		reply = json_pack("{s:O}", "policies", all);
+		return send_json(conn, 200, reply, NULL);
+	}
+	if (sp_kbs_resource_path_check(path, &err) < 0 ||
+	    sp_kbs_store_get_policy(cfg->store, path, &rule, &err) < 0)
+		return fail(conn, "admin resource-policy", err);
+	if (!rule) {
+		sp_error(&err, SP_ERR_NOT_FOUND,
+			 "resource %s has no policy (access to it is denied)", path);
+		return fail(conn, "admin resource-policy", err);
+	}
+	reply = json_pack("{s:s,s:O}", "path", path, "rule", rule);
+	return send_json(conn, 200, reply, NULL);
+}
+
+/* DELETE /kbs/v0/resource-policy/<r>/<t>/<g>: the resource is then denied
+ * to everyone again (no rule means deny). */
+static enum MHD_Result delete_policy(struct kbs_config *cfg, struct MHD_Connection *conn,
+				     const char *path)
+{
+	_cleanup_err_ sp_err *err = NULL;
+	if (!admin_ok(cfg, conn, &err) || sp_kbs_resource_path_check(path, &err) < 0 ||
+	    sp_kbs_store_delete_policy(cfg->store, path, &err) < 0)
+		return fail(conn, "admin resource-policy", err);
+	sp_log_info("admin: policy for %s deleted", path);
+	_cleanup_json_ json_t *ok = json_pack("{s:s}", "deleted", path);
+	return send_json(conn, 200, ok, NULL);
+}
+
 /* ---- Dispatch ------------------------------------------------------------------ */
 
 enum MHD_Result kbs_handle(void *cls, struct MHD_Connection *conn, const char *url,
@@ -357,8 +399,19 @@ enum MHD_Result kbs_handle(void *cls, struct MHD_Connection *conn, const char *u
 		return do_auth(cfg, conn, rq);
 	if (post && !strcmp(url, PREFIX "attest"))
 		return do_attest(cfg, conn, rq);
+	bool del = !strcmp(method, "DELETE");
+	const char *pol_path = !strncmp(url, PREFIX "resource-policy/",
+					strlen(PREFIX "resource-policy/"))
+				       ? url + strlen(PREFIX "resource-policy/")
+				       : NULL;
 	if (post && !strcmp(url, PREFIX "resource-policy"))
 		return put_policy(cfg, conn, rq);
+	if (get && !strcmp(url, PREFIX "resource-policy"))
+		return get_policy(cfg, conn, NULL);
+	if (get && pol_path)
+		return get_policy(cfg, conn, pol_path);
+	if (del && pol_path)
+		return delete_policy(cfg, conn, pol_path);
 	if (is_res && get)
 		return get_resource(cfg, conn, url + strlen(PREFIX "resource/"));
 	if (is_res && post)

@@ -381,3 +381,49 @@ def test_sev_object_evidence_client(t):
         t.eq(f.read(), b"the pod's key\x00\x01", "decrypted resource")
     r = get(t, "b", extra=["--evidence-form", "sev"])
     t.check(r.returncode == 1 and "HTTP 403 PolicyDeny" in r.stderr, "B refused", r.stderr)
+
+
+def test_admin_get_set_delete_resource_policy(t):
+    m = t.module
+    tok = {"Authorization": "Bearer " + m.admin_token}
+    for h in ({}, {"Authorization": "Bearer wrong-token-wrong-token"}):
+        for path in ("/kbs/v0/resource-policy", "/kbs/v0/resource-policy/default/key/k1"):
+            status, _, data = request(m.port, "GET", path, headers=h)
+            t.eq(status, 401, "GET %s without the admin token" % path)
+            t.check(m.hd_a not in data.decode(), "no rule leaked", data)
+    status, _, data = request(m.port, "GET", "/kbs/v0/resource-policy/default/key/k1",
+                              headers=tok)
+    t.eq(status, 200, "GET one")
+    t.eq(json.loads(data), {"path": "default/key/k1", "rule": {"host_data": [m.hd_a]}},
+         "the rule as set")
+    status, _, data = request(m.port, "GET", "/kbs/v0/resource-policy/default/key/none",
+                              headers=tok)
+    t.eq(status, 404, "GET of a resource without a rule")
+    problem(t, data, "ResourceNotFound")
+    status, _, data = request(m.port, "GET", "/kbs/v0/resource-policy/a/../b", headers=tok)
+    t.eq(status, 400, "bad path")
+    # SET a rule for a new resource, readable back, effective at once.
+    admin(m.port, "POST", "/kbs/v0/resource/default/key/k2", b"for pod B", m.admin_token,
+          expect=200)
+    rule = {"host_data": [m.hd_b], "measurements": [MEAS]}
+    admin(m.port, "POST", "/kbs/v0/resource-policy",
+          json.dumps({"path": "default/key/k2", "rule": rule}).encode(), m.admin_token,
+          expect=200)
+    status, _, data = request(m.port, "GET", "/kbs/v0/resource-policy", headers=tok)
+    t.eq(status, 200, "GET all")
+    listed = {p["path"]: p["rule"] for p in json.loads(data)["policies"]}
+    t.eq(listed.get("default/key/k2"), rule, "k2 listed")
+    t.eq(listed.get("default/key/k1"), {"host_data": [m.hd_a]}, "k1 listed")
+    r = get(t, "b", "default/key/k2")
+    t.eq(r.returncode, 0, "B gets k2: " + r.stderr)
+    # DELETE: without the token nothing changes; with it, deny by default again.
+    status, _, _ = request(m.port, "DELETE", "/kbs/v0/resource-policy/default/key/k2")
+    t.eq(status, 401, "DELETE without the admin token")
+    status, _, data = request(m.port, "DELETE", "/kbs/v0/resource-policy/default/key/k2",
+                              headers=tok)
+    t.eq(status, 200, "DELETE")
+    r = get(t, "b", "default/key/k2")
+    t.check(r.returncode == 1 and "no policy" in r.stderr, "denied after DELETE", r.stderr)
+    status, _, _ = request(m.port, "DELETE", "/kbs/v0/resource-policy/default/key/k2",
+                           headers=tok)
+    t.eq(status, 404, "second DELETE")

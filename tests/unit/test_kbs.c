@@ -313,6 +313,29 @@ static void test_sessions(void **state)
 	json_t *rule = NULL;
 	assert_int_equal(sp_kbs_store_get_policy(s, "r/t/g", &rule, &err), 0);
 	assert_null(rule);
+	/* Policies: set, list (sorted), replace, delete. */
+	json_t *all = NULL, *r1 = json_pack("{s:[s]}", "host_data", "aa"),
+	       *r2 = json_pack("{s:[s]}", "measurements", "bb");
+	assert_int_equal(sp_kbs_store_list_policies(s, &all, &err), 0);
+	assert_int_equal(json_array_size(all), 0);
+	json_decref(all);
+	assert_int_equal(sp_kbs_store_put_policy(s, "r/t/z", r1, &err), 0);
+	assert_int_equal(sp_kbs_store_put_policy(s, "r/t/g", r1, &err), 0);
+	assert_int_equal(sp_kbs_store_put_policy(s, "r/t/g", r2, &err), 0);
+	assert_int_equal(sp_kbs_store_list_policies(s, &all, &err), 0);
+	assert_int_equal(json_array_size(all), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(all, 0), "path")),
+			    "r/t/g");
+	assert_true(json_equal(json_object_get(json_array_get(all, 0), "rule"), r2));
+	assert_true(json_equal(json_object_get(json_array_get(all, 1), "rule"), r1));
+	json_decref(all);
+	assert_int_equal(sp_kbs_store_delete_policy(s, "r/t/g", &err), 0);
+	assert_int_equal(sp_kbs_store_delete_policy(s, "r/t/g", &err), SP_ERR_NOT_FOUND);
+	sp_err_clear(&err);
+	assert_int_equal(sp_kbs_store_get_policy(s, "r/t/g", &rule, &err), 0);
+	assert_null(rule);
+	json_decref(r1);
+	json_decref(r2);
 	sp_kbs_store_close(s);
 	assert_int_equal(sp_rm_rf(dir, &err), 0);
 }

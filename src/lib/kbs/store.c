@@ -131,6 +131,43 @@ int sp_kbs_store_get_policy(sp_kbs_store *s, const char *path, json_t **rule, sp
 	return sp_json_parse(rule, t, strlen(t), "stored policy", err);
 }
 
+int sp_kbs_store_delete_policy(sp_kbs_store *s, const char *path, sp_err **err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = prep(s, "DELETE FROM policies WHERE path = ?");
+	if (!st || sqlite3_bind_text(st, 1, path, -1, SQLITE_TRANSIENT) ||
+	    sqlite3_step(st) != SQLITE_DONE)
+		return db_err(s, err, "delete policy");
+	if (sqlite3_changes(s->db) == 0)
+		return sp_error(err, SP_ERR_NOT_FOUND, "resource %s has no policy", path);
+	return 0;
+}
+
+int sp_kbs_store_list_policies(sp_kbs_store *s, json_t **out, sp_err **err)
+{
+	*out = NULL;
+	_cleanup_stmt_ sqlite3_stmt *st = prep(s, "SELECT path, rule FROM policies ORDER BY path");
+	if (!st)
+		return db_err(s, err, "list policies");
+	json_t *a = json_array();
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *path = (const char *)sqlite3_column_text(st, 0);
+		const char *t = (const char *)sqlite3_column_text(st, 1);
+		json_t *rule = NULL;
+		if (sp_json_parse(&rule, t, strlen(t), "stored policy", err) < 0) {
+			json_decref(a);
+			return (*err)->code;
+		}
+		json_array_append_new(a, json_pack("{s:s,s:o}", "path", path, "rule", rule));
+	}
+	if (rc != SQLITE_DONE) {
+		json_decref(a);
+		return db_err(s, err, "list policies");
+	}
+	*out = a;
+	return 0;
+}
+
 void sp_kbs_session_clear(sp_kbs_session *s)
 {
 	if (s->claims)
