@@ -218,6 +218,28 @@ typedef struct sp_kbs_client_opts {
 } sp_kbs_client_opts;
 SP_PUBLIC void sp_kbs_client_opts_init(sp_kbs_client_opts *o);
 
+/* An attestation with a broker: its token (a JWT), the session cookie and
+ * the ephemeral key the token names (resources come encrypted to it). */
+typedef struct sp_kbs_attestation {
+	char *token;
+	long lifetime;      /* the token's exp - iat in seconds; 0 if unknown */
+	char *session;
+	sp_kbs_key *key;
+} sp_kbs_attestation;
+SP_PUBLIC void sp_kbs_attestation_clear(sp_kbs_attestation *a);
+/* Auth and attest against url (as sp_kbs_client_get_resource). */
+SP_PUBLIC int sp_kbs_client_attest(sp_kbs_attestation *out, const char *url,
+				   const char *tee, sp_kbs_evidence_fn fn, void *ctx,
+				   const sp_kbs_client_opts *opts, sp_err **err);
+/* GET repo/type/tag with Authorization: Bearer token and decrypt the JWE
+ * with key (the private half of the token's tee-pubkey). Errors as
+ * sp_kbs_client_get_resource (an expired token: SP_ERR_APPRAISAL, 401). */
+SP_PUBLIC int sp_kbs_client_fetch(uint8_t **out, size_t *len, const char *url,
+				  const char *token, const sp_kbs_key *key,
+				  const char *repo, const char *type,
+				  const char *tag, const sp_kbs_client_opts *opts,
+				  sp_err **err);
+
 /* The whole RCAR handshake against url ("http[s]://host[:port]"): auth as
  * tee, attest with evidence from fn over an ephemeral EC P-256 key bound
  * in REPORT_DATA, then GET repo/type/tag and decrypt the JWE. An error

@@ -6,12 +6,17 @@
 
 #include "cli.h"
 #include "sealpod/file.h"
+#include "sealpod/json.h"
 #include "sealpod/kbs.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: sealpod kbs get-resource --url URL --tee sim:SOCKET|snp "
 		   "[--out FILE] [--ca FILE] [--evidence-form base64|sev] REPO/TYPE/TAG\n"
+		   "       sealpod kbs get-resource --url URL --token-json FILE [--out FILE] "
+		   "[--ca FILE] REPO/TYPE/TAG\n"
+		   "--token-json: the JSON of the agent's /aa/token?token_type=kbs ({token, "
+		   "tee_keypair}); the resource is fetched with that bearer token.\n"
 		   "--evidence-form sev sends the report as the sev crate's field-by-field "
 		   "object, as CoCo's guest components do.\n"
 		   "Test-only flags: --kbs-tee NAME (the tee named in auth), --nonce N (attest "
@@ -29,10 +34,12 @@ static int get_resource(int argc, char **argv)
 		{"nonce", required_argument, NULL, 'n'},
 		{"protocol", required_argument, NULL, 'p'},
 		{"evidence-form", required_argument, NULL, 'e'},
+		{"token-json", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *url = NULL, *tee_spec = NULL, *out = NULL, *kbs_tee = NULL;
+	const char *url = NULL, *tee_spec = NULL, *out = NULL, *kbs_tee = NULL,
+		   *token_json = NULL;
 	sp_kbs_client_opts o;
 	sp_kbs_client_opts_init(&o);
 	int c;
@@ -52,11 +59,12 @@ static int get_resource(int argc, char **argv)
 			}
 			o.sev_evidence = !strcmp(optarg, "sev");
 			break;
+		case 'T': token_json = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
-	if (!url || !tee_spec || optind + 1 != argc) {
+	if (!url || !tee_spec == !token_json || optind + 1 != argc) {
 		usage(stderr);
 		return 2;
 	}
@@ -70,6 +78,25 @@ static int get_resource(int argc, char **argv)
 	snprintf(type, sizeof(type), "%.*s", (int)(s2 - s1 - 1), s1 + 1);
 	snprintf(tag, sizeof(tag), "%s", s2 + 1);
 	_cleanup_err_ sp_err *err = NULL;
+	_cleanup_free_ uint8_t *data = NULL;
+	size_t len = 0;
+	int r;
+	if (token_json) {
+		/* What the agent's /aa/token?token_type=kbs answers. */
+		_cleanup_json_ json_t *j = NULL;
+		_cleanup_kbs_key_ sp_kbs_key *key = NULL;
+		const char *token = NULL, *pem = NULL;
+		if (sp_json_load_file(&j, token_json, 1 << 20, &err) < 0 ||
+		    sp_json_get_string(j, "token", true, &token, token_json, &err) < 0 ||
+		    sp_json_get_string(j, "tee_keypair", true, &pem, token_json, &err) < 0 ||
+		    sp_kbs_key_from_pem(&key, (const uint8_t *)pem, strlen(pem), &err) < 0) {
+			fprintf(stderr, "sealpod kbs: --token-json %s: %s\n", token_json,
+				sp_err_msg(err));
+			return 1;
+		}
+		r = sp_kbs_client_fetch(&data, &len, url, token, key, repo, type, tag, &o, &err);
+		goto done;
+	}
 	sp_tee *tee = NULL;
 	if (strcmp(tee_spec, "snp") && strncmp(tee_spec, "sim:", 4)) {
 		fprintf(stderr, "sealpod kbs: --tee `%s`: want sim:SOCKET or snp\n", tee_spec);
@@ -81,11 +108,10 @@ static int get_resource(int argc, char **argv)
 	}
 	if (!kbs_tee)
 		kbs_tee = strncmp(tee_spec, "sim:", 4) ? "snp" : "sim";
-	_cleanup_free_ uint8_t *data = NULL;
-	size_t len = 0;
-	int r = sp_kbs_client_get_resource(&data, &len, url, kbs_tee, sp_kbs_tee_evidence, tee,
-					   repo, type, tag, &o, &err);
+	r = sp_kbs_client_get_resource(&data, &len, url, kbs_tee, sp_kbs_tee_evidence, tee, repo,
+				       type, tag, &o, &err);
 	sp_tee_free(tee);
+done:
 	if (r < 0) {
 		fprintf(stderr, "sealpod kbs: %s\n", sp_err_msg(err));
 		return 1;

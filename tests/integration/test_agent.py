@@ -676,6 +676,53 @@ def pod_http_get(t, pod_ns, path):
     return int(status), body
 
 
+TOKEN_TTL = 8
+
+
+def aa_token_checks(t, pod_ns, url, port):
+    """/aa/token?token_type=kbs from the pod's namespace: the broker's token
+    and the key it names, which a workload uses against the broker itself;
+    the same token until it expires, then a new one."""
+    import test_kbs
+    status, body = pod_http_get(t, pod_ns, "/aa/token?token_type=kbs")
+    t.eq(status, 200, "/aa/token: %s" % body)
+    tok = json.loads(body)
+    t.eq(sorted(tok), ["tee_keypair", "token"], "CoCo's answer members")
+    t.eq(tok["token"].count("."), 2, "a JWT")
+    t.check("PRIVATE KEY" in tok["tee_keypair"], "the key as PEM", tok["tee_keypair"][:40])
+    status, body2 = pod_http_get(t, pod_ns, "/aa/token?token_type=kbs")
+    t.eq(status, 200, "second /aa/token")
+    t.eq(json.loads(body2)["token"], tok["token"], "the cached token")
+    status, body = pod_http_get(t, pod_ns, "/aa/token?token_type=other")
+    t.eq(status, 400, "token_type other")
+    # A workload-like client: the token as bearer, the key to decrypt.
+    with open(t.path("token.json"), "w") as f:
+        f.write(json.dumps(tok))
+    kbs_get = [t.prog("sealpod"), "kbs", "get-resource", "--url", url, "--token-json",
+               t.path("token.json"), "--out", t.path("res.bin")]
+    r = t.run(kbs_get + ["r/t/k"])
+    t.eq(r.returncode, 0, "resource with the agent's token: " + r.stderr)
+    with open(t.path("res.bin"), "rb") as f:
+        t.eq(f.read(), CDH_SECRET, "the secret through the token")
+    r = t.run(kbs_get + ["r/t/other"])
+    t.check(r.returncode == 1 and "403" in r.stderr, "the token's claims still bind HOST_DATA",
+            r.stderr)
+    status, _, _ = test_kbs.request(port, "GET", "/kbs/v0/resource/r/t/k",
+                                    headers={"Authorization": "Bearer " + tok["token"][:-4]
+                                             + "AAAA"})
+    t.eq(status, 401, "a changed token")
+    # Past its lifetime: the broker refuses the old token, the agent has a new one.
+    time.sleep(TOKEN_TTL + 1)
+    r = t.run(kbs_get + ["r/t/k"])
+    t.check(r.returncode == 1 and "401" in r.stderr, "expired token refused", r.stderr)
+    status, body = pod_http_get(t, pod_ns, "/cdh/resource/r/t/other")
+    t.check(status == 403 and "host_data" in body.lower(),
+            "after expiry /cdh/resource attests again (the policy then refuses)", body)
+    status, body = pod_http_get(t, pod_ns, "/aa/token?token_type=kbs")
+    t.eq(status, 200, "/aa/token after expiry")
+    t.check(json.loads(body)["token"] != tok["token"], "a new token after expiry")
+
+
 def test_cdh_resource_from_kbs_native(t):
     """A container fetches a secret from the key broker through the agent's
     endpoint: the broker the policy names releases it to the pod's
@@ -695,9 +742,11 @@ def test_cdh_resource_from_kbs_native(t):
     t.admin_file = t.path("admin.token")
     with open(t.admin_file, "w") as f:
         f.write(t.admin_token + "\n")
+    # Tokens live TOKEN_TTL seconds, so the test sees the agent's cache expire.
     url, port = test_kbs.start_kbs(t, "kbs", ["--allow-sim", "--sim-root",
                                               os.path.join(state, "ark.pem"),
-                                              "--allow-measurement", meas])
+                                              "--allow-measurement", meas,
+                                              "--session-ttl", str(TOKEN_TTL)])
     pod = agentpod.Pod(t, gen_args=["--kbs", url], yaml_text=cdh_pod_yaml(), prefix="cdh")
     t.eq(json.loads(pod.policy)["kbs"], {"url": url}, "policy.kbs from --kbs")
     sock = t.path("psp-cdh.sock")
@@ -738,6 +787,7 @@ def test_cdh_resource_from_kbs_native(t):
                 "403 names the broker and its answer", msg)
         status, body = pod_http_get(t, pod_ns, "/cdh/resource/r/t/missing")
         t.eq(status, 404, "r/t/missing: status (%s)" % body)
+        aa_token_checks(t, pod_ns, url, port)
         seen.append(True)
 
     agentpod.run(t, c, pod, pod.disk, during=fetch)
