@@ -47,7 +47,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (sp_json_parse(&j, data, size, "policy", &err) == 0) {
 			json_t *claims = json_pack("{s:s,s:s}", "host_data", "00", "measurement", "11");
 			sp_kbs_policy_validate(j, NULL);
-			sp_kbs_policy_check(j, "r/t/g", claims, NULL);
+			json_t *mm = json_pack("[s]", "11");
+			sp_kbs_policy_check(j, "r/t/g", claims, mm, NULL);
+			json_decref(mm);
 			json_decref(claims);
 			json_decref(j);
 		}

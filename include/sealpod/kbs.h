@@ -130,14 +130,19 @@ SP_PUBLIC int sp_kbs_http_status(int code);
 SP_PUBLIC const char *sp_kbs_error_type(int code);
 
 /* ---- Resource policy ----------------------------------------------------
- * One rule per resource: {"host_data":[hex...],"measurements":[hex...]}
- * (at least one non-empty list). A request is allowed only when every list
- * present contains the attested value; no rule means deny. */
+ * One rule per resource: {"host_data":[hex...],"measurements":[hex...],
+ * "manifest_key": "<Ed25519 public key PEM>"} (at least one non-empty list
+ * or the key). A request is allowed only when every list present contains
+ * the attested value and, with manifest_key, the measurement is one that a
+ * release manifest signed by that key lists; no rule means deny. */
 SP_PUBLIC int sp_kbs_policy_validate(const json_t *rule, sp_err **err);
-/* claims: the broker's token claims (docs/kbs.md). Fails SP_ERR_DENIED
- * with a message naming the value that did not match. */
+/* claims: the broker's token claims (docs/kbs.md); manifest_measurements:
+ * the hex measurements listed by the stored manifests that verify under
+ * the rule's manifest_key (ignored without one; NULL = none). Fails
+ * SP_ERR_DENIED with a message naming the value that did not match. */
 SP_PUBLIC int sp_kbs_policy_check(const json_t *rule, const char *path,
-				  const json_t *claims, sp_err **err);
+				  const json_t *claims,
+				  const json_t *manifest_measurements, sp_err **err);
 
 /* ---- Attestation token (a JWT, ES256) --------------------------------- */
 
@@ -166,6 +171,17 @@ SP_PUBLIC int sp_kbs_store_get_policy(sp_kbs_store *s, const char *path,
 				      json_t **rule, sp_err **err);
 /* SP_ERR_NOT_FOUND when the resource had no rule. */
 SP_PUBLIC int sp_kbs_store_delete_policy(sp_kbs_store *s, const char *path,
+					 sp_err **err);
+/* Release manifests (admin uploads): id = hex SHA-256 of the manifest. */
+SP_PUBLIC int sp_kbs_store_put_manifest(sp_kbs_store *s, const char *id,
+					const char *key_id,
+					const uint8_t *manifest, size_t mlen,
+					const uint8_t *sig, size_t slen, sp_err **err);
+/* Calls fn for every stored manifest whose signature names key_id. */
+typedef int (*sp_kbs_manifest_fn)(void *ctx, const uint8_t *manifest,
+				  size_t mlen, const uint8_t *sig, size_t slen);
+SP_PUBLIC int sp_kbs_store_each_manifest(sp_kbs_store *s, const char *key_id,
+					 sp_kbs_manifest_fn fn, void *ctx,
 					 sp_err **err);
 /* *out = [{"path", "rule"}, ...] sorted by path. */
 SP_PUBLIC int sp_kbs_store_list_policies(sp_kbs_store *s, json_t **out,

@@ -177,3 +177,110 @@ def test_verify_flag_errors(t):
     r = t.run([t.prog("sealpod"), "verify", "--report", t.module.good, "--manifest",
                t.module.manifest])
     t.check(r.returncode == 2 and "--manifest-key" in r.stderr, "key required", r.stderr)
+
+
+# ---- the key broker: a rule naming the manifest key, not measurements ----
+
+def test_broker_rule_names_the_manifest_key(t):
+    import base64
+    import subprocess
+    import test_kbs
+    m = t.module
+    s = t.prog("sealpod")
+    t.admin_token = "release-test-admin-token-0123456789"
+    t.admin_file = t.path("admin.token")
+    with open(t.admin_file, "w") as f:
+        f.write(t.admin_token + "\n")
+    url, port = test_kbs.start_kbs(t, "kbs", ["--allow-sim", "--sim-root",
+                                              os.path.join(m.state, "ark.pem")])
+    # Three guests: the image's measurement, an upgraded image's, and one
+    # whose release is signed by another key.
+    upgrade_meas, rogue_meas = "12" * 48, "34" * 48
+    psp = {}
+    for name, meas in (("v1", m.sim_meas), ("v2", upgrade_meas), ("rogue", rogue_meas)):
+        sock = t.path("psp-%s.sock" % name)
+        t.spawn([s, "sim-psp", "--listen", "unix:" + sock, "--state", m.state,
+                 "--measurement", meas, "--host-data", m.hd],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        test_kbs.wait_socket(t, _Proc(), sock, "sim-psp " + name)
+        psp[name] = sock
+
+    def get(name):
+        return t.run([s, "kbs", "get-resource", "--url", url, "--tee", "sim:" + psp[name],
+                      "--out", t.path("out.bin"), "default/key/release"])
+
+    def upload(manifest_path, expect=200):
+        with open(manifest_path, "rb") as f:
+            man = f.read()
+        with open(manifest_path + ".sig") as f:
+            sig = json.load(f)
+        return test_kbs.admin(port, "POST", "/kbs/v0/manifest", json.dumps(
+            {"manifest": base64.b64encode(man).decode(), "signature": sig}).encode(),
+            t.admin_token, expect)
+
+    with open(m.pub) as f:
+        pub_pem = f.read()
+    test_kbs.admin(port, "POST", "/kbs/v0/resource/default/key/release", b"release secret",
+                   t.admin_token, 200)
+    test_kbs.admin(port, "POST", "/kbs/v0/resource-policy", json.dumps(
+        {"path": "default/key/release",
+         "rule": {"host_data": [m.hd], "manifest_key": pub_pem}}).encode(),
+        t.admin_token, 200)
+    # No manifest uploaded yet: nothing is listed, so nothing is released.
+    r = get("v1")
+    t.check(r.returncode == 1 and "403" in r.stderr and "manifest" in r.stderr,
+            "refused before any manifest", r.stderr)
+    upload(m.manifest)
+    r = get("v1")
+    t.eq(r.returncode, 0, "released to the image's measurement: " + r.stderr)
+    with open(t.path("out.bin"), "rb") as f:
+        t.eq(f.read(), b"release secret", "the resource")
+    r = get("v2")
+    t.check(r.returncode == 1 and upgrade_meas in r.stderr, "v2 not yet released",
+            r.stderr)
+    # The upgrade: a new manifest signed by the same key; no policy edit.
+    v2 = copy_image_manifest(t, "v2.json", edit=lambda d: d.replace(
+        m.sim_meas.encode(), upgrade_meas.encode()))
+    t.run([s, "release", "sign", "--key", m.key, v2], check=True)
+    upload(v2)
+    r = get("v2")
+    t.eq(r.returncode, 0, "released after the upgrade's manifest: " + r.stderr)
+    r = get("v1")
+    t.eq(r.returncode, 0, "v1 still released: " + r.stderr)
+    # A release signed by another key lists nothing for this rule.
+    rogue = copy_image_manifest(t, "rogue.json", edit=lambda d: d.replace(
+        m.sim_meas.encode(), rogue_meas.encode()))
+    t.run([s, "release", "sign", "--key", m.other_key, rogue], check=True)
+    upload(rogue)
+    r = get("rogue")
+    t.check(r.returncode == 1 and "403" in r.stderr and rogue_meas in r.stderr,
+            "another key's manifest does not count", r.stderr)
+    # A signature file relabelled with the trusted key id: stored, but it
+    # does not verify, so it lists nothing either.
+    with open(rogue + ".sig") as f:
+        sig = json.load(f)
+    sig["key_id"] = t.run([s, "release", "key-id", m.pub], check=True).stdout.strip()
+    with open(rogue + ".sig", "w") as f:
+        json.dump(sig, f)
+    upload(rogue)
+    r = get("rogue")
+    t.check(r.returncode == 1 and "403" in r.stderr, "relabelled signature refused",
+            r.stderr)
+    # Uploads: a signature for another manifest, and no admin token.
+    bad = copy_image_manifest(t, "bad.json", edit=lambda d: d + b" ")
+    data = upload(bad, expect=400)
+    t.check(b"another manifest" in data, "mismatched upload", data)
+    with open(m.manifest, "rb") as f:
+        body = json.dumps({"manifest": base64.b64encode(f.read()).decode(),
+                           "signature": {}}).encode()
+    test_kbs.admin(port, "POST", "/kbs/v0/manifest", body, None, 401)
+    # A rule whose manifest_key is not an Ed25519 key is refused at upload.
+    test_kbs.admin(port, "POST", "/kbs/v0/resource-policy", json.dumps(
+        {"path": "default/key/x", "rule": {"manifest_key": "junk"}}).encode(),
+        t.admin_token, 400)
+
+
+class _Proc:
+    """wait_socket's process stand-in (the PSPs are watched by the harness)."""
+    def poll(self):
+        return None

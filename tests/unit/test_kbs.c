@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include "sealpod/codec.h"
 #include "sealpod/file.h"
@@ -241,18 +243,46 @@ static void test_policy(void **state)
 						"measurements", m);
 	_cleanup_json_ json_t *claims = json_pack("{s:s,s:s}", "host_data", hd, "measurement", m);
 	assert_int_equal(sp_kbs_policy_validate(rule, &err), 0);
-	assert_int_equal(sp_kbs_policy_check(rule, "r/t/g", claims, &err), 0);
+	assert_int_equal(sp_kbs_policy_check(rule, "r/t/g", claims, NULL, &err), 0);
 	json_object_set_new(claims, "measurement", json_string("cc"));
-	assert_int_equal(sp_kbs_policy_check(rule, "r/t/g", claims, &err), SP_ERR_DENIED);
+	assert_int_equal(sp_kbs_policy_check(rule, "r/t/g", claims, NULL, &err), SP_ERR_DENIED);
 	assert_non_null(strstr(err->msg, "MEASUREMENT"));
 	sp_err_clear(&err);
-	assert_int_equal(sp_kbs_policy_check(NULL, "r/t/g", claims, &err), SP_ERR_DENIED);
+	assert_int_equal(sp_kbs_policy_check(NULL, "r/t/g", claims, NULL, &err), SP_ERR_DENIED);
 	sp_err_clear(&err);
 	_cleanup_json_ json_t *empty = json_object();
 	assert_true(sp_kbs_policy_validate(empty, &err) < 0);
 	sp_err_clear(&err);
 	_cleanup_json_ json_t *unknown = json_pack("{s:[s],s:b}", "host_data", hd, "any", 1);
 	assert_true(sp_kbs_policy_validate(unknown, &err) < 0);
+	sp_err_clear(&err);
+	/* manifest_key: an Ed25519 public key; the measurement must be one the
+	 * caller found in manifests signed by it. */
+	EVP_PKEY *p = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	BIO *b = BIO_new(BIO_s_mem());
+	assert_int_equal(PEM_write_bio_PUBKEY(b, p), 1);
+	char *pem;
+	long pl = BIO_get_mem_data(b, &pem);
+	_cleanup_json_ json_t *mr = json_pack("{s:s%}", "manifest_key", pem, (size_t)pl);
+	BIO_free(b);
+	EVP_PKEY_free(p);
+	assert_int_equal(sp_kbs_policy_validate(mr, &err), 0);
+	_cleanup_json_ json_t *listed = json_pack("[s,s]", "00", m);
+	_cleanup_json_ json_t *other = json_pack("[s]", "00");
+	json_object_set_new(claims, "measurement", json_string(m));
+	assert_int_equal(sp_kbs_policy_check(mr, "r/t/g", claims, listed, &err), 0);
+	assert_int_equal(sp_kbs_policy_check(mr, "r/t/g", claims, other, &err), SP_ERR_DENIED);
+	assert_non_null(strstr(err->msg, "manifest"));
+	sp_err_clear(&err);
+	assert_int_equal(sp_kbs_policy_check(mr, "r/t/g", claims, NULL, &err), SP_ERR_DENIED);
+	sp_err_clear(&err);
+	/* With host_data too, both must match. */
+	json_object_set_new(mr, "host_data", json_pack("[s]", hd));
+	json_object_set_new(claims, "host_data", json_string("cc"));
+	assert_int_equal(sp_kbs_policy_check(mr, "r/t/g", claims, listed, &err), SP_ERR_DENIED);
+	sp_err_clear(&err);
+	_cleanup_json_ json_t *badkey = json_pack("{s:s}", "manifest_key", "not a key");
+	assert_true(sp_kbs_policy_validate(badkey, &err) < 0);
 }
 
 static void test_sessions(void **state)

@@ -10,6 +10,7 @@
 #include "sealpod/codec.h"
 #include "sealpod/hash.h"
 #include "sealpod/json.h"
+#include "sealpod/release.h"
 #include "sealpod/snp.h"
 
 /* ---- JCS (RFC 8785) --------------------------------------------------- */
@@ -510,19 +511,32 @@ int sp_kbs_policy_validate(const json_t *rule, sp_err **err)
 	const char *k;
 	json_t *v;
 	json_object_foreach((json_t *)rule, k, v) {
-		if (strcmp(k, "host_data") && strcmp(k, "measurements"))
+		if (strcmp(k, "host_data") && strcmp(k, "measurements") && strcmp(k, "manifest_key"))
 			return sp_error(err, SP_ERR_PARSE,
-					"policy: unknown member `%.64s` (host_data, measurements)", k);
+					"policy: unknown member `%.64s` (host_data, measurements, "
+					"manifest_key)", k);
 	}
 	size_t nh, nm;
 	int r;
 	if ((r = hex_list(rule, "host_data", 2 * SP_SNP_HOST_DATA_LEN, &nh, err)) < 0 ||
 	    (r = hex_list(rule, "measurements", 2 * SP_SNP_MEASUREMENT_LEN, &nm, err)) < 0)
 		return r;
-	if (!nh && !nm)
+	json_t *mk = json_object_get(rule, "manifest_key");
+	if (mk) {
+		/* A release manifest signing key (Ed25519 public key, PEM). */
+		sp_release_key *key = NULL;
+		if (!json_is_string(mk))
+			return sp_error(err, SP_ERR_PARSE,
+					"policy.manifest_key: want the PEM of an Ed25519 public key");
+		if ((r = sp_release_key_load(&key, (const uint8_t *)json_string_value(mk),
+					     json_string_length(mk), err)) < 0)
+			return sp_error_wrap(err, "policy.manifest_key");
+		sp_release_key_free(key);
+	}
+	if (!nh && !nm && !mk)
 		return sp_error(err, SP_ERR_PARSE,
-				"policy: name at least one host_data or measurements value; a rule "
-				"that matches every TEE is not accepted");
+				"policy: name at least one host_data or measurements value or a "
+				"manifest_key; a rule that matches every TEE is not accepted");
 	return 0;
 }
 
@@ -545,7 +559,7 @@ static int match_list(const json_t *rule, const char *key, const json_t *claims,
 }
 
 int sp_kbs_policy_check(const json_t *rule, const char *path, const json_t *claims,
-			sp_err **err)
+			const json_t *manifest_measurements, sp_err **err)
 {
 	int r;
 	if (!rule)
@@ -557,5 +571,18 @@ int sp_kbs_policy_check(const json_t *rule, const char *path, const json_t *clai
 	    (r = match_list(rule, "measurements", claims, "measurement", "MEASUREMENT", path,
 			    err)) < 0)
 		return r;
+	if (json_object_get(rule, "manifest_key")) {
+		const char *have = json_string_value(json_object_get(claims, "measurement"));
+		size_t i;
+		json_t *e;
+		json_array_foreach(manifest_measurements, i, e) {
+			if (have && json_is_string(e) && !strcasecmp(have, json_string_value(e)))
+				return 0;
+		}
+		return sp_error(err, SP_ERR_DENIED,
+				"resource %s: MEASUREMENT %s is not listed by any release manifest "
+				"signed by its policy's manifest_key (%zu listed)", path,
+				have ? have : "(none)", json_array_size(manifest_measurements));
+	}
 	return 0;
 }
