@@ -56,6 +56,13 @@ SP_PUBLIC json_t *sp_kbs_key_public_jwk(const sp_kbs_key *k);
 SP_PUBLIC int sp_kbs_jwk_parse(sp_kbs_key **out, const json_t *jwk,
 			       sp_err **err);
 
+/* ES256 (ECDSA P-256, SHA-256) over bytes, the signature as raw r||s. */
+SP_PUBLIC int sp_kbs_es256_sign(uint8_t out[64], const sp_kbs_key *key,
+				const void *data, size_t len, sp_err **err);
+SP_PUBLIC int sp_kbs_es256_verify(const sp_kbs_key *key, const void *data,
+				  size_t len, const uint8_t *sig, size_t sig_len,
+				  sp_err **err);
+
 /* ---- JWE (RFC 7516 JSON serialization, one recipient) ----------------- */
 
 /* Encrypts to recipient: A256GCM with a random key wrapped by

@@ -8,6 +8,7 @@
 #include "sealpod/file.h"
 #include "sealpod/json.h"
 #include "sealpod/kbs.h"
+#include "sealpod/sealed.h"
 
 static void usage(FILE *f)
 {
@@ -17,6 +18,11 @@ static void usage(FILE *f)
 		   "[--ca FILE] REPO/TYPE/TAG\n"
 		   "--token-json: the JSON of the agent's /aa/token?token_type=kbs ({token, "
 		   "tee_keypair}); the resource is fetched with that bearer token.\n"
+		   "       sealpod kbs seal [--sign-key EC-PEM --kid kbs:///r/t/k] "
+		   "kbs:///REPO/TYPE/TAG\n"
+		   "       sealpod kbs unseal --url URL --tee sim:SOCKET|snp "
+		   "[--require-signature] SEALED\n"
+		   "       sealpod kbs jwk EC-PEM   (the public JWK of a sealing key)\n"
 		   "--evidence-form sev sends the report as the sev crate's field-by-field "
 		   "object, as CoCo's guest components do.\n"
 		   "Test-only flags: --kbs-tee NAME (the tee named in auth), --nonce N (attest "
@@ -128,10 +134,131 @@ done:
 	return 0;
 }
 
+static sp_kbs_key *load_ec_key(const char *path)
+{
+	_cleanup_free_ uint8_t *pem = NULL;
+	_cleanup_err_ sp_err *err = NULL;
+	size_t n = 0;
+	sp_kbs_key *k = NULL;
+	if (sp_read_file(&pem, &n, path, 1 << 20, &err) < 0 ||
+	    sp_kbs_key_from_pem(&k, pem, n, &err) < 0) {
+		fprintf(stderr, "sealpod kbs: %s: %s\n", path, sp_err_msg(err));
+		return NULL;
+	}
+	return k;
+}
+
+/* sealpod kbs seal [--sign-key PEM --kid kbs:///r/t/k] kbs:///repo/type/tag */
+static int seal(int argc, char **argv)
+{
+	const char *key_path = NULL, *kid = NULL, *uri = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--sign-key") && i + 1 < argc)
+			key_path = argv[++i];
+		else if (!strcmp(argv[i], "--kid") && i + 1 < argc)
+			kid = argv[++i];
+		else if (!uri && argv[i][0] != '-')
+			uri = argv[i];
+		else
+			uri = NULL, i = argc;
+	}
+	if (!uri || !key_path != !kid) {
+		usage(stderr);
+		return 2;
+	}
+	_cleanup_kbs_key_ sp_kbs_key *key = key_path ? load_ec_key(key_path) : NULL;
+	if (key_path && !key)
+		return 1;
+	_cleanup_err_ sp_err *err = NULL;
+	_cleanup_free_ char *out = NULL;
+	if (sp_sealed_seal_vault(&out, uri, key, kid, &err) < 0) {
+		fprintf(stderr, "sealpod kbs seal: %s\n", sp_err_msg(err));
+		return 1;
+	}
+	printf("%s\n", out);
+	return 0;
+}
+
+/* sealpod kbs jwk KEY: the public JWK of an EC P-256 key (the verification
+ * key a broker holds for signed sealed secrets). */
+static int jwk(int argc, char **argv)
+{
+	if (argc != 2) {
+		usage(stderr);
+		return 2;
+	}
+	_cleanup_kbs_key_ sp_kbs_key *key = load_ec_key(argv[1]);
+	if (!key)
+		return 1;
+	_cleanup_json_ json_t *j = sp_kbs_key_public_jwk(key);
+	json_object_del(j, "alg");
+	_cleanup_free_ char *s = sp_json_dump_canonical(j);
+	printf("%s\n", s);
+	return 0;
+}
+
+/* sealpod kbs unseal --url URL --tee sim:SOCKET|snp [--require-signature]
+ * VALUE: unseals as the guest would (tests and debugging). */
+static int unseal(int argc, char **argv)
+{
+	const char *url = NULL, *tee_spec = NULL, *value = NULL;
+	sp_sealed_opts so;
+	sp_sealed_opts_init(&so);
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--url") && i + 1 < argc)
+			url = argv[++i];
+		else if (!strcmp(argv[i], "--tee") && i + 1 < argc)
+			tee_spec = argv[++i];
+		else if (!strcmp(argv[i], "--require-signature"))
+			so.require_signature = true;
+		else if (!value)
+			value = argv[i];
+		else
+			value = NULL, i = argc;
+	}
+	if (!url || !tee_spec || !value) {
+		usage(stderr);
+		return 2;
+	}
+	_cleanup_err_ sp_err *err = NULL;
+	sp_sealed_secret s;
+	if (sp_sealed_parse(&s, value, strlen(value), &err) < 0) {
+		fprintf(stderr, "sealpod kbs unseal: %s\n", sp_err_msg(err));
+		return 1;
+	}
+	sp_tee *tee = NULL;
+	if (sp_tee_open(&tee, tee_spec, &err) < 0) {
+		fprintf(stderr, "sealpod kbs unseal: --tee %s: %s\n", tee_spec, sp_err_msg(err));
+		sp_sealed_clear(&s);
+		return 1;
+	}
+	sp_kbs_client_opts o;
+	sp_kbs_client_opts_init(&o);
+	sp_sealed_kbs k = {.url = url, .tee = strncmp(tee_spec, "sim:", 4) ? "snp" : "sim",
+			   .evidence = sp_kbs_tee_evidence, .evidence_ctx = tee, .opts = &o};
+	_cleanup_free_ uint8_t *data = NULL;
+	size_t len = 0;
+	int r = sp_sealed_unseal(&data, &len, &s, sp_sealed_kbs_fetch, &k, &so, &err);
+	sp_sealed_kbs_clear(&k);
+	sp_sealed_clear(&s);
+	sp_tee_free(tee);
+	if (r < 0) {
+		fprintf(stderr, "sealpod kbs unseal: %s\n", sp_err_msg(err));
+		return 1;
+	}
+	return sp_write_all(STDOUT_FILENO, data, len) < 0 ? 1 : 0;
+}
+
 int cmd_kbs(int argc, char **argv)
 {
 	if (argc >= 2 && !strcmp(argv[1], "get-resource"))
 		return get_resource(argc - 1, argv + 1);
+	if (argc >= 2 && !strcmp(argv[1], "seal"))
+		return seal(argc - 1, argv + 1);
+	if (argc >= 2 && !strcmp(argv[1], "unseal"))
+		return unseal(argc - 1, argv + 1);
+	if (argc >= 2 && !strcmp(argv[1], "jwk"))
+		return jwk(argc - 1, argv + 1);
 	usage(argc >= 2 && !strcmp(argv[1], "--help") ? stdout : stderr);
 	return argc >= 2 && !strcmp(argv[1], "--help") ? 0 : 2;
 }

@@ -427,3 +427,68 @@ def test_admin_get_set_delete_resource_policy(t):
     status, _, _ = request(m.port, "DELETE", "/kbs/v0/resource-policy/default/key/k2",
                            headers=tok)
     t.eq(status, 404, "second DELETE")
+
+
+# ---- sealed secrets (CoCo's format), unsealed through the KBS client ----
+
+def unseal(t, tee, value, extra=()):
+    return t.run([t.prog("sealpod"), "kbs", "unseal", "--url", t.module.url, "--tee",
+                  "sim:" + t.module.psp[tee]] + list(extra) + [value], text=False)
+
+
+def test_sealed_secret_unsealed_through_the_broker(t):
+    s = t.prog("sealpod")
+    m = t.module
+    sealed = t.run([s, "kbs", "seal", "kbs:///default/key/k1"], check=True).stdout.strip()
+    t.check(sealed.startswith("sealed.fakejwsheader.") and "pod's key" not in sealed,
+            "CoCo's unsigned form, no value inside", sealed)
+    r = unseal(t, "a", sealed)
+    t.eq(r.returncode, 0, "unseal for pod A: %s" % r.stderr)
+    t.eq(r.stdout, b"the pod's key\x00\x01", "the resource's bytes")
+    # Another pod policy: refused, naming the resource, not the value.
+    r = unseal(t, "b", sealed)
+    err = r.stderr.decode()
+    t.check(r.returncode == 1 and "default/key/k1" in err and "403" in err
+            and sealed[30:60] not in err, "B refused naming the resource", err)
+    # A resource that does not exist.
+    gone = t.run([s, "kbs", "seal", "kbs:///default/key/gone"], check=True).stdout.strip()
+    r = unseal(t, "a", gone)
+    t.check(r.returncode == 1 and "default/key/gone" in r.stderr.decode(), "missing resource",
+            r.stderr)
+    # Signed sealed secrets: the verification key is itself a broker resource.
+    t.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+           "-out", t.path("seal.pem")], check=True)
+    jwk = t.run([s, "kbs", "jwk", t.path("seal.pem")], check=True).stdout.strip().encode()
+    admin(m.port, "POST", "/kbs/v0/resource/default/keys/sealing", jwk, m.admin_token, 200)
+    admin(m.port, "POST", "/kbs/v0/resource-policy", json.dumps(
+        {"path": "default/keys/sealing", "rule": {"host_data": [m.hd_a]}}).encode(),
+        m.admin_token, 200)
+    signed = t.run([s, "kbs", "seal", "--sign-key", t.path("seal.pem"), "--kid",
+                    "kbs:///default/keys/sealing", "kbs:///default/key/k1"],
+                   check=True).stdout.strip()
+    r = unseal(t, "a", signed, ["--require-signature"])
+    t.eq(r.returncode, 0, "signed, verified: %s" % r.stderr)
+    t.eq(r.stdout, b"the pod's key\x00\x01", "the resource through a signed value")
+    r = unseal(t, "a", sealed, ["--require-signature"])
+    t.check(r.returncode == 1 and "unsigned" in r.stderr.decode(), "unsigned refused",
+            r.stderr)
+    # Signed by another key under the same kid.
+    t.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+           "-out", t.path("other.pem")], check=True)
+    forged = t.run([s, "kbs", "seal", "--sign-key", t.path("other.pem"), "--kid",
+                    "kbs:///default/keys/sealing", "kbs:///default/key/k1"],
+                   check=True).stdout.strip()
+    r = unseal(t, "a", forged, ["--require-signature"])
+    t.check(r.returncode == 1 and "does not verify" in r.stderr.decode(), "forged refused",
+            r.stderr)
+    # Malformed values never reach the broker and are not echoed.
+    import base64
+    payload = base64.urlsafe_b64encode(json.dumps(
+        {"version": "0.9.0", "type": "vault", "provider": "kbs", "name": "kbs:///a/b/c",
+         "provider_settings": {}}).encode()).rstrip(b"=").decode()
+    r = unseal(t, "a", "sealed.x.%s.y" % payload)
+    t.check(r.returncode == 1 and "version" in r.stderr.decode()
+            and payload[:20] not in r.stderr.decode(), "bad version", r.stderr)
+    r = unseal(t, "a", "sealed.x.eyJ2ZXJzaW9uIjoiOSJ9.y")
+    t.check(r.returncode == 1 and "sealed secret" in r.stderr.decode(), "incomplete payload",
+            r.stderr)

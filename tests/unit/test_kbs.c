@@ -15,6 +15,7 @@
 #include "sealpod/hash.h"
 #include "sealpod/json.h"
 #include "sealpod/kbs.h"
+#include "sealpod/sealed.h"
 #include "sealpod/snp.h"
 
 #define VEC SP_SOURCE_ROOT "/tests/vectors/snp/"
@@ -561,6 +562,213 @@ static void test_sev_report_json_refused(void **state)
 	sp_err_clear(&err);
 }
 
+/* ---- Sealed secrets (CoCo's format) ---- */
+
+struct fake_broker {
+	json_t *resources; /* "repo/type/tag" -> string */
+	int calls;
+	char last[400];
+};
+
+static int fake_fetch(void *ctx, const sp_sealed_uri *u, uint8_t **out, size_t *len,
+		      sp_err **err)
+{
+	struct fake_broker *b = ctx;
+	b->calls++;
+	snprintf(b->last, sizeof(b->last), "%s/%s/%s", u->repo, u->type, u->tag);
+	const char *v = json_string_value(json_object_get(b->resources, b->last));
+	if (!v)
+		return sp_error(err, SP_ERR_NOT_FOUND, "no resource %s", b->last);
+	*out = (uint8_t *)sp_xstrdup(v);
+	*len = strlen(v);
+	return 0;
+}
+
+static char *seal_payload(const char *payload_json, const char *header)
+{
+	char *p64 = sp_base64_encode(payload_json, strlen(payload_json), SP_B64_URL);
+	char *v = sp_xasprintf("sealed.%s.%s.fakesignature", header, p64);
+	free(p64);
+	return v;
+}
+
+static void test_sealed_parse(void **state)
+{
+	sp_sealed_secret s;
+	sp_err *err = NULL;
+	/* CoCo's documented vault pointer, unsigned. */
+	_cleanup_free_ char *v = seal_payload(
+		"{\"version\":\"0.1.0\",\"type\":\"vault\",\"provider\":\"kbs\","
+		"\"name\":\"kbs:///default/sealed-secret/test\",\"provider_settings\":{},"
+		"\"annotations\":{}}", "fakejwsheader");
+	assert_true(sp_sealed_is_sealed(v, strlen(v)));
+	assert_int_equal(sp_sealed_parse(&s, v, strlen(v), &err), 0);
+	assert_int_equal(s.type, SP_SEALED_VAULT);
+	assert_string_equal(s.provider, "kbs");
+	assert_string_equal(s.resource.host, "");
+	assert_string_equal(s.resource.repo, "default");
+	assert_string_equal(s.resource.type, "sealed-secret");
+	assert_string_equal(s.resource.tag, "test");
+	assert_null(s.header);
+	sp_sealed_clear(&s);
+	/* With a host, and annotations absent (optional). */
+	_cleanup_free_ char *vh = seal_payload(
+		"{\"version\":\"0.1.0\",\"type\":\"vault\",\"provider\":\"kbs\","
+		"\"name\":\"kbs://broker.example:8080/r/t/g\",\"provider_settings\":{}}", "e30");
+	assert_int_equal(sp_sealed_parse(&s, vh, strlen(vh), &err), 0);
+	assert_string_equal(s.resource.host, "broker.example:8080");
+	assert_non_null(s.header); /* "e30" is {} */
+	sp_sealed_clear(&s);
+	/* Envelope: parsed, validated. */
+	_cleanup_free_ char *ve = seal_payload(
+		"{\"version\":\"0.1.0\",\"type\":\"envelope\",\"provider\":\"aliyun\","
+		"\"key_id\":\"k1\",\"encrypted_key\":\"AAEC\",\"encrypted_data\":\"AwQF\","
+		"\"wrap_type\":\"A256GCM\",\"iv\":\"AAAAAAAAAAAAAAAA\",\"provider_settings\":{},"
+		"\"annotations\":{}}", "fakejwsheader");
+	assert_int_equal(sp_sealed_parse(&s, ve, strlen(ve), &err), 0);
+	assert_int_equal(s.type, SP_SEALED_ENVELOPE);
+	assert_int_equal(s.iv_len, 12);
+	assert_int_equal(s.encrypted_key_len, 3);
+	struct fake_broker fb = {.resources = json_object()};
+	uint8_t *out = NULL;
+	size_t len = 0;
+	assert_int_equal(sp_sealed_unseal(&out, &len, &s, fake_fetch, &fb, NULL, &err),
+			 SP_ERR_UNSUPPORTED);
+	assert_non_null(strstr(sp_err_msg(err), "envelope"));
+	sp_err_clear(&err);
+	sp_sealed_clear(&s);
+
+	/* Refused, each with a message that does not quote the value. */
+	const char *payloads[] = {
+		"{\"version\":\"0.2.0\",\"type\":\"vault\",\"provider\":\"kbs\",\"name\":\"kbs:///a/b/c\",\"provider_settings\":{}}",
+		"{\"version\":\"0.1.0\",\"type\":\"other\",\"provider\":\"kbs\",\"name\":\"kbs:///a/b/c\",\"provider_settings\":{}}",
+		"{\"version\":\"0.1.0\",\"type\":\"vault\",\"provider\":\"kbs\",\"name\":\"kbs:///a/b/c\"}",
+		"{\"version\":\"0.1.0\",\"type\":\"vault\",\"name\":\"kbs:///a/b/c\",\"provider_settings\":{}}",
+		"{\"version\":\"0.1.0\",\"type\":\"vault\",\"provider\":\"kbs\",\"provider_settings\":{}}",
+		"{\"version\":\"0.1.0\",\"type\":\"vault\",\"provider\":\"kbs\",\"name\":\"kbs:///a/../c\",\"provider_settings\":{}}",
+		"{\"version\":\"0.1.0\",\"type\":\"vault\",\"provider\":\"kbs\",\"name\":\"https://x/a/b/c\",\"provider_settings\":{}}",
+		"{\"version\":\"0.1.0\",\"type\":\"vault\",\"provider\":\"kbs\",\"name\":\"kbs://h@st/a/b/c\",\"provider_settings\":{}}",
+		"{\"version\":\"0.1.0\",\"type\":\"vault\",\"provider\":\"kbs\",\"name\":\"kbs:///a/b/c\",\"provider_settings\":{},\"annotations\":[]}",
+		"{\"version\":\"0.1.0\",\"type\":\"envelope\",\"provider\":\"x\",\"key_id\":\"k\",\"encrypted_key\":\"AA==\",\"encrypted_data\":\"AA==\",\"wrap_type\":\"A256GCM\",\"iv\":\"AAAA\",\"provider_settings\":{}}",
+		"{\"version\":\"0.1.0\",\"type\":\"envelope\",\"provider\":\"x\",\"key_id\":\"k\",\"encrypted_key\":\"!!\",\"encrypted_data\":\"AA==\",\"wrap_type\":\"A256GCM\",\"iv\":\"AAAAAAAAAAAAAAAA\",\"provider_settings\":{}}",
+		"{\"version\":\"0.1.0\",\"type\":\"envelope\",\"provider\":\"x\",\"key_id\":\"k\",\"encrypted_key\":\"AA==\",\"encrypted_data\":\"AA==\",\"wrap_type\":\"A128CBC\",\"iv\":\"AAAAAAAAAAAAAAAA\",\"provider_settings\":{}}",
+		"[1]",
+		"not json",
+	};
+	for (size_t i = 0; i < SP_ARRAY_LEN(payloads); i++) {
+		_cleanup_free_ char *bad = seal_payload(payloads[i], "fakejwsheader");
+		if (sp_sealed_parse(&s, bad, strlen(bad), &err) >= 0)
+			fail_msg("payload %zu accepted", i);
+		assert_null(strstr(sp_err_msg(err), bad + 30));
+		sp_err_clear(&err);
+	}
+	const char *forms[] = {"sealed", "sealed.", "sealed.a.b", "sealed.a.b.c.d", "sealed..b.c",
+			       "sealed.a..c", "sealed.a.b.", "sealed.a.b c.d", "notsealed.a.b.c",
+			       "sealed.a.%%%.c"};
+	for (size_t i = 0; i < SP_ARRAY_LEN(forms); i++) {
+		if (sp_sealed_parse(&s, forms[i], strlen(forms[i]), &err) >= 0)
+			fail_msg("form %zu accepted", i);
+		sp_err_clear(&err);
+	}
+	json_decref(fb.resources);
+}
+
+static void test_sealed_unseal(void **state)
+{
+	sp_sealed_secret s;
+	sp_err *err = NULL;
+	struct fake_broker fb = {.resources = json_object()};
+	json_object_set_new(fb.resources, "default/key/k1", json_string("the value"));
+	_cleanup_free_ char *v = NULL;
+	assert_int_equal(sp_sealed_seal_vault(&v, "kbs:///default/key/k1", NULL, NULL, &err), 0);
+	assert_non_null(strstr(v, "sealed.fakejwsheader."));
+	assert_int_equal(sp_sealed_parse(&s, v, strlen(v), &err), 0);
+	uint8_t *out = NULL;
+	size_t len = 0;
+	assert_int_equal(sp_sealed_unseal(&out, &len, &s, fake_fetch, &fb, NULL, &err), 0);
+	assert_int_equal(len, 9);
+	assert_memory_equal(out, "the value", 9);
+	assert_string_equal(fb.last, "default/key/k1");
+	free(out);
+	/* Required signature: an unsigned value is refused before any fetch. */
+	sp_sealed_opts o;
+	sp_sealed_opts_init(&o);
+	o.require_signature = true;
+	fb.calls = 0;
+	assert_int_equal(sp_sealed_unseal(&out, &len, &s, fake_fetch, &fb, &o, &err),
+			 SP_ERR_SIGNATURE);
+	assert_int_equal(fb.calls, 0);
+	sp_err_clear(&err);
+	sp_sealed_clear(&s);
+	/* A missing resource: the error names it. */
+	_cleanup_free_ char *vm = NULL;
+	assert_int_equal(sp_sealed_seal_vault(&vm, "kbs:///default/key/gone", NULL, NULL, &err), 0);
+	assert_int_equal(sp_sealed_parse(&s, vm, strlen(vm), &err), 0);
+	assert_int_equal(sp_sealed_unseal(&out, &len, &s, fake_fetch, &fb, NULL, &err),
+			 SP_ERR_NOT_FOUND);
+	assert_non_null(strstr(sp_err_msg(err), "default/key/gone"));
+	sp_err_clear(&err);
+	sp_sealed_clear(&s);
+	/* Another broker host: refused unless allowed. */
+	_cleanup_free_ char *vh = NULL;
+	assert_int_equal(sp_sealed_seal_vault(&vh, "kbs://evil:1/default/key/k1", NULL, NULL,
+					      &err), 0);
+	assert_int_equal(sp_sealed_parse(&s, vh, strlen(vh), &err), 0);
+	assert_int_equal(sp_sealed_unseal(&out, &len, &s, fake_fetch, &fb, NULL, &err),
+			 SP_ERR_DENIED);
+	sp_err_clear(&err);
+	sp_sealed_opts oh;
+	sp_sealed_opts_init(&oh);
+	oh.allowed_host = "evil:1";
+	assert_int_equal(sp_sealed_unseal(&out, &len, &s, fake_fetch, &fb, &oh, &err), 0);
+	free(out);
+	sp_sealed_clear(&s);
+
+	/* Signed: the kid's JWK verifies; another key's does not; a payload
+	 * moved under another signature does not. */
+	_cleanup_kbs_key_ sp_kbs_key *ka = NULL, *kb = NULL;
+	assert_int_equal(sp_kbs_key_generate_ec(&ka, &err), 0);
+	assert_int_equal(sp_kbs_key_generate_ec(&kb, &err), 0);
+	json_t *ja = sp_kbs_key_public_jwk(ka), *jb = sp_kbs_key_public_jwk(kb);
+	json_object_set_new(ja, "alg", json_string("ES256"));
+	char *ta = sp_json_dump_canonical(ja), *tb = sp_json_dump_canonical(jb);
+	json_object_set_new(fb.resources, "default/keys/a", json_string(ta));
+	json_object_set_new(fb.resources, "default/keys/b", json_string(tb));
+	free(ta);
+	free(tb);
+	json_decref(ja);
+	json_decref(jb);
+	_cleanup_free_ char *sa = NULL, *sb = NULL, *sbad = NULL;
+	assert_int_equal(sp_sealed_seal_vault(&sa, "kbs:///default/key/k1", ka, "kbs:///default/keys/a",
+					      &err), 0);
+	assert_int_equal(sp_sealed_parse(&s, sa, strlen(sa), &err), 0);
+	assert_int_equal(sp_sealed_unseal(&out, &len, &s, fake_fetch, &fb, &o, &err), 0);
+	assert_memory_equal(out, "the value", 9);
+	free(out);
+	sp_sealed_clear(&s);
+	assert_int_equal(sp_sealed_seal_vault(&sb, "kbs:///default/key/k1", ka, "kbs:///default/keys/b",
+					      &err), 0);
+	assert_int_equal(sp_sealed_parse(&s, sb, strlen(sb), &err), 0);
+	assert_int_equal(sp_sealed_unseal(&out, &len, &s, fake_fetch, &fb, &o, &err),
+			 SP_ERR_SIGNATURE);
+	assert_null(out);
+	sp_err_clear(&err);
+	sp_sealed_clear(&s);
+	/* Swap in another payload (pointing at another resource). */
+	_cleanup_free_ char *other = NULL;
+	assert_int_equal(sp_sealed_seal_vault(&other, "kbs:///default/key/zz", NULL, NULL, &err), 0);
+	const char *op = strchr(other + 7, '.') + 1, *ope = strchr(op, '.');
+	const char *sp1 = strchr(sa + 7, '.'), *sp2 = strchr(sp1 + 1, '.');
+	sbad = sp_xasprintf("%.*s.%.*s%s", (int)(sp1 - sa), sa, (int)(ope - op), op, sp2);
+	assert_int_equal(sp_sealed_parse(&s, sbad, strlen(sbad), &err), 0);
+	assert_string_equal(s.resource.tag, "zz");
+	assert_int_equal(sp_sealed_unseal(&out, &len, &s, fake_fetch, &fb, &o, &err),
+			 SP_ERR_SIGNATURE);
+	sp_err_clear(&err);
+	sp_sealed_clear(&s);
+	json_decref(fb.resources);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -571,6 +779,8 @@ int main(void)
 		cmocka_unit_test(test_sessions),
 		cmocka_unit_test(test_sev_report_json),
 		cmocka_unit_test(test_sev_report_json_refused),
+		cmocka_unit_test(test_sealed_parse),
+		cmocka_unit_test(test_sealed_unseal),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
