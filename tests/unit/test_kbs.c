@@ -549,7 +549,9 @@ static void test_sev_report_json_refused(void **state)
 	sp_err_clear(&err);
 	json_decref(t);
 	/* Not an object at all. */
-	assert_int_equal(sp_kbs_sev_report_from_json(back, json_array(), &err), SP_ERR_PARSE);
+	json_t *arr = json_array();
+	assert_int_equal(sp_kbs_sev_report_from_json(back, arr, &err), SP_ERR_PARSE);
+	json_decref(arr);
 	sp_err_clear(&err);
 	/* A report with non-zero reserved bytes has no object form. */
 	uint8_t odd[SP_SNP_REPORT_LEN];
