@@ -34,7 +34,7 @@ def start_kbs(m, name, extra):
     deadline = time.time() + 30
     while True:
         out.seek(0)
-        mm = re.search(r"listening on (http://[0-9.]+:(\d+))", out.read())
+        mm = re.search(r"listening on (https?://[0-9.]+:(\d+))", out.read())
         if mm:
             return mm.group(1), int(mm.group(2))
         if p.poll() is not None or time.time() > deadline:
@@ -492,3 +492,62 @@ def test_sealed_secret_unsealed_through_the_broker(t):
     r = unseal(t, "a", "sealed.x.eyJ2ZXJzaW9uIjoiOSJ9.y")
     t.check(r.returncode == 1 and "sealed secret" in r.stderr.decode(), "incomplete payload",
             r.stderr)
+
+
+# ---- TLS between guest and broker (the CA a pod policy pins) ----
+
+def make_ca(t, name):
+    key, pem = t.path(name + ".key"), t.path(name + ".pem")
+    t.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+           "-nodes", "-keyout", key, "-out", pem, "-days", "2", "-subj", "/CN=" + name],
+          check=True)
+    return key, pem
+
+
+def make_server_cert(t, name, ca, san):
+    key, csr, pem, ext = (t.path(name + x) for x in (".key", ".csr", ".pem", ".ext"))
+    with open(ext, "w") as f:
+        f.write("subjectAltName=%s\n" % san)
+    t.run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+           "-keyout", key, "-out", csr, "-subj", "/CN=sealpod-kbs"], check=True)
+    t.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca[1], "-CAkey", ca[0],
+           "-CAcreateserial", "-out", pem, "-days", "2", "-extfile", ext], check=True)
+    return key, pem
+
+
+def test_tls_with_the_pinned_ca(t):
+    m = t.module
+    ca, other_ca = make_ca(t, "kbs-ca"), make_ca(t, "other-ca")
+    key, cert = make_server_cert(t, "srv", ca, "IP:127.0.0.1")
+    t.admin_file = m.admin_file
+    url, port = start_kbs(t, "kbs-tls", ["--allow-sim", "--sim-root",
+                                         os.path.join(m.state, "ark.pem"),
+                                         "--cert", cert, "--key", key])
+    t.check(url.startswith("https://"), "an https broker", url)
+    r = t.run(["curl", "-sS", "--cacert", ca[1], "-H", "Authorization: Bearer " + m.admin_token,
+               "--data-binary", "tls secret", url + "/kbs/v0/resource/default/key/tls"])
+    t.eq(r.returncode, 0, "admin upload over TLS: " + r.stderr)
+    r = t.run(["curl", "-sS", "--cacert", ca[1], "-H", "Authorization: Bearer " + m.admin_token,
+               "--data-binary", json.dumps({"path": "default/key/tls",
+                                            "rule": {"host_data": [m.hd_a]}}),
+               url + "/kbs/v0/resource-policy"])
+    t.eq(r.returncode, 0, "admin policy over TLS: " + r.stderr)
+    r = get(t, "a", "default/key/tls", url=url, extra=["--ca", ca[1]])
+    t.eq(r.returncode, 0, "released over TLS with the pinned CA: " + r.stderr)
+    with open(t.path("out.bin"), "rb") as f:
+        t.eq(f.read(), b"tls secret", "the resource")
+    r = get(t, "a", "default/key/tls", url=url, extra=["--ca", other_ca[1]])
+    t.check(r.returncode == 1 and "certificate" in r.stderr.lower(), "another CA refused",
+            r.stderr)
+    r = get(t, "a", "default/key/tls", url=url.replace("https://", "http://"),
+            extra=["--ca", ca[1]])
+    t.eq(r.returncode, 1, "plain http to the TLS port")
+    # A certificate from the pinned CA but for another address.
+    key2, cert2 = make_server_cert(t, "srv2", ca, "DNS:other.example")
+    url2, _ = start_kbs(t, "kbs-tls2", ["--allow-sim", "--sim-root",
+                                        os.path.join(m.state, "ark.pem"),
+                                        "--cert", cert2, "--key", key2])
+    r = get(t, "a", "default/key/tls", url=url2, extra=["--ca", ca[1]])
+    t.check(r.returncode == 1 and ("certificate" in r.stderr.lower()
+                                   or "verify" in r.stderr.lower()),
+            "a certificate for another name refused", r.stderr)
