@@ -35,6 +35,16 @@ const char *sp_release_key_id(const sp_release_key *k)
 	return k->id;
 }
 
+/* An encrypted PEM key must fail, not make OpenSSL prompt on a terminal. */
+static int no_password(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)u;
+	return -1;
+}
+
 int sp_release_key_load(sp_release_key **out, const uint8_t *pem, size_t len, sp_err **err)
 {
 	*out = NULL;
@@ -44,13 +54,13 @@ int sp_release_key_load(sp_release_key **out, const uint8_t *pem, size_t len, sp
 	BIO *b = BIO_new_mem_buf(pem, (int)len);
 	if (!b)
 		sp_oom();
-	EVP_PKEY *p = priv ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL)
-			   : PEM_read_bio_PUBKEY(b, NULL, NULL, NULL);
+	EVP_PKEY *p = priv ? PEM_read_bio_PrivateKey(b, NULL, no_password, NULL)
+			   : PEM_read_bio_PUBKEY(b, NULL, no_password, NULL);
 	BIO_free(b);
 	ERR_clear_error();
 	if (!p)
 		return sp_error(err, SP_ERR_PARSE,
-				"release key: not a PEM public key (or private key)");
+				"release key: not a PEM public key (or an unencrypted private key)");
 	if (!EVP_PKEY_is_a(p, "ED25519")) {
 		EVP_PKEY_free(p);
 		return sp_error(err, SP_ERR_UNSUPPORTED,
