@@ -129,6 +129,7 @@ int cmd_verify(int argc, char **argv)
 	_cleanup_free_ uint8_t(*meas)[48] = sp_xcalloc((size_t)argc + 1, 48);
 	_cleanup_err_ sp_err *err = NULL;
 	_cleanup_free_ uint8_t *raw = NULL;
+	_cleanup_json_ json_t *rel = NULL; /* the verified release manifest */
 	char *end;
 	int c;
 	optind = 1;
@@ -230,7 +231,6 @@ int cmd_verify(int argc, char **argv)
 
 	/* The signed manifest first: a tampered one, or one signed by another
 	 * key, is refused whatever the report says. */
-	_cleanup_json_ json_t *rel = NULL;
 	if (manifest) {
 		_cleanup_release_key_ sp_release_key *k = NULL;
 		if (sp_release_key_load_file(&k, manifest_key, &err) < 0 ||

@@ -169,13 +169,13 @@ int sp_sealed_parse(sp_sealed_secret *out, const char *value, size_t len, sp_err
 			return sp_error(err, SP_ERR_PARSE,
 					"sealed secret: a character outside base64url");
 	_cleanup_free_ uint8_t *pb = NULL, *hb = NULL;
+	_cleanup_json_ json_t *payload = NULL;
 	size_t pl = 0, hl = 0;
 	int r;
 	if (sp_base64_decode(&pb, &pl, d1 + 1, (size_t)(d2 - d1 - 1), SP_B64_URL, NULL) < 0) {
 		r = sp_error(err, SP_ERR_PARSE, "sealed secret: the payload is not base64url");
 		goto fail;
 	}
-	_cleanup_json_ json_t *payload = NULL;
 	if ((r = sp_json_parse(&payload, pb, pl, "sealed secret payload", err)) < 0 ||
 	    (r = parse_payload(out, payload, err)) < 0)
 		goto fail;
