@@ -263,6 +263,14 @@ SP_PUBLIC int sp_kbs_client_fetch(uint8_t **out, size_t *len, const char *url,
 				  const char *tag, const sp_kbs_client_opts *opts,
 				  sp_err **err);
 
+/* One admin API request (docs/kbs.md) with Authorization: Bearer
+ * admin_token: *status and the answer's body (NUL-terminated). Fails only
+ * when no HTTP answer came; the caller judges the status. */
+SP_PUBLIC int sp_kbs_admin_request(int *status, uint8_t **body_out, size_t *body_len,
+				   const char *url, const char *method, const char *path,
+				   const char *admin_token, const void *body, size_t len,
+				   const sp_kbs_client_opts *opts, sp_err **err);
+
 /* The whole RCAR handshake against url ("http[s]://host[:port]"): auth as
  * tee, attest with evidence from fn over an ephemeral EC P-256 key bound
  * in REPORT_DATA, then GET repo/type/tag and decrypt the JWE. An error

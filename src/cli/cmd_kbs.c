@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "sealpod/file.h"
 #include "sealpod/json.h"
+#include "sealpod/codec.h"
 #include "sealpod/kbs.h"
 #include "sealpod/sealed.h"
 
@@ -23,6 +24,10 @@ static void usage(FILE *f)
 		   "       sealpod kbs unseal --url URL --tee sim:SOCKET|snp "
 		   "[--require-signature] SEALED\n"
 		   "       sealpod kbs jwk EC-PEM   (the public JWK of a sealing key)\n"
+		   "       sealpod kbs admin --url URL --token-file F [--ca F] VERB ...: "
+		   "put-resource R/T/G FILE,\n"
+		   "         set-rule R/T/G RULE.json|'{...}', get-rule [R/T/G], delete-rule R/T/G,\n"
+		   "         put-manifest MANIFEST [SIG]\n"
 		   "--evidence-form sev sends the report as the sev crate's field-by-field "
 		   "object, as CoCo's guest components do.\n"
 		   "Test-only flags: --kbs-tee NAME (the tee named in auth), --nonce N (attest "
@@ -249,8 +254,106 @@ static int unseal(int argc, char **argv)
 	return sp_write_all(STDOUT_FILENO, data, len) < 0 ? 1 : 0;
 }
 
+/* sealpod kbs admin --url URL --token-file F [--ca F] VERB ...: the
+ * broker's admin API (docs/kbs.md), as Trustee's kbs-client config does. */
+static int admin(int argc, char **argv)
+{
+	const char *url = NULL, *token_file = NULL, *verb = NULL, *args[3] = {NULL};
+	int nargs = 0;
+	sp_kbs_client_opts o;
+	sp_kbs_client_opts_init(&o);
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--url") && i + 1 < argc)
+			url = argv[++i];
+		else if (!strcmp(argv[i], "--token-file") && i + 1 < argc)
+			token_file = argv[++i];
+		else if (!strcmp(argv[i], "--ca") && i + 1 < argc)
+			o.ca_file = argv[++i];
+		else if (!verb)
+			verb = argv[i];
+		else if (nargs < 3)
+			args[nargs++] = argv[i];
+		else
+			verb = NULL, i = argc;
+	}
+	if (!url || !token_file || !verb) {
+		usage(stderr);
+		return 2;
+	}
+	_cleanup_err_ sp_err *err = NULL;
+	_cleanup_free_ uint8_t *tok = NULL, *data = NULL, *ans = NULL;
+	_cleanup_free_ char *path = NULL, *body = NULL;
+	size_t tl = 0, dl = 0, al = 0;
+	const char *method = "GET";
+	if (sp_read_file(&tok, &tl, token_file, 4096, &err) < 0) {
+		fprintf(stderr, "sealpod kbs admin: --token-file: %s\n", sp_err_msg(err));
+		return 1;
+	}
+	tok[strcspn((char *)tok, "\r\n")] = 0;
+	if (!strcmp(verb, "put-resource") && nargs == 2) {
+		if (sp_read_file(&data, &dl, args[1], SP_KBS_MAX_RESOURCE, &err) < 0)
+			goto fail;
+		method = "POST";
+		path = sp_xasprintf("/kbs/v0/resource/%s", args[0]);
+	} else if (!strcmp(verb, "set-rule") && nargs == 2) {
+		_cleanup_json_ json_t *rule = NULL, *b = NULL;
+		if (args[1][0] == '{' ? sp_json_parse(&rule, args[1], strlen(args[1]), "rule", &err)
+				      : sp_json_load_file(&rule, args[1], 1 << 20, &err))
+			goto fail;
+		b = json_pack("{s:s,s:O}", "path", args[0], "rule", rule);
+		body = sp_json_dump_canonical(b);
+		method = "POST";
+		path = sp_xstrdup("/kbs/v0/resource-policy");
+	} else if (!strcmp(verb, "get-rule") && nargs <= 1) {
+		path = nargs ? sp_xasprintf("/kbs/v0/resource-policy/%s", args[0])
+			     : sp_xstrdup("/kbs/v0/resource-policy");
+	} else if (!strcmp(verb, "delete-rule") && nargs == 1) {
+		method = "DELETE";
+		path = sp_xasprintf("/kbs/v0/resource-policy/%s", args[0]);
+	} else if (!strcmp(verb, "put-manifest") && nargs >= 1 && nargs <= 2) {
+		_cleanup_free_ uint8_t *sig = NULL;
+		_cleanup_free_ char *sig_path = nargs == 2 ? sp_xstrdup(args[1])
+							   : sp_xasprintf("%s.sig", args[0]);
+		_cleanup_json_ json_t *sj = NULL, *b = NULL;
+		size_t sl = 0;
+		if (sp_read_file(&data, &dl, args[0], 16u << 20, &err) < 0 ||
+		    sp_read_file(&sig, &sl, sig_path, 64 * 1024, &err) < 0 ||
+		    sp_json_parse(&sj, sig, sl, sig_path, &err) < 0)
+			goto fail;
+		_cleanup_free_ char *m64 = sp_base64_encode(data, dl, SP_B64_STD);
+		b = json_pack("{s:s,s:O}", "manifest", m64, "signature", sj);
+		body = sp_json_dump_canonical(b);
+		free(data);
+		data = NULL;
+		method = "POST";
+		path = sp_xstrdup("/kbs/v0/manifest");
+	} else {
+		usage(stderr);
+		return 2;
+	}
+	int status = 0;
+	const void *payload = body ? (const void *)body : (const void *)data;
+	size_t plen = body ? strlen(body) : dl;
+	if (sp_kbs_admin_request(&status, &ans, &al, url, method, path, (char *)tok, payload, plen,
+				 &o, &err) < 0)
+		goto fail;
+	if (status / 100 != 2) {
+		fprintf(stderr, "sealpod kbs admin %s: HTTP %d: %.*s\n", verb, status, (int)al,
+			ans ? (char *)ans : "");
+		return 1;
+	}
+	if (al)
+		printf("%.*s\n", (int)al, (char *)ans);
+	return 0;
+fail:
+	fprintf(stderr, "sealpod kbs admin %s: %s\n", verb, sp_err_msg(err));
+	return 1;
+}
+
 int cmd_kbs(int argc, char **argv)
 {
+	if (argc >= 2 && !strcmp(argv[1], "admin"))
+		return admin(argc - 1, argv + 1);
 	if (argc >= 2 && !strcmp(argv[1], "get-resource"))
 		return get_resource(argc - 1, argv + 1);
 	if (argc >= 2 && !strcmp(argv[1], "seal"))

@@ -551,3 +551,37 @@ def test_tls_with_the_pinned_ca(t):
     t.check(r.returncode == 1 and ("certificate" in r.stderr.lower()
                                    or "verify" in r.stderr.lower()),
             "a certificate for another name refused", r.stderr)
+
+
+def test_admin_cli(t):
+    """`sealpod kbs admin`: the admin API from the command line."""
+    m = t.module
+    adm = [t.prog("sealpod"), "kbs", "admin", "--url", m.url, "--token-file", m.admin_file]
+    with open(t.path("res"), "wb") as f:
+        f.write(b"set by the CLI\x00")
+    r = t.run(adm + ["put-resource", "default/key/cli", t.path("res")])
+    t.eq(r.returncode, 0, "put-resource: " + r.stderr)
+    r = t.run(adm + ["set-rule", "default/key/cli", json.dumps({"host_data": [m.hd_a]})])
+    t.eq(r.returncode, 0, "set-rule: " + r.stderr)
+    r = t.run(adm + ["get-rule", "default/key/cli"])
+    t.eq(r.returncode, 0, "get-rule: " + r.stderr)
+    t.eq(json.loads(r.stdout)["rule"], {"host_data": [m.hd_a]}, "the rule read back")
+    r = get(t, "a", "default/key/cli")
+    t.eq(r.returncode, 0, "released: " + r.stderr)
+    with open(t.path("out.bin"), "rb") as f:
+        t.eq(f.read(), b"set by the CLI\x00", "the resource the CLI stored")
+    r = t.run(adm + ["get-rule"])
+    t.check(r.returncode == 0 and "default/key/cli" in r.stdout, "all rules", r.stdout)
+    r = t.run(adm + ["delete-rule", "default/key/cli"])
+    t.eq(r.returncode, 0, "delete-rule: " + r.stderr)
+    r = t.run(adm + ["get-rule", "default/key/cli"])
+    t.check(r.returncode == 1 and "HTTP 404" in r.stderr, "gone", r.stderr)
+    r = t.run(adm + ["set-rule", "default/key/cli", "{}"])
+    t.check(r.returncode == 1 and "HTTP 400" in r.stderr, "a rule matching everyone", r.stderr)
+    with open(t.path("bad.token"), "w") as f:
+        f.write("not-the-admin-token-at-all\n")
+    r = t.run([t.prog("sealpod"), "kbs", "admin", "--url", m.url, "--token-file",
+               t.path("bad.token"), "get-rule"])
+    t.check(r.returncode == 1 and "HTTP 401" in r.stderr, "wrong admin token", r.stderr)
+    r = t.run(adm + ["frobnicate"])
+    t.eq(r.returncode, 2, "unknown verb")

@@ -242,7 +242,12 @@ def test_broker_rule_names_the_manifest_key(t):
     v2 = copy_image_manifest(t, "v2.json", edit=lambda d: d.replace(
         m.sim_meas.encode(), upgrade_meas.encode()))
     t.run([s, "release", "sign", "--key", m.key, v2], check=True)
-    upload(v2)
+    # (this one through the CLI)
+    r = t.run([s, "kbs", "admin", "--url", url, "--token-file", t.admin_file, "put-manifest",
+               v2])
+    t.eq(r.returncode, 0, "kbs admin put-manifest: " + r.stderr)
+    t.eq(json.loads(r.stdout)["key_id"],
+         t.run([s, "release", "key-id", m.pub], check=True).stdout.strip(), "stored key id")
     r = get("v2")
     t.eq(r.returncode, 0, "released after the upgrade's manifest: " + r.stderr)
     r = get("v1")

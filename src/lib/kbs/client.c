@@ -278,3 +278,38 @@ int sp_kbs_client_get_resource(uint8_t **out, size_t *len, const char *url, cons
 	sp_kbs_attestation_clear(&a);
 	return r;
 }
+
+int sp_kbs_admin_request(int *status, uint8_t **body_out, size_t *body_len, const char *url,
+			 const char *method, const char *path, const char *admin_token,
+			 const void *body, size_t len, const sp_kbs_client_opts *opts, sp_err **err)
+{
+	sp_kbs_client_opts dflt;
+	if (!opts) {
+		sp_kbs_client_opts_init(&dflt);
+		opts = &dflt;
+	}
+	*status = 0;
+	*body_out = NULL;
+	*body_len = 0;
+	if (strncmp(path, "/kbs/v0/", 8) || strcspn(path, " \r\n") != strlen(path))
+		return sp_error(err, SP_ERR_INVALID, "admin path `%.100s`: want /kbs/v0/...", path);
+	if (!admin_token || strcspn(admin_token, "\r\n") != strlen(admin_token))
+		return sp_error(err, SP_ERR_INVALID, "admin token: one line");
+	struct kbs_url u;
+	int r;
+	if ((r = kbs_url_parse(&u, url, err)) < 0)
+		return r;
+	_cleanup_free_ char *auth = sp_xasprintf("Authorization: Bearer %s", admin_token);
+	const char *hdrs[] = {auth, body ? "Content-Type: application/octet-stream" : NULL, NULL};
+	struct kbs_http_resp resp = {0};
+	r = kbs_http_request(&u, method, path, hdrs, body, len, opts->ca_file, opts->timeout_s,
+			     &resp, err);
+	kbs_url_clear(&u);
+	if (r < 0)
+		return r;
+	*status = resp.status;
+	*body_out = sp_steal_ptr(&resp.body);
+	*body_len = resp.body_len;
+	kbs_http_resp_clear(&resp);
+	return 0;
+}
