@@ -2,13 +2,29 @@
 /* The key broker's parsers of outside bytes. The first byte picks one:
  * 0 auth body, 1 attest body (and its JWK and REPORT_DATA), 2 resource
  * policy rule, 3 resource path, 4 a JWE for the client's key, 5 an HTTP
- * response head (the client), 6 a bearer token. */
+ * response head (the client), 6 a bearer token, 7 the sev crate's report
+ * object (guest-components' evidence form), which must survive a round trip
+ * through the report bytes unchanged, 8 a sealed secret (parsed, then
+ * unsealed against a stand-in broker, with and without a required
+ * signature). */
 #include <string.h>
 
 #include "kbs/kbs-internal.h"
 #include "sealpod/json.h"
+#include "sealpod/sealed.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The stand-in broker: every resource is the same EC P-256 JWK, which is
+ * both a "secret" and a usable verification key. */
+static int fake_fetch(void *ctx, const sp_sealed_uri *u, uint8_t **out, size_t *len,
+		      sp_err **err)
+{
+	const char *jwk = ctx;
+	*out = (uint8_t *)sp_xstrdup(jwk);
+	*len = strlen(jwk);
+	return 0;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -17,7 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (size < 1)
 		return 0;
-	uint8_t sel = data[0] % 7;
+	uint8_t sel = data[0] % 9;
 	data++;
 	size--;
 	sp_err *err = NULL;
@@ -45,7 +61,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (sp_json_parse(&j, data, size, "policy", &err) == 0) {
 			json_t *claims = json_pack("{s:s,s:s}", "host_data", "00", "measurement", "11");
 			sp_kbs_policy_validate(j, NULL);
-			sp_kbs_policy_check(j, "r/t/g", claims, NULL);
+			json_t *mm = json_pack("[s]", "11");
+			sp_kbs_policy_check(j, "r/t/g", claims, mm, NULL);
+			json_decref(mm);
 			json_decref(claims);
 			json_decref(j);
 		}
@@ -82,6 +100,46 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (sp_kbs_token_verify(&c, key, s, 0, &err) == 0)
 			json_decref(c);
 		free(s);
+		break;
+	}
+	case 7: {
+		json_t *j = NULL;
+		if (sp_json_parse(&j, data, size, "report", &err) == 0) {
+			uint8_t rep[SP_SNP_REPORT_LEN], back[SP_SNP_REPORT_LEN];
+			if (sp_kbs_sev_report_from_json(rep, j, &err) == 0) {
+				json_t *o = NULL;
+				/* Bytes built from an object re-encode to the same bytes. */
+				if (sp_kbs_sev_report_to_json(&o, rep, sizeof(rep), &err) < 0 ||
+				    sp_kbs_sev_report_from_json(back, o, &err) < 0 ||
+				    memcmp(rep, back, sizeof(rep)))
+					abort();
+				json_decref(o);
+			}
+			json_decref(j);
+		}
+		break;
+	}
+	case 8: {
+		static char *jwk;
+		if (!jwk) {
+			json_t *j = sp_kbs_key_public_jwk(key);
+			jwk = sp_json_dump_canonical(j);
+			json_decref(j);
+		}
+		sp_sealed_secret s;
+		if (sp_sealed_parse(&s, (const char *)data, size, &err) == 0) {
+			sp_sealed_opts o;
+			sp_sealed_opts_init(&o);
+			for (int sig = 0; sig < 2; sig++) {
+				uint8_t *out = NULL;
+				size_t len = 0;
+				o.require_signature = sig;
+				sp_err_clear(&err);
+				if (sp_sealed_unseal(&out, &len, &s, fake_fetch, jwk, &o, &err) == 0)
+					free(out);
+			}
+			sp_sealed_clear(&s);
+		}
 		break;
 	}
 	}

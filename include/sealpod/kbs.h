@@ -56,6 +56,13 @@ SP_PUBLIC json_t *sp_kbs_key_public_jwk(const sp_kbs_key *k);
 SP_PUBLIC int sp_kbs_jwk_parse(sp_kbs_key **out, const json_t *jwk,
 			       sp_err **err);
 
+/* ES256 (ECDSA P-256, SHA-256) over bytes, the signature as raw r||s. */
+SP_PUBLIC int sp_kbs_es256_sign(uint8_t out[64], const sp_kbs_key *key,
+				const void *data, size_t len, sp_err **err);
+SP_PUBLIC int sp_kbs_es256_verify(const sp_kbs_key *key, const void *data,
+				  size_t len, const uint8_t *sig, size_t sig_len,
+				  sp_err **err);
+
 /* ---- JWE (RFC 7516 JSON serialization, one recipient) ----------------- */
 
 /* Encrypts to recipient: A256GCM with a random key wrapped by
@@ -105,6 +112,20 @@ SP_PUBLIC int sp_kbs_attest_req_parse(sp_kbs_attest_req *out,
 				      sp_err **err);
 SP_PUBLIC void sp_kbs_attest_req_clear(sp_kbs_attest_req *r);
 
+/* The field-by-field JSON form of an SNP report that CoCo's guest
+ * components send as attestation_report: the serde layout of the virtee
+ * `sev` crate 6.x/7.x (docs/kbs.md). from_json rebuilds the 1184 bytes
+ * (reserved bytes zero) and checks they parse as a report; to_json is the
+ * inverse and refuses a report whose reserved bytes are not zero. */
+SP_PUBLIC int sp_kbs_sev_report_from_json(uint8_t out[SP_SNP_REPORT_LEN],
+					  const json_t *obj, sp_err **err);
+SP_PUBLIC int sp_kbs_sev_report_to_json(json_t **out, const uint8_t *report,
+					size_t len, sp_err **err);
+/* Rewrites evidence from sp_kbs_evidence_json (base64) in place into the
+ * sev form: the report as an object, each certificate's data as an array
+ * of byte values. */
+SP_PUBLIC int sp_kbs_evidence_to_sev(json_t *evidence, sp_err **err);
+
 /* "repo/type/tag" from a path below /kbs/v0/resource/: exactly three
  * components of [A-Za-z0-9_.-], none starting with '.'. */
 SP_PUBLIC int sp_kbs_resource_path_check(const char *path, sp_err **err);
@@ -116,14 +137,19 @@ SP_PUBLIC int sp_kbs_http_status(int code);
 SP_PUBLIC const char *sp_kbs_error_type(int code);
 
 /* ---- Resource policy ----------------------------------------------------
- * One rule per resource: {"host_data":[hex...],"measurements":[hex...]}
- * (at least one non-empty list). A request is allowed only when every list
- * present contains the attested value; no rule means deny. */
+ * One rule per resource: {"host_data":[hex...],"measurements":[hex...],
+ * "manifest_key": "<Ed25519 public key PEM>"} (at least one non-empty list
+ * or the key). A request is allowed only when every list present contains
+ * the attested value and, with manifest_key, the measurement is one that a
+ * release manifest signed by that key lists; no rule means deny. */
 SP_PUBLIC int sp_kbs_policy_validate(const json_t *rule, sp_err **err);
-/* claims: the broker's token claims (docs/kbs.md). Fails SP_ERR_DENIED
- * with a message naming the value that did not match. */
+/* claims: the broker's token claims (docs/kbs.md); manifest_measurements:
+ * the hex measurements listed by the stored manifests that verify under
+ * the rule's manifest_key (ignored without one; NULL = none). Fails
+ * SP_ERR_DENIED with a message naming the value that did not match. */
 SP_PUBLIC int sp_kbs_policy_check(const json_t *rule, const char *path,
-				  const json_t *claims, sp_err **err);
+				  const json_t *claims,
+				  const json_t *manifest_measurements, sp_err **err);
 
 /* ---- Attestation token (a JWT, ES256) --------------------------------- */
 
@@ -150,6 +176,23 @@ SP_PUBLIC int sp_kbs_store_put_policy(sp_kbs_store *s, const char *path,
 /* *rule = NULL (and 0) when the resource has no rule. */
 SP_PUBLIC int sp_kbs_store_get_policy(sp_kbs_store *s, const char *path,
 				      json_t **rule, sp_err **err);
+/* SP_ERR_NOT_FOUND when the resource had no rule. */
+SP_PUBLIC int sp_kbs_store_delete_policy(sp_kbs_store *s, const char *path,
+					 sp_err **err);
+/* Release manifests (admin uploads): id = hex SHA-256 of the manifest. */
+SP_PUBLIC int sp_kbs_store_put_manifest(sp_kbs_store *s, const char *id,
+					const char *key_id,
+					const uint8_t *manifest, size_t mlen,
+					const uint8_t *sig, size_t slen, sp_err **err);
+/* Calls fn for every stored manifest whose signature names key_id. */
+typedef int (*sp_kbs_manifest_fn)(void *ctx, const uint8_t *manifest,
+				  size_t mlen, const uint8_t *sig, size_t slen);
+SP_PUBLIC int sp_kbs_store_each_manifest(sp_kbs_store *s, const char *key_id,
+					 sp_kbs_manifest_fn fn, void *ctx,
+					 sp_err **err);
+/* *out = [{"path", "rule"}, ...] sorted by path. */
+SP_PUBLIC int sp_kbs_store_list_policies(sp_kbs_store *s, json_t **out,
+					 sp_err **err);
 
 typedef struct sp_kbs_session {
 	char id[40];     /* 32 hex digits */
@@ -194,8 +237,39 @@ typedef struct sp_kbs_client_opts {
 	int timeout_s;        /* per request; 0 = 30 */
 	const char *nonce_override; /* tests only: attest with this nonce */
 	const char *version_override; /* tests only: auth with this version */
+	bool sev_evidence;    /* send the evidence in the sev crate's object form */
 } sp_kbs_client_opts;
 SP_PUBLIC void sp_kbs_client_opts_init(sp_kbs_client_opts *o);
+
+/* An attestation with a broker: its token (a JWT), the session cookie and
+ * the ephemeral key the token names (resources come encrypted to it). */
+typedef struct sp_kbs_attestation {
+	char *token;
+	long lifetime;      /* the token's exp - iat in seconds; 0 if unknown */
+	char *session;
+	sp_kbs_key *key;
+} sp_kbs_attestation;
+SP_PUBLIC void sp_kbs_attestation_clear(sp_kbs_attestation *a);
+/* Auth and attest against url (as sp_kbs_client_get_resource). */
+SP_PUBLIC int sp_kbs_client_attest(sp_kbs_attestation *out, const char *url,
+				   const char *tee, sp_kbs_evidence_fn fn, void *ctx,
+				   const sp_kbs_client_opts *opts, sp_err **err);
+/* GET repo/type/tag with Authorization: Bearer token and decrypt the JWE
+ * with key (the private half of the token's tee-pubkey). Errors as
+ * sp_kbs_client_get_resource (an expired token: SP_ERR_APPRAISAL, 401). */
+SP_PUBLIC int sp_kbs_client_fetch(uint8_t **out, size_t *len, const char *url,
+				  const char *token, const sp_kbs_key *key,
+				  const char *repo, const char *type,
+				  const char *tag, const sp_kbs_client_opts *opts,
+				  sp_err **err);
+
+/* One admin API request (docs/kbs.md) with Authorization: Bearer
+ * admin_token: *status and the answer's body (NUL-terminated). Fails only
+ * when no HTTP answer came; the caller judges the status. */
+SP_PUBLIC int sp_kbs_admin_request(int *status, uint8_t **body_out, size_t *body_len,
+				   const char *url, const char *method, const char *path,
+				   const char *admin_token, const void *body, size_t len,
+				   const sp_kbs_client_opts *opts, sp_err **err);
 
 /* The whole RCAR handshake against url ("http[s]://host[:port]"): auth as
  * tee, attest with evidence from fn over an ephemeral EC P-256 key bound

@@ -26,6 +26,7 @@ int cmd_stop(int argc, char **argv); /* issue 10 */
 int cmd_simpsp(int argc, char **argv);
 int cmd_agent(int argc, char **argv); /* issue 8 */
 int cmd_kbs(int argc, char **argv);   /* key broker client */
+int cmd_release(int argc, char **argv); /* signed release manifests */
 
 /* One entry per line, each ending in a backslash; keep the end marker last. */
 #define SP_CLI_COMMANDS \
@@ -43,6 +44,7 @@ int cmd_kbs(int argc, char **argv);   /* key broker client */
 	{"exec", cmd_exec, "run a command in a pod's container (exec NAME [-c C] -- CMD...)"}, \
 	{"stop", cmd_stop, "stop a pod and remove it (stop NAME [--grace S])"}, \
 	{"kbs", cmd_kbs, "fetch a key broker resource as a guest would (kbs get-resource)"}, \
+	{"release", cmd_release, "sign and check release manifests (release sign|verify|key-id)"}, \
 	/* end of SP_CLI_COMMANDS */
 
 /* image store verbs (issue 9), called by cmd_image's dispatcher */

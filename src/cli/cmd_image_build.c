@@ -6,16 +6,19 @@
 #include "cli.h"
 #include "sealpod/guest.h"
 #include "sealpod/log.h"
+#include "sealpod/release.h"
 
 static void usage(void)
 {
 	fprintf(stderr,
 		"usage: sealpod image build [--output DIR] [--kernel PATH] [--modules DIR]\n"
 		"         [--agent PATH] [--debug] [--compress auto|gzip|zstd|none]\n"
-		"         [--append ARGS] [--ovmf FILE --vcpus N]\n"
+		"         [--append ARGS] [--ovmf FILE --vcpus N] [--sign KEY]\n"
 		"Writes vmlinuz, initrd.img, cmdline and manifest.json into DIR\n"
 		"(default: $SEALPOD_GUEST_DIR, else guest/ next to the sealpod program).\n"
-		"Entry times come from $SOURCE_DATE_EPOCH (default 0).\n");
+		"Entry times come from $SOURCE_DATE_EPOCH (default 0).\n"
+		"--sign KEY: Ed25519 private key (PEM) that signs manifest.json into\n"
+		"manifest.json.sig (docs/guest-image.md, signed release manifests).\n");
 }
 
 int cmd_image_build(int argc, char **argv)
@@ -30,6 +33,7 @@ int cmd_image_build(int argc, char **argv)
 		{"append", required_argument, NULL, 'A'},
 		{"ovmf", required_argument, NULL, 'O'},
 		{"vcpus", required_argument, NULL, 'v'},
+		{"sign", required_argument, NULL, 'S'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -39,6 +43,7 @@ int cmd_image_build(int argc, char **argv)
 	_cleanup_free_ char *def_agent = sp_guest_default_agent();
 	o.output_dir = def_out;
 	o.agent = def_agent;
+	const char *sign_key = NULL;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "o:k:a:dh", opts, NULL)) != -1) {
@@ -76,6 +81,7 @@ int cmd_image_build(int argc, char **argv)
 			o.vcpus = (unsigned)v;
 			break;
 		}
+		case 'S': sign_key = optarg; break;
 		case 'h': usage(); return 0;
 		default: usage(); return 2;
 		}
@@ -96,9 +102,25 @@ int cmd_image_build(int argc, char **argv)
 		o.mtime = (uint32_t)t;
 	}
 	_cleanup_err_ sp_err *err = NULL;
+	if (sign_key) {
+		/* Refuse a bad key before the (slow) build. */
+		sp_release_key *k = NULL;
+		if (sp_release_key_load_file(&k, sign_key, &err) < 0) {
+			fprintf(stderr, "sealpod image build: --sign: %s\n", sp_err_msg(err));
+			return 1;
+		}
+		sp_release_key_free(k);
+	}
 	if (sp_guest_build(&o, &err) < 0) {
 		fprintf(stderr, "sealpod image build: %s\n", sp_err_msg(err));
 		return 1;
+	}
+	if (sign_key) {
+		_cleanup_free_ char *mp = sp_xasprintf("%s/" SP_GUEST_MANIFEST, o.output_dir);
+		if (sp_release_sign_file(mp, sign_key, &err) < 0) {
+			fprintf(stderr, "sealpod image build: --sign: %s\n", sp_err_msg(err));
+			return 1;
+		}
 	}
 	printf("%s\n", o.output_dir);
 	return 0;

@@ -9,6 +9,7 @@
 #include "sealpod/codec.h"
 #include "sealpod/file.h"
 #include "sealpod/json.h"
+#include "sealpod/release.h"
 #include "sealpod/snp.h"
 
 #define MAX_INPUT (1024 * 1024)
@@ -24,8 +25,12 @@ static void usage(FILE *f)
 		"         [--expect-measurement HEX ...] [--allow-debug]\n"
 		"         [--min-tcb bl=N,tee=N,snp=N,ucode=N[,fmc=N]] "
 		"[--vmpl N] [--min-guest-svn N]\n"
+		"         [--manifest FILE --manifest-key PUB [--manifest-sig SIG]]\n"
 		"R: the 1184-byte report, raw or hex. TIME: seconds since the "
-		"epoch or YYYY-MM-DD[THH:MM:SSZ].\n");
+		"epoch or YYYY-MM-DD[THH:MM:SSZ].\n"
+		"--manifest: accept the report only if its measurement is one the release\n"
+		"manifest FILE lists, and only if SIG (default FILE.sig) is PUB's Ed25519\n"
+		"signature over FILE (docs/guest-image.md).\n");
 }
 
 /* A report file may hold the raw bytes or their hex. */
@@ -108,18 +113,23 @@ int cmd_verify(int argc, char **argv)
 		{"min-tcb", required_argument, NULL, 't'},
 		{"vmpl", required_argument, NULL, 'V'},
 		{"min-guest-svn", required_argument, NULL, 'g'},
+		{"manifest", required_argument, NULL, 'm'},
+		{"manifest-key", required_argument, NULL, 'k'},
+		{"manifest-sig", required_argument, NULL, 's'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	sp_snp_appraisal a;
 	sp_snp_appraisal_init(&a);
 	const char *report = NULL, *sim_root = NULL, *kds = NULL;
+	const char *manifest = NULL, *manifest_key = NULL, *manifest_sig = NULL;
 	const char *vek[4], *chains[8], *tables[4];
 	size_t n_vek = 0, n_chain = 0, n_table = 0, n_meas = 0;
 	bool offline = false;
 	_cleanup_free_ uint8_t(*meas)[48] = sp_xcalloc((size_t)argc + 1, 48);
 	_cleanup_err_ sp_err *err = NULL;
 	_cleanup_free_ uint8_t *raw = NULL;
+	_cleanup_json_ json_t *rel = NULL; /* the verified release manifest */
 	char *end;
 	int c;
 	optind = 1;
@@ -199,9 +209,17 @@ int cmd_verify(int argc, char **argv)
 		case 'g':
 			a.min_guest_svn = (uint32_t)strtoul(optarg, &end, 0);
 			break;
+		case 'm': manifest = optarg; break;
+		case 'k': manifest_key = optarg; break;
+		case 's': manifest_sig = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
+	}
+	if (!manifest != !manifest_key || (manifest_sig && !manifest)) {
+		fprintf(stderr, "sealpod verify: --manifest and --manifest-key go together "
+				"(--manifest-sig needs them)\n");
+		return 2;
 	}
 	if (optind != argc || !report) {
 		fprintf(stderr, "sealpod verify: --report is required\n");
@@ -211,6 +229,14 @@ int cmd_verify(int argc, char **argv)
 	a.measurements = (const uint8_t(*)[48])meas;
 	a.n_measurements = n_meas;
 
+	/* The signed manifest first: a tampered one, or one signed by another
+	 * key, is refused whatever the report says. */
+	if (manifest) {
+		_cleanup_release_key_ sp_release_key *k = NULL;
+		if (sp_release_key_load_file(&k, manifest_key, &err) < 0 ||
+		    sp_release_verify_files(&rel, k, manifest, manifest_sig, &err) < 0)
+			goto fail;
+	}
 	size_t len = 0;
 	if (load_report(report, &raw, &len, &err) < 0)
 		goto fail;
@@ -242,6 +268,38 @@ int cmd_verify(int argc, char **argv)
 	sp_snp_verifier_free(v);
 	if (rc < 0)
 		goto fail;
+	if (rel) {
+		/* Hardware reports against launch_measurement, sim reports
+		 * against sim_launch_measurement. */
+		json_t *ver = json_object_get(claims, "verified");
+		bool sim = json_is_true(json_object_get(ver, "sim"));
+		_cleanup_free_ uint8_t(*want)[48] = NULL;
+		size_t nw = 0;
+		bool found = false;
+		if (sp_release_measurements(&want, &nw, rel, sim, &err) < 0) {
+			json_decref(claims);
+			goto fail;
+		}
+		for (size_t i = 0; i < nw; i++)
+			found |= sp_memeq_ct(want[i], raw + 0x90, 48);
+		if (!found) {
+			char hex[97];
+			sp_hex_encode(hex, raw + 0x90, 48);
+			sp_error(&err, SP_ERR_APPRAISAL,
+				 "release manifest: the report's measurement %s is not one %s "
+				 "lists (%s)", hex, manifest,
+				 nw ? (sim ? "snp.sim_launch_measurement"
+					   : "snp.launch_measurement")
+				    : (sim ? "it has no snp.sim_launch_measurement"
+					   : "it has no snp.launch_measurement"));
+			json_decref(claims);
+			goto fail;
+		}
+		json_object_set_new(claims, "release_manifest",
+				    json_pack("{s:s,s:s}", "file", manifest, "measurement",
+					      sim ? "sim_launch_measurement"
+						  : "launch_measurement"));
+	}
 	char *s = sp_json_dump_pretty(claims);
 	json_decref(claims);
 	printf("%s\n", s);

@@ -8,8 +8,10 @@
 #include "server.h"
 #include "sealpod/bytes.h"
 #include "sealpod/codec.h"
+#include "sealpod/hash.h"
 #include "sealpod/json.h"
 #include "sealpod/log.h"
+#include "sealpod/release.h"
 
 #define PREFIX "/kbs/v0/"
 
@@ -249,6 +251,59 @@ out:
 	return res;
 }
 
+struct manifest_walk {
+	const sp_release_key *key;
+	bool sim;
+	json_t *measurements; /* hex strings */
+};
+
+static int collect_manifest(void *ctx, const uint8_t *m, size_t ml, const uint8_t *sig,
+			    size_t sl)
+{
+	struct manifest_walk *w = ctx;
+	_cleanup_json_ json_t *man = NULL;
+	_cleanup_err_ sp_err *err = NULL;
+	_cleanup_free_ uint8_t(*meas)[48] = NULL;
+	size_t n = 0;
+	/* A manifest that does not verify under the rule's key lists nothing. */
+	if (sp_release_verify(&man, w->key, m, ml, sig, sl, &err) < 0 ||
+	    sp_release_measurements(&meas, &n, man, w->sim, &err) < 0) {
+		sp_log_warn("release manifest skipped: %s", sp_err_msg(err));
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char hex[97];
+		sp_hex_encode(hex, meas[i], 48);
+		json_array_append_new(w->measurements, json_string(hex));
+	}
+	return 0;
+}
+
+/* The measurements the stored release manifests signed by the rule's
+ * manifest_key list, for the report kind of the claims (sim or hardware). */
+static int manifest_measurements(struct kbs_config *cfg, const json_t *rule,
+				 const json_t *claims, json_t **out, sp_err **err)
+{
+	*out = NULL;
+	json_t *mk = json_object_get(rule, "manifest_key");
+	if (!json_is_string(mk))
+		return 0;
+	_cleanup_release_key_ sp_release_key *key = NULL;
+	if (sp_release_key_load(&key, (const uint8_t *)json_string_value(mk),
+				json_string_length(mk), err) < 0)
+		return sp_error(err, SP_ERR_DENIED, "the resource's manifest_key is not usable");
+	const char *tee = json_string_value(json_object_get(claims, "tee"));
+	struct manifest_walk w = {.key = key, .sim = tee && !strcmp(tee, "sim"),
+				  .measurements = json_array()};
+	if (sp_kbs_store_each_manifest(cfg->store, sp_release_key_id(key), collect_manifest, &w,
+				       err) < 0) {
+		json_decref(w.measurements);
+		return (*err)->code;
+	}
+	*out = w.measurements;
+	return 0;
+}
+
 static enum MHD_Result get_resource(struct kbs_config *cfg, struct MHD_Connection *conn,
 				    const char *path)
 {
@@ -281,8 +336,10 @@ static enum MHD_Result get_resource(struct kbs_config *cfg, struct MHD_Connectio
 		claims = json_incref(s.claims);
 		sp_kbs_session_clear(&s);
 	}
+	_cleanup_json_ json_t *mm = NULL;
 	if (sp_kbs_store_get_policy(cfg->store, path, &rule, &err) < 0 ||
-	    sp_kbs_policy_check(rule, path, claims, &err) < 0 ||
+	    manifest_measurements(cfg, rule, claims, &mm, &err) < 0 ||
+	    sp_kbs_policy_check(rule, path, claims, mm, &err) < 0 ||
 	    sp_kbs_store_get_resource(cfg->store, path, &data, &len, &err) < 0 ||
 	    sp_kbs_jwk_parse(&pk, json_object_get(claims, "tee-pubkey"), &err) < 0 ||
 	    sp_kbs_jwe_encrypt(&jwe, pk, data, len, &err) < 0)
@@ -325,6 +382,99 @@ static enum MHD_Result put_policy(struct kbs_config *cfg, struct MHD_Connection 
 	return send_json(conn, 200, ok, NULL);
 }
 
+/* POST /kbs/v0/manifest: {"manifest": "<base64 of manifest.json>",
+ * "signature": <the manifest.json.sig object, or its text>}. Stored under
+ * the SHA-256 of the manifest; rules naming the signing key accept the
+ * measurements it lists (checked against the key at request time). */
+static enum MHD_Result put_manifest(struct kbs_config *cfg, struct MHD_Connection *conn,
+				    struct req *rq)
+{
+	_cleanup_err_ sp_err *err = NULL;
+	_cleanup_json_ json_t *j = NULL;
+	_cleanup_free_ uint8_t *man = NULL;
+	_cleanup_free_ char *sig_text = NULL;
+	const char *m64 = NULL;
+	size_t ml = 0;
+	sp_release_sig sig;
+	if (!admin_ok(cfg, conn, &err) ||
+	    sp_json_parse(&j, rq->body.data, rq->body.len, "manifest upload", &err) < 0 ||
+	    sp_json_get_string(j, "manifest", true, &m64, "manifest upload", &err) < 0)
+		return fail(conn, "admin manifest", err);
+	json_t *sj = json_object_get(j, "signature");
+	if (json_is_string(sj))
+		sig_text = sp_xstrdup(json_string_value(sj));
+	else if (json_is_object(sj))
+		sig_text = sp_json_dump_canonical(sj);
+	else {
+		sp_error(&err, SP_ERR_PARSE,
+			 "manifest upload: signature: want the manifest.json.sig object");
+		return fail(conn, "admin manifest", err);
+	}
+	if (sp_base64_decode(&man, &ml, m64, strlen(m64), SP_B64_STD, &err) < 0 ||
+	    sp_release_sig_parse(&sig, sig_text, strlen(sig_text), &err) < 0) {
+		sp_error_wrap(&err, "manifest upload");
+		return fail(conn, "admin manifest", err);
+	}
+	uint8_t h[32];
+	char id[65];
+	sp_sha256(h, man, ml);
+	sp_hex_encode(id, h, 32);
+	if (!sp_memeq_ct(h, sig.manifest_sha256, 32)) {
+		sp_error(&err, SP_ERR_PARSE,
+			 "manifest upload: the signature is for another manifest (its "
+			 "manifest_sha256 differs)");
+		return fail(conn, "admin manifest", err);
+	}
+	if (sp_kbs_store_put_manifest(cfg->store, id, sig.key_id, man, ml, (uint8_t *)sig_text,
+				      strlen(sig_text), &err) < 0)
+		return fail(conn, "admin manifest", err);
+	sp_log_info("admin: release manifest %.16s... stored (key %s)", id, sig.key_id);
+	_cleanup_json_ json_t *ok = json_pack("{s:s,s:s}", "stored", id, "key_id", sig.key_id);
+	return send_json(conn, 200, ok, NULL);
+}
+
+/* GET /kbs/v0/resource-policy: {"policies": [{"path", "rule"}, ...]};
+ * GET /kbs/v0/resource-policy/<r>/<t>/<g>: {"path", "rule"} or 404. Admin
+ * only: the rules say which pod policies get which secrets. */
+static enum MHD_Result get_policy(struct kbs_config *cfg, struct MHD_Connection *conn,
+				  const char *path)
+{
+	_cleanup_err_ sp_err *err = NULL;
+	_cleanup_json_ json_t *rule = NULL, *all = NULL, *reply = NULL;
+	if (!admin_ok(cfg, conn, &err))
+		return fail(conn, "admin resource-policy", err);
+	if (!path) {
+		if (sp_kbs_store_list_policies(cfg->store, &all, &err) < 0)
+			return fail(conn, "admin resource-policy", err);
+		reply = json_pack("{s:O}", "policies", all);
+		return send_json(conn, 200, reply, NULL);
+	}
+	if (sp_kbs_resource_path_check(path, &err) < 0 ||
+	    sp_kbs_store_get_policy(cfg->store, path, &rule, &err) < 0)
+		return fail(conn, "admin resource-policy", err);
+	if (!rule) {
+		sp_error(&err, SP_ERR_NOT_FOUND,
+			 "resource %s has no policy (access to it is denied)", path);
+		return fail(conn, "admin resource-policy", err);
+	}
+	reply = json_pack("{s:s,s:O}", "path", path, "rule", rule);
+	return send_json(conn, 200, reply, NULL);
+}
+
+/* DELETE /kbs/v0/resource-policy/<r>/<t>/<g>: the resource is then denied
+ * to everyone again (no rule means deny). */
+static enum MHD_Result delete_policy(struct kbs_config *cfg, struct MHD_Connection *conn,
+				     const char *path)
+{
+	_cleanup_err_ sp_err *err = NULL;
+	if (!admin_ok(cfg, conn, &err) || sp_kbs_resource_path_check(path, &err) < 0 ||
+	    sp_kbs_store_delete_policy(cfg->store, path, &err) < 0)
+		return fail(conn, "admin resource-policy", err);
+	sp_log_info("admin: policy for %s deleted", path);
+	_cleanup_json_ json_t *ok = json_pack("{s:s}", "deleted", path);
+	return send_json(conn, 200, ok, NULL);
+}
+
 /* ---- Dispatch ------------------------------------------------------------------ */
 
 enum MHD_Result kbs_handle(void *cls, struct MHD_Connection *conn, const char *url,
@@ -357,8 +507,21 @@ enum MHD_Result kbs_handle(void *cls, struct MHD_Connection *conn, const char *u
 		return do_auth(cfg, conn, rq);
 	if (post && !strcmp(url, PREFIX "attest"))
 		return do_attest(cfg, conn, rq);
+	bool del = !strcmp(method, "DELETE");
+	const char *pol_path = !strncmp(url, PREFIX "resource-policy/",
+					strlen(PREFIX "resource-policy/"))
+				       ? url + strlen(PREFIX "resource-policy/")
+				       : NULL;
 	if (post && !strcmp(url, PREFIX "resource-policy"))
 		return put_policy(cfg, conn, rq);
+	if (post && !strcmp(url, PREFIX "manifest"))
+		return put_manifest(cfg, conn, rq);
+	if (get && !strcmp(url, PREFIX "resource-policy"))
+		return get_policy(cfg, conn, NULL);
+	if (get && pol_path)
+		return get_policy(cfg, conn, pol_path);
+	if (del && pol_path)
+		return delete_policy(cfg, conn, pol_path);
 	if (is_res && get)
 		return get_resource(cfg, conn, url + strlen(PREFIX "resource/"));
 	if (is_res && post)

@@ -647,7 +647,8 @@ CDH_POD = None
 def cdh_pod_yaml():
     """agentpod's pod with the reader allowed to fetch resources."""
     import agentpod
-    execs = {"reader": [agentpod.READER_EXEC, CDH_GOOD, CDH_OTHER, agentpod.CAPS_EXEC]}
+    execs = {"reader": [agentpod.READER_EXEC, CDH_GOOD, CDH_OTHER, agentpod.CAPS_EXEC,
+                        AA_TOKEN]}
     old = agentpod.POD.split("\n")
     out = []
     for line in old:
@@ -661,6 +662,7 @@ CDH_URL = "http://127.0.0.1:8006/cdh/resource/"
 CDH_GOOD = ["/bin/wget", "-q", "-O", "-", CDH_URL + "r/t/k"]
 CDH_OTHER = ["/bin/sh", "-c", "wget -q -O - %sr/t/other 2>&1; echo status=$?" % CDH_URL]
 CDH_SECRET = b"the pod's secret\x00\xff\n"
+AA_TOKEN = ["/bin/wget", "-q", "-O", "-", "http://127.0.0.1:8006/aa/token?token_type=kbs"]
 
 
 def pod_http_get(t, pod_ns, path):
@@ -674,6 +676,59 @@ def pod_http_get(t, pod_ns, path):
     t.eq(r.returncode, 0, "GET %s in the pod's namespace: %s" % (path, r.stderr))
     status, _, body = r.stdout.partition("\n")
     return int(status), body
+
+
+TOKEN_TTL = 15
+
+
+def aa_token_checks(t, pod_ns, url, port, in_container):
+    """/aa/token?token_type=kbs from the pod's namespace right after the
+    container's: the same cached token and key, which a workload uses
+    against the broker itself. Returns the answer (for aa_token_expiry)."""
+    import test_kbs
+    tok = in_container
+    t.eq(sorted(tok), ["tee_keypair", "token"], "CoCo's answer members")
+    t.eq(tok["token"].count("."), 2, "a JWT")
+    t.check("PRIVATE KEY" in tok["tee_keypair"], "the key as PEM", tok["tee_keypair"][:40])
+    status, body = pod_http_get(t, pod_ns, "/aa/token?token_type=kbs")
+    t.eq(status, 200, "/aa/token: %s" % body)
+    t.eq(json.loads(body), tok, "the cached token and key, as the container got them")
+    status, body = pod_http_get(t, pod_ns, "/aa/token?token_type=other")
+    t.eq(status, 400, "token_type other")
+    # A workload-like client: the token as bearer, the key to decrypt.
+    with open(t.path("token.json"), "w") as f:
+        f.write(json.dumps(tok))
+    r = t.run(aa_kbs_get(t, url) + ["r/t/k"])
+    t.eq(r.returncode, 0, "resource with the agent's token: " + r.stderr)
+    with open(t.path("res.bin"), "rb") as f:
+        t.eq(f.read(), CDH_SECRET, "the secret through the token")
+    r = t.run(aa_kbs_get(t, url) + ["r/t/other"])
+    t.check(r.returncode == 1 and "403" in r.stderr, "the token's claims still bind HOST_DATA",
+            r.stderr)
+    status, _, _ = test_kbs.request(port, "GET", "/kbs/v0/resource/r/t/k",
+                                    headers={"Authorization": "Bearer " + tok["token"][:-4]
+                                             + "AAAA"})
+    t.eq(status, 401, "a changed token")
+    return tok
+
+
+def aa_kbs_get(t, url):
+    return [t.prog("sealpod"), "kbs", "get-resource", "--url", url, "--token-json",
+            t.path("token.json"), "--out", t.path("res.bin")]
+
+
+def aa_token_expiry(t, pod_ns, url, tok, since):
+    """Past the token's lifetime: the broker refuses it, /cdh/resource
+    attests again, /aa/token hands out a new token."""
+    time.sleep(max(0.0, since + TOKEN_TTL + 1 - time.time()))
+    r = t.run(aa_kbs_get(t, url) + ["r/t/k"])
+    t.check(r.returncode == 1 and "401" in r.stderr, "expired token refused", r.stderr)
+    status, body = pod_http_get(t, pod_ns, "/cdh/resource/r/t/other")
+    t.check(status == 403 and "host_data" in body.lower(),
+            "after expiry /cdh/resource attests again (the policy then refuses)", body)
+    status, body = pod_http_get(t, pod_ns, "/aa/token?token_type=kbs")
+    t.eq(status, 200, "/aa/token after expiry")
+    t.check(json.loads(body)["token"] != tok["token"], "a new token after expiry")
 
 
 def test_cdh_resource_from_kbs_native(t):
@@ -695,9 +750,11 @@ def test_cdh_resource_from_kbs_native(t):
     t.admin_file = t.path("admin.token")
     with open(t.admin_file, "w") as f:
         f.write(t.admin_token + "\n")
+    # Tokens live TOKEN_TTL seconds, so the test sees the agent's cache expire.
     url, port = test_kbs.start_kbs(t, "kbs", ["--allow-sim", "--sim-root",
                                               os.path.join(state, "ark.pem"),
-                                              "--allow-measurement", meas])
+                                              "--allow-measurement", meas,
+                                              "--session-ttl", str(TOKEN_TTL)])
     pod = agentpod.Pod(t, gen_args=["--kbs", url], yaml_text=cdh_pod_yaml(), prefix="cdh")
     t.eq(json.loads(pod.policy)["kbs"], {"url": url}, "policy.kbs from --kbs")
     sock = t.path("psp-cdh.sock")
@@ -720,6 +777,16 @@ def test_cdh_resource_from_kbs_native(t):
     seen = []
 
     def fetch():
+        pod_ns = os.path.join(t.path("state"), "sandbox", "ns", "network")
+        # The token from inside the container (busybox wget), as a workload
+        # gets it; this is the agent's first attestation with the broker.
+        since = time.time()
+        c.call("ExecProcess", container_id="r", exec_id="token",
+               process=pod.process("reader", AA_TOKEN), timeout_s=30)
+        out = agentpod.read_all(c, "r", "token", timeout_s=60)
+        t.eq(first(c.call("WaitProcess", container_id="r", exec_id="token", timeout_s=60), 1,
+                   0), 0, "wget of /aa/token: status")
+        tok = aa_token_checks(t, pod_ns, url, port, json.loads(out))
         c.call("ExecProcess", container_id="r", exec_id="good",
                process=pod.process("reader", CDH_GOOD), timeout_s=30)
         out = agentpod.read_all(c, "r", "good", timeout_s=60)
@@ -730,7 +797,6 @@ def test_cdh_resource_from_kbs_native(t):
                process=pod.process("reader", CDH_OTHER), timeout_s=30)
         out = agentpod.read_all(c, "r", "other", timeout_s=60).decode()
         t.check("403" in out and "status=1" in out, "r/t/other refused with 403", out)
-        pod_ns = os.path.join(t.path("state"), "sandbox", "ns", "network")
         status, body = pod_http_get(t, pod_ns, "/cdh/resource/r/t/other")
         t.eq(status, 403, "r/t/other: status")
         msg = json.loads(body)["error"]
@@ -738,6 +804,7 @@ def test_cdh_resource_from_kbs_native(t):
                 "403 names the broker and its answer", msg)
         status, body = pod_http_get(t, pod_ns, "/cdh/resource/r/t/missing")
         t.eq(status, 404, "r/t/missing: status (%s)" % body)
+        aa_token_expiry(t, pod_ns, url, tok, since)
         seen.append(True)
 
     agentpod.run(t, c, pod, pod.disk, during=fetch)

@@ -3,6 +3,8 @@
  * on 127.0.0.1:8006 in the pod's network namespace, with the paths
  * Confidential Containers workloads use (api-server-rest):
  *   GET /aa/evidence?runtime_data=...   a TEE report binding runtime_data
+ *   GET /aa/token?token_type=kbs        the key broker's attestation token
+ *                                       and the key it names (cached)
  *   GET /cdh/resource/<repo>/<type>/<tag>  a resource from the key broker
  *                                          the policy names (policy.kbs)
  * One request per connection, GET only, no body, head at most 8 KiB, a
@@ -39,7 +41,20 @@
 struct attest_kbs {
 	char *url;
 	char *ca_file; /* NULL for http */
+	/* The cached attestation (token + ephemeral key) and when it stops
+	 * being used (monotonic ns). Only the endpoint's thread touches it
+	 * (and the agent's teardown after that thread stopped). */
+	sp_kbs_attestation att;
+	uint64_t att_until;
 };
+
+/* A token is used until this much of its lifetime is left: a tenth of it,
+ * at most 30 s, so a request does not reach the broker just as it expires. */
+static uint64_t token_margin_s(long lifetime)
+{
+	long m = lifetime / 10;
+	return (uint64_t)(m > 30 ? 30 : m);
+}
 
 struct attest_server {
 	int fd;
@@ -194,6 +209,7 @@ void attest_kbs_free(sp_agent *a)
 		return;
 	free(k->url);
 	free(k->ca_file);
+	sp_kbs_attestation_clear(&k->att);
 	free(k);
 	a->kbs = NULL;
 }
@@ -212,39 +228,132 @@ static int agent_kbs_evidence(void *ctx, const uint8_t report_data[SP_TEE_REPORT
 	return sp_kbs_evidence_json(rep, rl, certs, cl, evidence, err);
 }
 
-/* Asks the policy's key broker for repo/type/tag, attesting with this
- * guest's TEE; the broker's refusal becomes 404, 403 or 502. */
-static void fetch_resource(sp_agent *a, const char *repo, const char *type, const char *tag,
-			   sp_buf *resp)
+/* The broker the policy names, or an answer saying why there is none. */
+static struct attest_kbs *kbs_or_respond(sp_agent *a, sp_buf *resp)
 {
 	struct attest_kbs *k = __atomic_load_n(&a->kbs, __ATOMIC_ACQUIRE);
 	if (!k) {
 		respond_error(resp, 501, "Not Implemented",
 			      "no key broker is configured: the pod policy has no `kbs` field (sealpod policy gen --kbs URL); see docs/policy.md");
-		return;
+		return NULL;
 	}
 	if (!a->have_tee) {
 		respond_error(resp, 503, "Service Unavailable",
 			      "this guest has no TEE to attest to the key broker (agent started with --tee none)");
+		return NULL;
+	}
+	return k;
+}
+
+static void kbs_opts(const struct attest_kbs *k, sp_kbs_client_opts *o)
+{
+	sp_kbs_client_opts_init(o);
+	o->ca_file = k->ca_file;
+	o->timeout_s = KBS_TIMEOUT_S;
+}
+
+/* The cached attestation with the broker, or a fresh one (RCAR with this
+ * guest's TEE) when there is none or its token is near its expiry. A
+ * token without exp/iat is not cached. */
+static int kbs_attestation(sp_agent *a, struct attest_kbs *k, bool fresh, sp_err **err)
+{
+	uint64_t now = sp_now_ns();
+	if (!fresh && k->att.token && now < k->att_until)
+		return 0;
+	sp_kbs_attestation_clear(&k->att);
+	k->att_until = 0;
+	sp_kbs_client_opts o;
+	kbs_opts(k, &o);
+	int r = sp_kbs_client_attest(&k->att, k->url, a->tee.kind, agent_kbs_evidence, a, &o,
+				     err);
+	if (r < 0)
+		return r;
+	uint64_t keep = (uint64_t)k->att.lifetime - token_margin_s(k->att.lifetime);
+	k->att_until = now + keep * 1000000000u;
+	sp_log_info("key broker %s: attested, token valid for %ld s", k->url, k->att.lifetime);
+	return 0;
+}
+
+/* The broker's error as this endpoint's answer: 404, 403 or 502. */
+static void respond_broker_error(sp_buf *resp, const struct attest_kbs *k, const sp_err *e)
+{
+	_cleanup_free_ char *msg = sp_xasprintf("key broker %s: %s", k->url, sp_err_msg(e));
+	if (e->code == SP_ERR_NOT_FOUND)
+		respond_error(resp, 404, "Not Found", msg);
+	else if (e->code == SP_ERR_DENIED)
+		respond_error(resp, 403, "Forbidden", msg);
+	else
+		respond_error(resp, 502, "Bad Gateway", msg);
+}
+
+/* GET /aa/token?token_type=kbs: {"token", "tee_keypair"} as CoCo's
+ * attestation agent answers it — the broker's token and the PEM of the
+ * private key whose public half the token names, so the workload can
+ * decrypt what the broker releases to that token. */
+static void handle_token(sp_agent *a, const char *q, size_t qn, sp_buf *resp)
+{
+	_cleanup_buf_ sp_buf tt = SP_BUF_INIT;
+	bool bad;
+	if (!query_get(q, qn, "token_type", &tt, &bad)) {
+		respond_error(resp, 400, "Bad Request",
+			      bad ? "token_type is not validly percent-encoded"
+				  : "missing query parameter token_type (kbs)");
 		return;
 	}
+	if (tt.len != 3 || memcmp(tt.data, "kbs", 3)) {
+		respond_error(resp, 400, "Bad Request",
+			      "token_type: only `kbs` (the key broker's attestation token) is served");
+		return;
+	}
+	struct attest_kbs *k = kbs_or_respond(a, resp);
+	if (!k)
+		return;
+	_cleanup_err_ sp_err *e = NULL;
+	if (kbs_attestation(a, k, false, &e) < 0) {
+		sp_log_warn("/aa/token: %s", sp_err_msg(e));
+		respond_broker_error(resp, k, e);
+		return;
+	}
+	_cleanup_free_ char *pem = sp_kbs_key_to_pem(k->att.key);
+	json_t *j = json_pack("{s:s,s:s}", "token", k->att.token, "tee_keypair", pem);
+	char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(j);
+	respond(resp, 200, "OK", "application/json", s ? s : "{}");
+	free(s);
+}
+
+/* Asks the policy's key broker for repo/type/tag with the cached token
+ * (attesting with this guest's TEE when there is none); a 401 on a cached
+ * token (expired, or the broker restarted with another key) gets one
+ * fresh attestation. The broker's refusal becomes 404, 403 or 502. */
+static void fetch_resource(sp_agent *a, const char *repo, const char *type, const char *tag,
+			   sp_buf *resp)
+{
+	struct attest_kbs *k = kbs_or_respond(a, resp);
+	if (!k)
+		return;
 	sp_kbs_client_opts o;
-	sp_kbs_client_opts_init(&o);
-	o.ca_file = k->ca_file;
-	o.timeout_s = KBS_TIMEOUT_S;
+	kbs_opts(k, &o);
 	_cleanup_free_ uint8_t *data = NULL;
 	size_t dlen = 0;
 	_cleanup_err_ sp_err *e = NULL;
-	if (sp_kbs_client_get_resource(&data, &dlen, k->url, a->tee.kind, agent_kbs_evidence, a,
-				       repo, type, tag, &o, &e) < 0) {
+	bool cached = k->att.token && sp_now_ns() < k->att_until;
+	int r = kbs_attestation(a, k, false, &e);
+	if (r == 0)
+		r = sp_kbs_client_fetch(&data, &dlen, k->url, k->att.token, k->att.key, repo, type,
+					tag, &o, &e);
+	if (r < 0 && cached && e->code == SP_ERR_APPRAISAL) {
+		sp_log_info("/cdh/resource: the cached token was refused (%s); attesting again",
+			    sp_err_msg(e));
+		sp_err_clear(&e);
+		r = kbs_attestation(a, k, true, &e);
+		if (r == 0)
+			r = sp_kbs_client_fetch(&data, &dlen, k->url, k->att.token, k->att.key, repo,
+						type, tag, &o, &e);
+	}
+	if (r < 0) {
 		sp_log_warn("/cdh/resource/%s/%s/%s: %s", repo, type, tag, sp_err_msg(e));
-		_cleanup_free_ char *msg = sp_xasprintf("key broker %s: %s", k->url, sp_err_msg(e));
-		if (e->code == SP_ERR_NOT_FOUND)
-			respond_error(resp, 404, "Not Found", msg);
-		else if (e->code == SP_ERR_DENIED)
-			respond_error(resp, 403, "Forbidden", msg);
-		else
-			respond_error(resp, 502, "Bad Gateway", msg);
+		respond_broker_error(resp, k, e);
 		return;
 	}
 	respond_bytes(resp, 200, "OK", "application/octet-stream", data, dlen);
@@ -326,11 +435,11 @@ void attest_handle(sp_agent *a, const uint8_t *req, size_t len, sp_buf *resp)
 		return;
 	}
 	if (pl == 9 && !memcmp(t, "/aa/token", 9)) {
-		respond_error(resp, 501, "Not Implemented",
-			      "attestation tokens need a key broker (KBS), not configured yet; see docs/agent.md");
+		handle_token(a, q, qn, resp);
 		return;
 	}
-	respond_error(resp, 404, "Not Found", "unknown path; served: /aa/evidence, /cdh/resource/...");
+	respond_error(resp, 404, "Not Found",
+		      "unknown path; served: /aa/evidence, /aa/token, /cdh/resource/...");
 }
 
 /* stop_fd: readable when the server must stop (a slow client must not

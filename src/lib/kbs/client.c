@@ -86,30 +86,56 @@ static int broker_error(const struct kbs_http_resp *resp, const char *step, sp_e
 			detail ? detail : "(no detail)");
 }
 
-int sp_kbs_client_get_resource(uint8_t **out, size_t *len, const char *url, const char *tee,
-			       sp_kbs_evidence_fn fn, void *ctx, const char *repo,
-			       const char *type, const char *tag, const sp_kbs_client_opts *opts,
-			       sp_err **err)
+void sp_kbs_attestation_clear(sp_kbs_attestation *a)
+{
+	free(a->token);
+	free(a->session);
+	if (a->key)
+		sp_kbs_key_free(a->key);
+	memset(a, 0, sizeof(*a));
+}
+
+/* exp - iat of a JWT, read without checking its signature (the caller
+ * only uses it to know when to ask again); 0 if either is missing. */
+static long token_lifetime(const char *token)
+{
+	const char *d1 = strchr(token, '.');
+	const char *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+	_cleanup_free_ uint8_t *cb = NULL;
+	size_t cl = 0;
+	_cleanup_json_ json_t *c = NULL;
+	if (!d2 || sp_base64_decode(&cb, &cl, d1 + 1, (size_t)(d2 - d1 - 1), SP_B64_URL, NULL) < 0 ||
+	    sp_json_parse(&c, cb, cl, "token claims", NULL) < 0)
+		return 0;
+	json_t *exp = json_object_get(c, "exp"), *iat = json_object_get(c, "iat");
+	if (!json_is_integer(exp) || !json_is_integer(iat) ||
+	    json_integer_value(exp) <= json_integer_value(iat))
+		return 0;
+	json_int_t l = json_integer_value(exp) - json_integer_value(iat);
+	return l > 86400 * 365 ? 86400 * 365 : (long)l;
+}
+
+int sp_kbs_client_attest(sp_kbs_attestation *out, const char *url, const char *tee,
+			 sp_kbs_evidence_fn fn, void *ctx, const sp_kbs_client_opts *opts,
+			 sp_err **err)
 {
 	sp_kbs_client_opts dflt;
 	if (!opts) {
 		sp_kbs_client_opts_init(&dflt);
 		opts = &dflt;
 	}
-	_cleanup_free_ char *rpath = sp_xasprintf("%s/%s/%s", repo, type, tag);
-	int r;
-	if ((r = sp_kbs_resource_path_check(rpath, err)) < 0)
-		return r;
+	memset(out, 0, sizeof(*out));
 	struct kbs_url u;
+	int r;
 	if ((r = kbs_url_parse(&u, url, err)) < 0)
 		return r;
 	struct kbs_http_resp resp = {0};
 	_cleanup_free_ char *session = NULL, *cookie = NULL;
 	_cleanup_kbs_key_ sp_kbs_key *key = NULL;
-	_cleanup_json_ json_t *jwk = NULL, *ch = NULL, *evidence = NULL, *jwe = NULL;
+	_cleanup_json_ json_t *jwk = NULL, *ch = NULL, *evidence = NULL, *ans = NULL;
 	_cleanup_json_ json_t *auth = NULL, *att = NULL;
-	_cleanup_free_ char *body = NULL, *path = NULL;
-	const char *nonce = NULL;
+	_cleanup_free_ char *body = NULL;
+	const char *nonce = NULL, *token = NULL;
 	uint8_t rd[SP_TEE_REPORT_DATA_LEN];
 	const char *hdrs[] = {NULL, NULL};
 
@@ -150,6 +176,8 @@ int sp_kbs_client_get_resource(uint8_t **out, size_t *len, const char *url, cons
 		sp_error_wrap(err, "evidence for the KBS");
 		goto out;
 	}
+	if (opts->sev_evidence && (r = sp_kbs_evidence_to_sev(evidence, err)) < 0)
+		goto out;
 	att = json_pack(
 		"{s:{s:s,s:O},s:{s:O}}", "runtime-data", "nonce", nonce, "tee-pubkey", jwk,
 		"tee-evidence", "primary_evidence", evidence);
@@ -165,10 +193,45 @@ int sp_kbs_client_get_resource(uint8_t **out, size_t *len, const char *url, cons
 		r = broker_error(&resp, "attest", err);
 		goto out;
 	}
+	if ((r = sp_json_parse(&ans, resp.body, resp.body_len, "KBS attest answer", err)) < 0 ||
+	    (r = sp_json_get_string(ans, "token", true, &token, "KBS attest answer", err)) < 0)
+		goto out;
+	if (!*token || strlen(token) > 64 * 1024 || strcspn(token, "\r\n ") != strlen(token)) {
+		r = sp_error(err, SP_ERR_PROTOCOL, "KBS attest answer: the token is not a JWT");
+		goto out;
+	}
+	out->token = sp_xstrdup(token);
+	out->lifetime = token_lifetime(token);
+	out->session = sp_steal_ptr(&session);
+	out->key = sp_steal_ptr(&key);
+	r = 0;
+out:
 	kbs_http_resp_clear(&resp);
+	kbs_url_clear(&u);
+	return r;
+}
 
-	/* 3. the resource, as a JWE to our key */
-	path = sp_xasprintf("/kbs/v0/resource/%s", rpath);
+/* GET repo/type/tag with the given credential header; decrypts the JWE. */
+static int fetch(uint8_t **out, size_t *len, const char *url, const char *cred,
+		 const sp_kbs_key *key, const char *repo, const char *type, const char *tag,
+		 const sp_kbs_client_opts *opts, sp_err **err)
+{
+	sp_kbs_client_opts dflt;
+	if (!opts) {
+		sp_kbs_client_opts_init(&dflt);
+		opts = &dflt;
+	}
+	_cleanup_free_ char *rpath = sp_xasprintf("%s/%s/%s", repo, type, tag);
+	int r;
+	if ((r = sp_kbs_resource_path_check(rpath, err)) < 0)
+		return r;
+	struct kbs_url u;
+	if ((r = kbs_url_parse(&u, url, err)) < 0)
+		return r;
+	struct kbs_http_resp resp = {0};
+	_cleanup_json_ json_t *jwe = NULL;
+	_cleanup_free_ char *path = sp_xasprintf("/kbs/v0/resource/%s", rpath);
+	const char *hdrs[] = {cred, NULL};
 	if ((r = kbs_http_request(&u, "GET", path, hdrs, NULL, 0, opts->ca_file, opts->timeout_s,
 				  &resp, err)) < 0)
 		goto out;
@@ -185,4 +248,68 @@ out:
 	kbs_http_resp_clear(&resp);
 	kbs_url_clear(&u);
 	return r;
+}
+
+int sp_kbs_client_fetch(uint8_t **out, size_t *len, const char *url, const char *token,
+			const sp_kbs_key *key, const char *repo, const char *type,
+			const char *tag, const sp_kbs_client_opts *opts, sp_err **err)
+{
+	if (!token || !*token || strcspn(token, "\r\n") != strlen(token))
+		return sp_error(err, SP_ERR_INVALID, "KBS resource: no usable token");
+	_cleanup_free_ char *cred = sp_xasprintf("Authorization: Bearer %s", token);
+	return fetch(out, len, url, cred, key, repo, type, tag, opts, err);
+}
+
+int sp_kbs_client_get_resource(uint8_t **out, size_t *len, const char *url, const char *tee,
+			       sp_kbs_evidence_fn fn, void *ctx, const char *repo,
+			       const char *type, const char *tag, const sp_kbs_client_opts *opts,
+			       sp_err **err)
+{
+	_cleanup_free_ char *rpath = sp_xasprintf("%s/%s/%s", repo, type, tag);
+	int r;
+	if ((r = sp_kbs_resource_path_check(rpath, err)) < 0)
+		return r;
+	sp_kbs_attestation a;
+	if ((r = sp_kbs_client_attest(&a, url, tee, fn, ctx, opts, err)) < 0)
+		return r;
+	/* The session cookie, as Trustee's own client does. */
+	_cleanup_free_ char *cred = sp_xasprintf("Cookie: %s=%s", SP_KBS_COOKIE, a.session);
+	r = fetch(out, len, url, cred, a.key, repo, type, tag, opts, err);
+	sp_kbs_attestation_clear(&a);
+	return r;
+}
+
+int sp_kbs_admin_request(int *status, uint8_t **body_out, size_t *body_len, const char *url,
+			 const char *method, const char *path, const char *admin_token,
+			 const void *body, size_t len, const sp_kbs_client_opts *opts, sp_err **err)
+{
+	sp_kbs_client_opts dflt;
+	if (!opts) {
+		sp_kbs_client_opts_init(&dflt);
+		opts = &dflt;
+	}
+	*status = 0;
+	*body_out = NULL;
+	*body_len = 0;
+	if (strncmp(path, "/kbs/v0/", 8) || strcspn(path, " \r\n") != strlen(path))
+		return sp_error(err, SP_ERR_INVALID, "admin path `%.100s`: want /kbs/v0/...", path);
+	if (!admin_token || strcspn(admin_token, "\r\n") != strlen(admin_token))
+		return sp_error(err, SP_ERR_INVALID, "admin token: one line");
+	struct kbs_url u;
+	int r;
+	if ((r = kbs_url_parse(&u, url, err)) < 0)
+		return r;
+	_cleanup_free_ char *auth = sp_xasprintf("Authorization: Bearer %s", admin_token);
+	const char *hdrs[] = {auth, body ? "Content-Type: application/octet-stream" : NULL, NULL};
+	struct kbs_http_resp resp = {0};
+	r = kbs_http_request(&u, method, path, hdrs, body, len, opts->ca_file, opts->timeout_s,
+			     &resp, err);
+	kbs_url_clear(&u);
+	if (r < 0)
+		return r;
+	*status = resp.status;
+	*body_out = sp_steal_ptr(&resp.body);
+	*body_len = resp.body_len;
+	kbs_http_resp_clear(&resp);
+	return 0;
 }

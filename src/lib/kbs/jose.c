@@ -594,3 +594,54 @@ int sp_kbs_token_verify(json_t **claims, const sp_kbs_key *key, const char *toke
 	*claims = sp_steal_ptr(&c);
 	return 0;
 }
+
+/* ---- ES256 over arbitrary bytes (JWS signatures, raw r||s) ------------- */
+
+int sp_kbs_es256_sign(uint8_t out[64], const sp_kbs_key *key, const void *data, size_t len,
+		      sp_err **err)
+{
+	if (!key->ec)
+		return sp_error(err, SP_ERR_INVALID, "ES256 needs an EC P-256 key");
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	uint8_t der[128];
+	size_t dl = sizeof(der);
+	int ok = md && EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key->pkey) == 1 &&
+		 EVP_DigestSign(md, der, &dl, data, len) == 1;
+	EVP_MD_CTX_free(md);
+	if (!ok)
+		return sp_error(err, SP_ERR_SYSTEM, "ES256 signing failed");
+	const uint8_t *p = der;
+	ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &p, (long)dl);
+	if (!sig)
+		return sp_error(err, SP_ERR_SYSTEM, "cannot decode an ECDSA signature");
+	BN_bn2binpad(ECDSA_SIG_get0_r(sig), out, 32);
+	BN_bn2binpad(ECDSA_SIG_get0_s(sig), out + 32, 32);
+	ECDSA_SIG_free(sig);
+	return 0;
+}
+
+int sp_kbs_es256_verify(const sp_kbs_key *key, const void *data, size_t len,
+			const uint8_t *sig, size_t sig_len, sp_err **err)
+{
+	if (!key->ec || sig_len != 64)
+		return sp_error(err, SP_ERR_SIGNATURE,
+				"ES256: want an EC P-256 key and a 64-byte signature");
+	ECDSA_SIG *s = ECDSA_SIG_new();
+	if (!s)
+		sp_oom();
+	ECDSA_SIG_set0(s, BN_bin2bn(sig, 32, NULL), BN_bin2bn(sig + 32, 32, NULL));
+	uint8_t *der = NULL;
+	int dl = i2d_ECDSA_SIG(s, &der);
+	ECDSA_SIG_free(s);
+	if (dl <= 0)
+		sp_oom();
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	int ok = md && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key->pkey) == 1 &&
+		 EVP_DigestVerify(md, der, (size_t)dl, data, len) == 1;
+	EVP_MD_CTX_free(md);
+	OPENSSL_free(der);
+	ERR_clear_error();
+	if (!ok)
+		return sp_error(err, SP_ERR_SIGNATURE, "ES256 signature does not verify");
+	return 0;
+}

@@ -10,6 +10,7 @@
 #include "sealpod/codec.h"
 #include "sealpod/hash.h"
 #include "sealpod/json.h"
+#include "sealpod/release.h"
 #include "sealpod/snp.h"
 
 /* ---- JCS (RFC 8785) --------------------------------------------------- */
@@ -269,6 +270,18 @@ static void add_cert(sp_kbs_attest_req *r, uint8_t *der, size_t len)
 	r->cert_lens[r->n_certs++] = len;
 }
 
+/* A cert_chain entry's cert_type as the sev crate writes it: "VCEK",
+ * "VLEK", "ASK", "ARK" are certificates for the verifier; "Empty", "CRL"
+ * and {"OTHER": guid} are skipped. An entry without cert_type is taken. */
+static bool cert_type_wanted(const json_t *t)
+{
+	if (!t)
+		return true;
+	const char *s = json_string_value(t);
+	return s && (!strcmp(s, "VCEK") || !strcmp(s, "VLEK") || !strcmp(s, "ASK") ||
+		     !strcmp(s, "ARK"));
+}
+
 /* cert_chain: null, a base64 GHCB certificate table (what sealpod's
  * evidence endpoint gives), or an array of certificates, each a string
  * (base64 DER, or PEM) or {"cert_type", "data": base64 | [bytes]}. */
@@ -299,6 +312,8 @@ static int parse_cert_chain(sp_kbs_attest_req *out, const json_t *cc, sp_err **e
 	size_t i;
 	json_t *e;
 	json_array_foreach(cc, i, e) {
+		if (json_is_object(e) && !cert_type_wanted(json_object_get(e, "cert_type")))
+			continue;
 		json_t *data = json_is_object(e) ? json_object_get(e, "data") : e;
 		uint8_t *der = NULL;
 		size_t dl = 0;
@@ -352,13 +367,19 @@ int sp_kbs_attest_req_parse(sp_kbs_attest_req *out, const void *body, size_t len
 	if (!rep)
 		return sp_error(err, SP_ERR_PARSE,
 				"primary_evidence.attestation_report: missing");
-	if (json_is_object(rep))
-		return sp_error(err, SP_ERR_UNSUPPORTED,
-				"primary_evidence.attestation_report: the field-by-field object "
-				"form is not accepted; send the 1184 report bytes as base64");
-	if ((r = json_bytes(&out->report, &out->report_len, rep, 2 * SP_SNP_REPORT_LEN,
-			    SP_SNP_REPORT_LEN, "primary_evidence.attestation_report", err)) < 0)
+	if (json_is_object(rep)) {
+		/* guest-components: the sev crate's field-by-field object. */
+		out->report = sp_xmalloc(SP_SNP_REPORT_LEN);
+		out->report_len = SP_SNP_REPORT_LEN;
+		if ((r = sp_kbs_sev_report_from_json(out->report, rep, err)) < 0) {
+			sp_error_wrap(err, "primary_evidence");
+			goto fail;
+		}
+	} else if ((r = json_bytes(&out->report, &out->report_len, rep,
+				   2 * SP_SNP_REPORT_LEN, SP_SNP_REPORT_LEN,
+				   "primary_evidence.attestation_report", err)) < 0) {
 		goto fail;
+	}
 	if (out->report_len != SP_SNP_REPORT_LEN) {
 		r = sp_error(err, SP_ERR_PARSE,
 			     "primary_evidence.attestation_report: %zu bytes, want %d",
@@ -490,19 +511,32 @@ int sp_kbs_policy_validate(const json_t *rule, sp_err **err)
 	const char *k;
 	json_t *v;
 	json_object_foreach((json_t *)rule, k, v) {
-		if (strcmp(k, "host_data") && strcmp(k, "measurements"))
+		if (strcmp(k, "host_data") && strcmp(k, "measurements") && strcmp(k, "manifest_key"))
 			return sp_error(err, SP_ERR_PARSE,
-					"policy: unknown member `%.64s` (host_data, measurements)", k);
+					"policy: unknown member `%.64s` (host_data, measurements, "
+					"manifest_key)", k);
 	}
 	size_t nh, nm;
 	int r;
 	if ((r = hex_list(rule, "host_data", 2 * SP_SNP_HOST_DATA_LEN, &nh, err)) < 0 ||
 	    (r = hex_list(rule, "measurements", 2 * SP_SNP_MEASUREMENT_LEN, &nm, err)) < 0)
 		return r;
-	if (!nh && !nm)
+	json_t *mk = json_object_get(rule, "manifest_key");
+	if (mk) {
+		/* A release manifest signing key (Ed25519 public key, PEM). */
+		sp_release_key *key = NULL;
+		if (!json_is_string(mk))
+			return sp_error(err, SP_ERR_PARSE,
+					"policy.manifest_key: want the PEM of an Ed25519 public key");
+		if ((r = sp_release_key_load(&key, (const uint8_t *)json_string_value(mk),
+					     json_string_length(mk), err)) < 0)
+			return sp_error_wrap(err, "policy.manifest_key");
+		sp_release_key_free(key);
+	}
+	if (!nh && !nm && !mk)
 		return sp_error(err, SP_ERR_PARSE,
-				"policy: name at least one host_data or measurements value; a rule "
-				"that matches every TEE is not accepted");
+				"policy: name at least one host_data or measurements value or a "
+				"manifest_key; a rule that matches every TEE is not accepted");
 	return 0;
 }
 
@@ -525,7 +559,7 @@ static int match_list(const json_t *rule, const char *key, const json_t *claims,
 }
 
 int sp_kbs_policy_check(const json_t *rule, const char *path, const json_t *claims,
-			sp_err **err)
+			const json_t *manifest_measurements, sp_err **err)
 {
 	int r;
 	if (!rule)
@@ -537,5 +571,18 @@ int sp_kbs_policy_check(const json_t *rule, const char *path, const json_t *clai
 	    (r = match_list(rule, "measurements", claims, "measurement", "MEASUREMENT", path,
 			    err)) < 0)
 		return r;
+	if (json_object_get(rule, "manifest_key")) {
+		const char *have = json_string_value(json_object_get(claims, "measurement"));
+		size_t i;
+		json_t *e;
+		json_array_foreach(manifest_measurements, i, e) {
+			if (have && json_is_string(e) && !strcasecmp(have, json_string_value(e)))
+				return 0;
+		}
+		return sp_error(err, SP_ERR_DENIED,
+				"resource %s: MEASUREMENT %s is not listed by any release manifest "
+				"signed by its policy's manifest_key (%zu listed)", path,
+				have ? have : "(none)", json_array_size(manifest_measurements));
+	}
 	return 0;
 }

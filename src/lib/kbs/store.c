@@ -19,6 +19,8 @@ static const char SCHEMA[] =
 	"PRAGMA journal_mode=WAL;"
 	"CREATE TABLE IF NOT EXISTS resources(path TEXT PRIMARY KEY, data BLOB NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS policies(path TEXT PRIMARY KEY, rule TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS manifests(id TEXT PRIMARY KEY, key_id TEXT NOT NULL,"
+	" manifest BLOB NOT NULL, sig BLOB NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS sessions(id TEXT PRIMARY KEY, tee TEXT NOT NULL,"
 	" nonce TEXT NOT NULL, expires INTEGER NOT NULL, claims TEXT);";
 
@@ -129,6 +131,78 @@ int sp_kbs_store_get_policy(sp_kbs_store *s, const char *path, json_t **rule, sp
 		return db_err(s, err, "read policy");
 	const char *t = (const char *)sqlite3_column_text(st, 0);
 	return sp_json_parse(rule, t, strlen(t), "stored policy", err);
+}
+
+int sp_kbs_store_delete_policy(sp_kbs_store *s, const char *path, sp_err **err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = prep(s, "DELETE FROM policies WHERE path = ?");
+	if (!st || sqlite3_bind_text(st, 1, path, -1, SQLITE_TRANSIENT) ||
+	    sqlite3_step(st) != SQLITE_DONE)
+		return db_err(s, err, "delete policy");
+	if (sqlite3_changes(s->db) == 0)
+		return sp_error(err, SP_ERR_NOT_FOUND, "resource %s has no policy", path);
+	return 0;
+}
+
+int sp_kbs_store_put_manifest(sp_kbs_store *s, const char *id, const char *key_id,
+			      const uint8_t *manifest, size_t mlen, const uint8_t *sig,
+			      size_t slen, sp_err **err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = prep(
+		s, "INSERT OR REPLACE INTO manifests(id, key_id, manifest, sig) VALUES(?, ?, ?, ?)");
+	if (!st || sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT) ||
+	    sqlite3_bind_text(st, 2, key_id, -1, SQLITE_TRANSIENT) ||
+	    sqlite3_bind_blob(st, 3, manifest, (int)mlen, SQLITE_TRANSIENT) ||
+	    sqlite3_bind_blob(st, 4, sig, (int)slen, SQLITE_TRANSIENT) ||
+	    sqlite3_step(st) != SQLITE_DONE)
+		return db_err(s, err, "store manifest");
+	return 0;
+}
+
+int sp_kbs_store_each_manifest(sp_kbs_store *s, const char *key_id, sp_kbs_manifest_fn fn,
+			       void *ctx, sp_err **err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st =
+		prep(s, "SELECT manifest, sig FROM manifests WHERE key_id = ? ORDER BY id");
+	if (!st || sqlite3_bind_text(st, 1, key_id, -1, SQLITE_TRANSIENT))
+		return db_err(s, err, "read manifests");
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const uint8_t *m = sqlite3_column_blob(st, 0);
+		size_t ml = (size_t)sqlite3_column_bytes(st, 0);
+		const uint8_t *g = sqlite3_column_blob(st, 1);
+		size_t gl = (size_t)sqlite3_column_bytes(st, 1);
+		fn(ctx, m ? m : (const uint8_t *)"", ml, g ? g : (const uint8_t *)"", gl);
+	}
+	if (rc != SQLITE_DONE)
+		return db_err(s, err, "read manifests");
+	return 0;
+}
+
+int sp_kbs_store_list_policies(sp_kbs_store *s, json_t **out, sp_err **err)
+{
+	*out = NULL;
+	_cleanup_stmt_ sqlite3_stmt *st = prep(s, "SELECT path, rule FROM policies ORDER BY path");
+	if (!st)
+		return db_err(s, err, "list policies");
+	json_t *a = json_array();
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *path = (const char *)sqlite3_column_text(st, 0);
+		const char *t = (const char *)sqlite3_column_text(st, 1);
+		json_t *rule = NULL;
+		if (sp_json_parse(&rule, t, strlen(t), "stored policy", err) < 0) {
+			json_decref(a);
+			return (*err)->code;
+		}
+		json_array_append_new(a, json_pack("{s:s,s:o}", "path", path, "rule", rule));
+	}
+	if (rc != SQLITE_DONE) {
+		json_decref(a);
+		return db_err(s, err, "list policies");
+	}
+	*out = a;
+	return 0;
 }
 
 void sp_kbs_session_clear(sp_kbs_session *s)
