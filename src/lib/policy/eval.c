@@ -377,7 +377,9 @@ static bool eval_copy_file(const sp_policy *p, struct sp_eval *e,
 		return sp_eval_deny(e, sp_xstrdup("no setuid, setgid or sticky bits"),
 				    sp_xasprintf("mode 0%o / dir 0%o", r->file_mode, r->dir_mode), "file_mode");
 	if (fmt == S_IFLNK) {
-		_cleanup_free_ char *t = sp_xstrndup((const char *)r->data.data, r->data.len);
+		/* protobuf-c leaves data NULL for an empty field. */
+		_cleanup_free_ char *t = r->data.len ? sp_xstrndup((const char *)r->data.data, r->data.len)
+						     : sp_xstrdup("");
 		_cleanup_free_ char *abs = sp_xasprintf("/%s", t);
 		_cleanup_free_ char *tn = sp_policy_path_normalize(abs);
 		if (strlen(t) != r->data.len || !t[0] || t[0] == '/' || !tn)
