@@ -122,6 +122,8 @@ void run_state_write(struct run_state *st, const struct run_live *pod)
 		"{s:s,s:s,s:I,s:I,s:s,s:O}", "name", st->name, "file", st->file, "created",
 		(json_int_t)st->created, "pid", (json_int_t)getpid(), "phase",
 		pod && pod->phase ? pod->phase : "starting", "containers", cs);
+	if (st->ports)
+		json_object_set(j, "ports", st->ports);
 	_cleanup_free_ char *text = sp_json_dump_pretty(j);
 	_cleanup_free_ char *path = sp_xasprintf("%s/status.json", st->dir);
 	_cleanup_err_ sp_err *e = NULL;
@@ -152,6 +154,7 @@ void run_state_release(struct run_state *st)
 	free(st->dir);
 	free(st->name);
 	free(st->file);
+	json_decref(st->ports);
 	memset(st, 0, sizeof(*st));
 	st->lockfd = -1;
 }

@@ -40,6 +40,12 @@ struct sp_sandbox {
 	 * when the guest pulls from a registry; the vm backend then gives the
 	 * UVM QEMU user networking. */
 	char *guest_registry;
+	/* The pod's network (net.c): mode, QEMU hostfwd rules, DNS lines. */
+	int net_mode;
+	char **hostfwd;
+	size_t n_hostfwd;
+	char **dns;
+	size_t n_dns;
 
 	pthread_t thread;
 	bool thread_started;
@@ -75,6 +81,12 @@ int sp_sandbox_agent_call(sp_sandbox *sb, const char *method,
 			  const ProtobufCMessageDescriptor *resp_desc,
 			  ProtobufCMessage **resp, uint64_t timeout_ns,
 			  sp_err **err);
+
+/* net.c: checks opts->net into sb (hostfwd rules, DNS lines); after
+ * CreateSandbox, hands the guest its interface and routes. */
+int sp_sandbox_net_setup(sp_sandbox *sb, const sp_sandbox_net *net, sp_err **err);
+void sp_sandbox_net_clear(sp_sandbox *sb);
+int sp_sandbox_net_guest(sp_sandbox *sb, sp_err **err);
 
 /* Waits for the agent's Health service to answer SERVING at addr. */
 int sp_sandbox_wait_agent(sp_sandbox *sb, const char *addr,

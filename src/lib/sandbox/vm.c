@@ -49,8 +49,13 @@ static int vm_launch(sp_sandbox *sb, sp_err **err)
 	/* A registry pull: QEMU user networking, where the guest reaches
 	 * this host's 127.0.0.1 as 10.0.2.2 (sp_sandbox_guest_registry);
 	 * nothing is forwarded into the guest. */
-	if (sb->guest_registry)
+	if (sb->guest_registry || sb->net_mode == SP_SANDBOX_NET_USER) {
 		vc.net.kind = SP_VM_NET_USER;
+		vc.net.mac = SP_SANDBOX_USER_NET_MAC;
+		/* The pod's published ports (sp_sandbox_net_setup). */
+		vc.net.hostfwd = (const char *const *)sb->hostfwd;
+		vc.net.n_hostfwd = sb->n_hostfwd;
+	}
 	if (sp_vm_start(&v->vm, &vc, err) < 0)
 		return SP_ERR_STATE;
 	sb->pid = sp_vm_pid(v->vm);
