@@ -422,9 +422,11 @@ static int open_pod_netns(sp_agent *a, int *fd, sp_err **err)
 }
 
 /* Natively the agent is a test's host process: it hands over only veth
- * devices, and never from the host's own namespace (when it can tell:
- * /proc/1 may be closed to it), or UpdateInterface would take the host's
- * devices. */
+ * devices, and only when it runs in a network namespace other than its
+ * parent's (a test starts it with nsenter into a namespace of its own);
+ * else UpdateInterface could take the host's devices (the dispatch fuzzer
+ * runs an agent in the host's namespace). Fails closed when the parent's
+ * namespace cannot be read. */
 static int native_guard(sp_agent *a, const struct link_find *g, sp_err **err)
 {
 	if (!a->native)
@@ -433,12 +435,14 @@ static int native_guard(sp_agent *a, const struct link_find *g, sp_err **err)
 		return sp_error(err, SP_ERR_UNSUPPORTED,
 				"a native agent hands only veth devices to the pod; %s is %s",
 				g->name, g->kind[0] ? g->kind : "a physical device");
-	struct stat self, init;
-	if (stat("/proc/self/ns/net", &self) == 0 && stat("/proc/1/ns/net", &init) == 0 &&
-	    self.st_ino == init.st_ino && self.st_dev == init.st_dev)
+	char pp[64];
+	snprintf(pp, sizeof(pp), "/proc/%d/ns/net", (int)getppid());
+	struct stat self, parent;
+	if (stat("/proc/self/ns/net", &self) < 0 || stat(pp, &parent) < 0 ||
+	    (self.st_ino == parent.st_ino && self.st_dev == parent.st_dev))
 		return sp_error(err, SP_ERR_UNSUPPORTED,
-				"a native agent in the host's network namespace does not move "
-				"devices; run it in a namespace of its own (ip netns exec)");
+				"a native agent in its parent's network namespace does not move "
+				"devices; start it in a namespace of its own (nsenter --net=...)");
 	return 0;
 }
 
