@@ -61,6 +61,11 @@ enum {
 	 * NATed by QEMU; ports are published with hostfwd. No root needed,
 	 * nothing left on the host. */
 	SP_SANDBOX_NET_USER = 1,
+	/* The pod's network namespace as CNI made it (the CRI path): QEMU
+	 * runs in it with a tap joined to the CNI interface by tc mirred
+	 * redirects both ways (Kata's "tcfilter"); the guest's device takes
+	 * the interface's MAC, addresses, MTU and routes. */
+	SP_SANDBOX_NET_NETNS = 2,
 };
 
 /* A port of the pod published on this host (ports[].hostPort, --publish). */
@@ -79,6 +84,8 @@ typedef struct sp_sandbox_net {
 	 * mode's default. */
 	const char *const *dns;
 	size_t n_dns;
+	/* NETNS: the namespace's path (/var/run/netns/cni-...). */
+	const char *netns;
 } sp_sandbox_net;
 
 /* The guest address the user-mode network gives the pod. */

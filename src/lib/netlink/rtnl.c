@@ -139,44 +139,85 @@ int rtnl_talk(rtnl *n, rtnl_msg *m, rtnl_cb cb, void *ctx)
 /* ---- links ------------------------------------------------------------ */
 
 
-static int link_cb(const struct nlmsghdr *h, void *ctx)
+/* One RTM_NEWLINK message; false when it is not one. */
+static bool link_parse(const struct nlmsghdr *h, rtnl_link_info *out)
 {
-	struct rtnl_link *f = ctx;
 	if (h->nlmsg_type != RTM_NEWLINK || h->nlmsg_len < NLMSG_LENGTH(sizeof(struct ifinfomsg)))
-		return 0;
+		return false;
 	const struct ifinfomsg *ifi = NLMSG_DATA(h);
+	memset(out, 0, sizeof(*out));
+	out->index = ifi->ifi_index;
+	out->type = ifi->ifi_type;
+	out->flags = ifi->ifi_flags;
 	int alen = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*ifi)));
-	const uint8_t *mac = NULL;
-	const char *name = NULL;
-	bool kind = false;
-	char kname[16] = "";
 	for (const struct rtattr *a = IFLA_RTA(ifi); RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
-		if (a->rta_type == IFLA_ADDRESS && RTA_PAYLOAD(a) == 6)
-			mac = RTA_DATA(a);
-		else if (a->rta_type == IFLA_IFNAME && RTA_PAYLOAD(a) > 0 &&
-			 memchr(RTA_DATA(a), 0, RTA_PAYLOAD(a)))
-			name = RTA_DATA(a);
-		else if (a->rta_type == IFLA_LINKINFO) {
-			kind = true;
+		if (a->rta_type == IFLA_ADDRESS && RTA_PAYLOAD(a) == 6) {
+			memcpy(out->mac, RTA_DATA(a), 6);
+			out->has_mac = true;
+		} else if (a->rta_type == IFLA_IFNAME && RTA_PAYLOAD(a) > 0 &&
+			   RTA_PAYLOAD(a) <= sizeof(out->name) && memchr(RTA_DATA(a), 0, RTA_PAYLOAD(a))) {
+			memcpy(out->name, RTA_DATA(a), RTA_PAYLOAD(a));
+		} else if (a->rta_type == IFLA_MTU && RTA_PAYLOAD(a) == 4) {
+			memcpy(&out->mtu, RTA_DATA(a), 4);
+		} else if (a->rta_type == IFLA_LINKINFO) {
+			out->has_kind = true;
 			int ilen = (int)RTA_PAYLOAD(a);
 			for (const struct rtattr *b = RTA_DATA(a); RTA_OK(b, ilen); b = RTA_NEXT(b, ilen))
-				if (b->rta_type == IFLA_INFO_KIND && RTA_PAYLOAD(b) < sizeof(kname)) {
-					memcpy(kname, RTA_DATA(b), RTA_PAYLOAD(b));
-					kname[RTA_PAYLOAD(b)] = 0;
+				if (b->rta_type == IFLA_INFO_KIND && RTA_PAYLOAD(b) < sizeof(out->kind)) {
+					memcpy(out->kind, RTA_DATA(b), RTA_PAYLOAD(b));
+					out->kind[RTA_PAYLOAD(b)] = 0;
 				}
 		}
 	}
-	bool match = mac && !memcmp(mac, f->mac, 6);
-	if (match) {
-		f->index = ifi->ifi_index;
-		f->type = ifi->ifi_type;
-		f->has_kind = kind;
-		snprintf(f->kind, sizeof(f->kind), "%s", kname);
-		snprintf(f->name, sizeof(f->name), "%s", name ? name : "");
-	} else if (name && f->want_name && !strcmp(name, f->want_name)) {
+	return true;
+}
+
+static int link_cb(const struct nlmsghdr *h, void *ctx)
+{
+	struct rtnl_link *f = ctx;
+	rtnl_link_info li;
+	if (!link_parse(h, &li))
+		return 0;
+	if (f->mac && li.has_mac && !memcmp(li.mac, f->mac, 6)) {
+		f->index = li.index;
+		f->type = li.type;
+		f->has_kind = li.has_kind;
+		snprintf(f->kind, sizeof(f->kind), "%s", li.kind);
+		snprintf(f->name, sizeof(f->name), "%s", li.name);
+	} else if (f->want_name && !strcmp(li.name, f->want_name)) {
 		f->name_taken = true;
+		if (!f->mac)
+			f->index = li.index;
 	}
 	return 0;
+}
+
+struct links_get {
+	rtnl_link_info *out;
+	size_t max, n;
+};
+
+static int links_cb(const struct nlmsghdr *h, void *ctx)
+{
+	struct links_get *g = ctx;
+	rtnl_link_info li;
+	if (!link_parse(h, &li))
+		return 0;
+	if (g->n < g->max)
+		g->out[g->n] = li;
+	g->n++;
+	return 0;
+}
+
+int rtnl_links_get(rtnl *n, rtnl_link_info *out, size_t max, size_t *count)
+{
+	struct links_get g = {.out = out, .max = max};
+	rtnl_msg m;
+	rtnl_msg_init(&m, RTM_GETLINK, NLM_F_DUMP, sizeof(struct ifinfomsg));
+	((struct ifinfomsg *)rtnl_body(&m))->ifi_family = AF_UNSPEC;
+	int r = rtnl_talk(n, &m, links_cb, &g);
+	*count = g.n;
+	return r < 0 ? r : g.n > max ? -E2BIG : 0;
 }
 
 int rtnl_link_find(rtnl *n, struct rtnl_link *f)

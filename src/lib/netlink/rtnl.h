@@ -57,6 +57,17 @@ struct rtnl_link {
 	const char *want_name;
 };
 int rtnl_link_find(rtnl *n, struct rtnl_link *f);
+
+typedef struct rtnl_link_info {
+	int index;
+	unsigned type, flags, mtu;
+	bool has_mac, has_kind;
+	uint8_t mac[6];
+	char kind[16];
+	char name[IFNAMSIZ];
+} rtnl_link_info;
+/* Every link of the namespace (at most max; -E2BIG when there are more). */
+int rtnl_links_get(rtnl *n, rtnl_link_info *out, size_t max, size_t *count);
 /* RTM_NEWLINK on index: flags under change, a new name, MTU (0: keep),
  * a namespace to move to (-1: stay). */
 int rtnl_link_set(rtnl *n, int index, unsigned flags, unsigned change, const char *name,

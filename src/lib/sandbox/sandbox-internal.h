@@ -46,6 +46,9 @@ struct sp_sandbox {
 	size_t n_hostfwd;
 	char **dns;
 	size_t n_dns;
+	/* NETNS (net.c): the namespace, and what its CNI interface carries. */
+	int netns_fd;
+	struct sp_sandbox_podnet *podnet;
 
 	pthread_t thread;
 	bool thread_started;
@@ -87,6 +90,14 @@ int sp_sandbox_agent_call(sp_sandbox *sb, const char *method,
 int sp_sandbox_net_setup(sp_sandbox *sb, const sp_sandbox_net *net, sp_err **err);
 void sp_sandbox_net_clear(sp_sandbox *sb);
 int sp_sandbox_net_guest(sp_sandbox *sb, sp_err **err);
+/* NETNS, on the sandbox thread: enter the pod's namespace before QEMU
+ * starts (its tap is made there); the tap's name and the MAC the guest's
+ * device takes. */
+int sp_sandbox_net_enter(sp_sandbox *sb, const char **tap, const char **mac, sp_err **err);
+/* Once QEMU made its tap: tc redirects between it and the CNI interface. */
+int sp_sandbox_net_join(sp_sandbox *sb, sp_err **err);
+/* Removes what join added that outlives QEMU (the CNI interface's qdisc). */
+void sp_sandbox_net_unjoin(sp_sandbox *sb);
 
 /* Waits for the agent's Health service to answer SERVING at addr. */
 int sp_sandbox_wait_agent(sp_sandbox *sb, const char *addr,

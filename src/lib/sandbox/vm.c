@@ -56,6 +56,13 @@ static int vm_launch(sp_sandbox *sb, sp_err **err)
 		vc.net.hostfwd = (const char *const *)sb->hostfwd;
 		vc.net.n_hostfwd = sb->n_hostfwd;
 	}
+	if (sb->net_mode == SP_SANDBOX_NET_NETNS) {
+		/* QEMU (and its tap) in the pod's namespace: this thread is the
+		 * sandbox's own and lives as long as the UVM. */
+		vc.net.kind = SP_VM_NET_TAP;
+		if (sp_sandbox_net_enter(sb, &vc.net.tap_ifname, &vc.net.mac, err) < 0)
+			return SP_ERR_STATE;
+	}
 	if (sp_vm_start(&v->vm, &vc, err) < 0)
 		return SP_ERR_STATE;
 	sb->pid = sp_vm_pid(v->vm);
@@ -65,6 +72,8 @@ static int vm_launch(sp_sandbox *sb, sp_err **err)
 			return SP_ERR_STATE;
 	}
 	if (sp_vm_wait_ready(v->vm, (uint64_t)c->boot_timeout_s * SP_VM_SEC, err) < 0)
+		return SP_ERR_STATE;
+	if (sb->net_mode == SP_SANDBOX_NET_NETNS && sp_sandbox_net_join(sb, err) < 0)
 		return SP_ERR_STATE;
 	sb->agent_addr = sp_xstrdup(sp_vm_agent_address(v->vm));
 	sp_log_info("sandbox %s: UVM pid %d ready in %llu ms", sb->id, (int)sb->pid,
@@ -85,6 +94,9 @@ static void vm_teardown(sp_sandbox *sb)
 		return;
 	if (v->vm)
 		sp_vm_stop(v->vm, 3 * SP_VM_SEC, NULL);
+	/* The tap went with QEMU; the CNI interface's qdisc stays unless
+	 * removed. */
+	sp_sandbox_net_unjoin(sb);
 	sp_sandbox_psp_stop(v->psp);
 	sp_vm_free(v->vm);
 	free(v);
