@@ -61,6 +61,11 @@ class NetAgent:
         self.t = t
         self.sock = t.path("agent.sock")
         self.state = t.path("state")
+        # If the agent dies or hangs before DestroySandbox, its pod mounts
+        # must not outlive the test (runs last: cleanups go in reverse).
+        t.cleanup(lambda: subprocess.run(
+            "grep -o ' %s/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l"
+            % self.state, shell=True))
         # nsenter, not `ip netns exec`: that one makes a mount namespace of
         # its own, where the agent's bind mounts would be invisible here.
         argv = ["nsenter", "--net=/run/netns/" + net.agent_ns, t.prog("sealpod-agent"),
