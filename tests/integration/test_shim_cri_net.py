@@ -15,6 +15,7 @@ A runc pod and a confidential pod (sealpod, one TCG UVM) share the bridge:
 All traffic stays inside the test's namespaces."""
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -319,15 +320,22 @@ def test_confidential_pod_on_a_cni_bridge(t):
     t.eq(r.stdout.decode().strip(), "confweb", "hostname")
 
     # The CNI netns of the confidential pod holds QEMU's tap and the qdiscs.
-    netns_paths = [l for l in sh("ip", "netns", "list").stdout.split() if l.startswith("cni-")]
+    # This test's pod namespaces: those whose veth's peer is in the test's
+    # namespace (other runs on this machine have CNI namespaces of their own).
+    netns_paths = [n for n in sh("ip", "netns", "list").stdout.split()
+                   if n.startswith("cni-") and re.search(
+                       r"link-netns %s\b" % re.escape(m.netns),
+                       sh("ip", "-n", n, "-o", "link", check=False).stdout)]
+    t.eq(len(netns_paths), 2, "two pod namespaces on the test's subnet")
     for sid in (csid, rsid):
         rs.stop_pod_sandbox(sid)
         rs.remove_pod_sandbox(sid)
     pods.clear()
     left = shimtest.wait_gone(m.tmp, 60)
     t.check(not left, "no shim, QEMU or agent left", left)
-    now = sh("ip", "netns", "list").stdout
-    t.check(not [n for n in netns_paths if n in now], "the pods' namespaces are gone", now)
+    now = sh("ip", "netns", "list").stdout.split()
+    t.check(not [n for n in netns_paths if n in now], "the pods' namespaces are gone",
+            (netns_paths, now))
     links = in_ns(m, "ip", "-o", "link").stdout
     t.check("sptap" not in links and "veth" not in links, "no tap or veth left", links)
     qd = in_ns(m, "tc", "qdisc", "show").stdout
