@@ -53,10 +53,10 @@ def busybox_layer():
     return gzip.compress(diff, mtime=0), "sha256:" + hashlib.sha256(diff).hexdigest()
 
 
-def make_image_layout(layout, name):
+def make_image_layout(layout, name, cmd=None):
     """An OCI image layout directory holding one busybox image tagged
-    `name` (containerd's and OCI's name annotations). Returns the
-    manifest digest."""
+    `name` (containerd's and OCI's name annotations), its default command
+    cmd (else /bin/sh). Returns the manifest digest."""
     if os.path.exists(layout):
         shutil.rmtree(layout)
     os.makedirs(layout)
@@ -65,7 +65,7 @@ def make_image_layout(layout, name):
     config = json.dumps({
         "architecture": "amd64", "os": "linux",
         "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-                   "Cmd": ["/bin/sh"], "WorkingDir": "/"},
+                   "Cmd": cmd or ["/bin/sh"], "WorkingDir": "/"},
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
     }, sort_keys=True).encode()
     cdig, csize = _blob(layout, config)

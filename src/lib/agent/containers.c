@@ -370,7 +370,9 @@ static int resolve_rootfs(sp_agent *a, const ACreateContainer *q, container *c,
 			return reply_sp_err(r, e, "CreateContainer: image registry");
 		struct sp_image_store_opts so = {.version = SP_IMAGE_STORE_OPTS_VERSION,
 						 .insecure_http = true, .ca_file = ca};
-		if (registry && agent_uplink_up(a, &e) < 0)
+		/* The pod's network when it has the device, else the uplink. */
+		__attribute__((cleanup(agent_pull_net_leave))) int saved_ns = -1;
+		if (registry && agent_pull_net_enter(a, &saved_ns, &e) < 0)
 			return reply_sp_err(r, e, "CreateContainer: image registry");
 		char *dest = sp_xasprintf("%s/rootfs", c->bundle);
 		struct sp_image_limits lim = {.version = SP_IMAGE_LIMITS_VERSION};

@@ -831,7 +831,11 @@ int sp_policy_generate(const json_t *object, const json_t *config_maps,
 								 !strcmp(k, "configMap") ? "configmap"
 								 : !strcmp(k, "downwardAPI") ? "downwardapi" : k, vn));
 	}
-	json_t *reqs = json_pack("{s:o, s:b, s:b}", "copy_file", copy, "stats", 1, "update_container", 1);
+	/* Every pod gets its network from the host (CNI, or `sealpod run`):
+	 * UpdateInterface/UpdateRoutes before the first container
+	 * (docs/network.md). */
+	json_t *reqs = json_pack("{s:o, s:b, s:b, s:b}", "copy_file", copy, "network", 1, "stats", 1,
+				 "update_container", 1);
 	if (json_is_object(req_ann))
 		json_object_update(reqs, req_ann);
 	json_object_set_new(pol, "requests", reqs);

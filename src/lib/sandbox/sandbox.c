@@ -199,8 +199,12 @@ static int guest_init(sp_sandbox *sb, const sp_sandbox_opts *o, sp_err **err)
 	cs.pod_name = (char *)(o->pod_name ? o->pod_name : "");
 	cs.pod_namespace = (char *)(o->pod_namespace ? o->pod_namespace : "");
 	cs.sandbox_pidns = false;
+	cs.n_dns = sb->n_dns;
+	cs.dns = sb->dns;
 	if (sp_sandbox_agent_call(sb, "CreateSandbox", &cs.base, NULL, NULL, CALL_TIMEOUT, err) < 0)
 		return sp_error_wrap(err, "create the guest sandbox");
+	if (sp_sandbox_net_guest(sb, err) < 0)
+		return sp_error_wrap(err, "sandbox %s", sb->id);
 	return 0;
 }
 
@@ -254,6 +258,10 @@ int sp_sandbox_start(sp_sandbox **out, const sp_runtime_config *cfg,
 		sp_sandbox_free(sb);
 		return sp_error_wrap(err, "sandbox %s: registry in %s", o->id,
 				     cfg->source ? cfg->source : "the runtime configuration");
+	}
+	if (sp_sandbox_net_setup(sb, o->net, err) < 0) {
+		sp_sandbox_free(sb);
+		return sp_error_wrap(err, "sandbox %s: network", o->id);
 	}
 	sb->pid = -1;
 	pthread_mutex_init(&sb->mu, NULL);
@@ -365,6 +373,7 @@ void sp_sandbox_free(sp_sandbox *sb)
 	free(sb->id);
 	free(sb->hostname);
 	free(sb->guest_registry);
+	sp_sandbox_net_clear(sb);
 	free(sb);
 }
 
