@@ -15,6 +15,8 @@
 
 /* q35 outside SNP: without the devices the guest does not use. */
 #define Q35 "q35,sata=off,smbus=off,vmport=off,i8042=off"
+/* Firmware outside SNP. */
+#define QBOOT "-bios", "qboot.rom"
 /* Free page reporting, last (not under SNP). */
 #define BALLOON(bus) "-device", "virtio-balloon-" bus ",free-page-reporting=on"
 
@@ -63,7 +65,7 @@ static void test_argv_tcg_default(void **state)
 	base(&c);
 	const char *want[] = {"qemu-system-x86_64", "-nodefaults", "-no-user-config",
 			      "-nographic", "-no-reboot", "-accel", "tcg,tb-size=16", "-machine", Q35,
-			      "-cpu", "max", "-m", "256", "-smp", "1", COMMON_TAIL_PCI,
+			      "-cpu", "max", "-m", "256", "-smp", "1", QBOOT, COMMON_TAIL_PCI,
 			      BALLOON("pci")};
 	expect(&c, SP_VM_ACCEL_TCG, want, SP_ARRAY_LEN(want));
 }
@@ -87,7 +89,7 @@ static void test_argv_kvm_sim_disks_usernet(void **state)
 	const char *want[] = {
 		"/usr/bin/qemu-system-x86_64", "-nodefaults", "-no-user-config",
 		"-nographic", "-no-reboot", "-accel", "kvm", "-machine", Q35, "-cpu",
-		"host", "-m", "512", "-smp", "2", COMMON_TAIL_PCI, "-chardev",
+		"host", "-m", "512", "-smp", "2", QBOOT, COMMON_TAIL_PCI, "-chardev",
 		"socket,id=simpsp0,path=" RUN "/simpsp.sock,server=on,wait=off", "-device",
 		"virtserialport,bus=vser0.0,chardev=simpsp0,name=sealpod.simpsp", "-drive",
 		"file=/img/store,,1.img,if=none,id=disk0,format=raw,readonly=on", "-device",
@@ -108,7 +110,7 @@ static void test_argv_tap(void **state)
 	c.tcg_tb_mb = 64;
 	const char *want[] = {"qemu-system-x86_64", "-nodefaults", "-no-user-config",
 			      "-nographic", "-no-reboot", "-accel", "tcg,tb-size=64", "-machine", Q35,
-			      "-cpu", "max", "-m", "256", "-smp", "1", COMMON_TAIL_PCI,
+			      "-cpu", "max", "-m", "256", "-smp", "1", QBOOT, COMMON_TAIL_PCI,
 			      "-netdev", "tap,id=net0,ifname=sp-tap0,script=no,downscript=no",
 			      "-device", "virtio-net-pci,netdev=net0", BALLOON("pci")};
 	expect(&c, SP_VM_ACCEL_TCG, want, SP_ARRAY_LEN(want));

@@ -236,6 +236,11 @@ int sp_vm_build_argv(char ***out, const sp_vm_config *cfg, const char *run_dir,
 								       : 0x30000),
 				  hd));
 		add2(&s, "-bios", sp_xstrdup(cfg->ovmf));
+	} else if (!micro) {
+		/* qboot (in QEMU's data directory; microvm's default) instead
+		 * of SeaBIOS: it only loads the kernel, about 0.7 s sooner
+		 * under TCG (docs/launcher.md). SNP keeps OVMF. */
+		add2(&s, "-bios", sp_xstrdup("qboot.rom"));
 	}
 	add2(&s, "-kernel", sp_xstrdup(cfg->kernel));
 	add2(&s, "-initrd", sp_xstrdup(cfg->initrd));
