@@ -241,7 +241,8 @@ def guest_image(build):
             shutil.rmtree(tmp, ignore_errors=True)
             r = subprocess.run([os.path.join(build, "sealpod"), "image", "build", "--output", tmp,
                                 "--agent", agent], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, timeout=600)
+                               stderr=subprocess.PIPE, text=True,
+                               timeout=7200)  # the first use on a machine builds the kernel
             if r.returncode != 0:
                 raise AssertionError("sealpod image build failed: %s %s" % (r.stdout, r.stderr))
             shutil.rmtree(dest, ignore_errors=True)
