@@ -131,4 +131,25 @@ SP_PUBLIC int sp_image_import(const char *source, const char *store_dir,
 SP_PUBLIC int sp_image_pack(const char *store_dir, const char *output,
 			    const char *const *refs, sp_err **err);
 
+/* Host side: the read-only image disk of a pod whose images the node
+ * already pulled (containerd's content store). A sparse file of `size`
+ * bytes holding a tar of an OCI image layout, to which each container's
+ * image blobs are appended (sp_image_disk_add_content) before the guest
+ * pulls that image from it by digest. Thread-safe. */
+typedef struct sp_image_disk sp_image_disk;
+SP_PUBLIC int sp_image_disk_create(sp_image_disk **out, const char *path,
+				   uint64_t size, sp_err **err);
+/* Appends the blobs of the image pinned by digest (an index, its
+ * linux/amd64 manifest, config and layers) as containerd's content store
+ * at content_root (<containerd root>/io.containerd.content.v1.content)
+ * holds them, unverified (the guest verifies). image names the image in
+ * messages. SP_ERR_NOT_FOUND when a blob is missing. */
+SP_PUBLIC int sp_image_disk_add_content(sp_image_disk *d,
+					const char *content_root,
+					const char *image, const char *digest,
+					sp_err **err);
+SP_PUBLIC const char *sp_image_disk_path(const sp_image_disk *d);
+/* Closes and removes the file. */
+SP_PUBLIC void sp_image_disk_free(sp_image_disk *d);
+
 #endif

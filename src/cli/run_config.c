@@ -103,6 +103,8 @@ int run_config(sp_runtime_config **out, const struct run_opts *o, const char *tm
 		set(&c->kernel_cmdline, g->cmdline);
 		sp_guest_image_free(g);
 	}
+	/* containerd's content store is the shim's (host-pulled images). */
+	set(&c->content_store, NULL);
 	if (o->registry) {
 		/* The guest pulls from the registry itself; nothing to pack.
 		 * A UVM reaches http://127.0.0.1:PORT as http://10.0.2.2:PORT

@@ -10,6 +10,7 @@
 #include "image/http.h"
 #include "image/image-internal.h"
 #include "sealpod/file.h"
+#include "sealpod/hash.h"
 #include "sealpod/image.h"
 
 static void check_ref(const char *in, const char *reg, const char *repo, const char *tag,
@@ -260,6 +261,90 @@ static void test_registry_insecure_refused(void **state)
 	assert_true(sp_image_store_open(&s, "bogus:x", NULL, &err) < 0);
 }
 
+static char *put_blob(const char *root, const void *data, size_t len)
+{
+	char *digest = sp_sha256_digest_str(data, len);
+	_cleanup_free_ char *p = sp_xasprintf("%s/blobs/sha256/%s", root, digest + 7);
+	assert_int_equal(sp_write_file_atomic(p, data, len, 0444, NULL), 0);
+	return digest;
+}
+
+/* Host-pulled images: blobs as containerd's content store holds them,
+ * appended to a growing disk that the guest's tar store reads. */
+static void test_image_disk(void **state)
+{
+	_cleanup_free_ char *dir = NULL;
+	assert_int_equal(sp_mkdtemp(&dir, "sp-disk-test", NULL), 0);
+	_cleanup_free_ char *root = sp_xasprintf("%s/content", dir);
+	_cleanup_free_ char *blobs = sp_xasprintf("%s/blobs/sha256", root);
+	assert_int_equal(sp_mkdir_p(blobs, 0700, NULL), 0);
+	/* An uncompressed layer: one file. */
+	_cleanup_free_ char *tarp = sp_xasprintf("%s/layer.tar", dir);
+	int fd = open(tarp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(img_tar_write_header(fd, "hello", '0', 3, 0644, NULL), 0);
+	assert_int_equal(sp_write_all(fd, "hi\n", 3), 0);
+	assert_int_equal(img_tar_write_pad(fd, 3, NULL), 0);
+	assert_int_equal(img_tar_write_end(fd, NULL), 0);
+	close(fd);
+	_cleanup_free_ uint8_t *layer = NULL;
+	size_t llen;
+	assert_int_equal(sp_read_file(&layer, &llen, tarp, 1 << 20, NULL), 0);
+	_cleanup_free_ char *ldig = put_blob(root, layer, llen);
+	_cleanup_free_ char *cfg = sp_xasprintf(
+		"{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"%s\"]}}",
+		ldig);
+	_cleanup_free_ char *cdig = put_blob(root, cfg, strlen(cfg));
+	_cleanup_free_ char *man = sp_xasprintf(
+		"{\"schemaVersion\":2,\"mediaType\":\"" IMG_MT_OCI_MANIFEST "\","
+		"\"config\":{\"mediaType\":\"" IMG_MT_OCI_CONFIG "\",\"digest\":\"%s\",\"size\":%zu},"
+		"\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"%s\",\"size\":%zu}]}",
+		cdig, strlen(cfg), ldig, llen);
+	_cleanup_free_ char *mdig = put_blob(root, man, strlen(man));
+
+	_cleanup_free_ char *dpath = sp_xasprintf("%s/pod.images", dir);
+	sp_image_disk *d = NULL;
+	_cleanup_err_ sp_err *err = NULL;
+	assert_int_equal(sp_image_disk_create(&d, dpath, 64u << 20, &err), 0);
+	/* An empty disk is a valid (empty) OCI layout already. */
+	_cleanup_free_ char *spec = sp_xasprintf("tar:%s", dpath);
+	sp_image_store *st = NULL;
+	assert_int_equal(sp_image_store_open(&st, spec, NULL, NULL), 0);
+	sp_image_store_close(st);
+	if (sp_image_disk_add_content(d, root, "test/app", mdig, &err) < 0)
+		fail_msg("%s", sp_err_msg(err));
+	/* Twice: nothing is appended again (duplicates would be refused). */
+	assert_int_equal(sp_image_disk_add_content(d, root, "test/app", mdig, NULL), 0);
+	assert_int_equal(sp_image_store_open(&st, spec, NULL, NULL), 0);
+	_cleanup_free_ char *ref = sp_xasprintf("example.com/test/app@%s", mdig);
+	_cleanup_free_ char *dest = sp_xasprintf("%s/rootfs", dir);
+	struct sp_image_limits lim = {.version = SP_IMAGE_LIMITS_VERSION, .chown_mode = -1};
+	if (sp_image_pull(st, ref, mdig, dest, &lim, NULL, &err) < 0)
+		fail_msg("%s", sp_err_msg(err));
+	sp_image_store_close(st);
+	_cleanup_free_ char *hello = sp_xasprintf("%s/hello", dest);
+	_cleanup_free_ uint8_t *got = NULL;
+	size_t glen;
+	assert_int_equal(sp_read_file(&got, &glen, hello, 64, NULL), 0);
+	assert_int_equal(glen, 3);
+	/* A manifest containerd does not hold: a clear not-found. */
+	const char *none = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+	assert_int_equal(sp_image_disk_add_content(d, root, "test/none", none, &err), SP_ERR_NOT_FOUND);
+	assert_non_null(strstr(err->msg, "content store"));
+	assert_non_null(strstr(err->msg, "test/none"));
+	/* A missing layer (discarded after unpacking): named. */
+	_cleanup_free_ char *lp = sp_xasprintf("%s/%s", blobs, ldig + 7);
+	assert_int_equal(unlink(lp), 0);
+	_cleanup_free_ char *man2 = sp_xasprintf("%s ", man); /* another digest */
+	_cleanup_free_ char *m2 = put_blob(root, man2, strlen(man2));
+	sp_err_clear(&err);
+	assert_int_equal(sp_image_disk_add_content(d, root, "test/app2", m2, &err), SP_ERR_NOT_FOUND);
+	assert_non_null(strstr(err->msg, ldig));
+	sp_image_disk_free(d);
+	assert_int_equal(access(dpath, F_OK), -1); /* removed */
+	assert_int_equal(sp_rm_rf(dir, NULL), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -272,6 +357,7 @@ int main(void)
 		cmocka_unit_test(test_config_get),
 		cmocka_unit_test(test_http_head),
 		cmocka_unit_test(test_registry_insecure_refused),
+		cmocka_unit_test(test_image_disk),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

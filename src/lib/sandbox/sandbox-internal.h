@@ -40,6 +40,8 @@ struct sp_sandbox {
 	 * when the guest pulls from a registry; the vm backend then gives the
 	 * UVM QEMU user networking. */
 	char *guest_registry;
+	/* Host-pulled images (cfg.content_store): the pod's image disk. */
+	struct sp_image_disk *image_disk;
 
 	pthread_t thread;
 	bool thread_started;
