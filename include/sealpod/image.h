@@ -26,6 +26,11 @@ SP_PUBLIC void sp_image_ref_free(sp_image_ref *ref);
 SP_PUBLIC char *sp_image_ref_str(const sp_image_ref *ref);
 /* "registry/repository" */
 SP_PUBLIC char *sp_image_ref_name(const sp_image_ref *ref);
+/* The base URL of ref's registry by the usual rules: docker.io is
+ * https://registry-1.docker.io; a loopback registry (localhost,
+ * 127.0.0.0/8, [::1]) speaks plain http, as http://127.0.0.1[:PORT] (or
+ * http://[::1][:PORT]); any other is https://REGISTRY. New string. */
+SP_PUBLIC char *sp_image_registry_url(const sp_image_ref *ref);
 /* True for "sha256:" followed by 64 lowercase hex digits. */
 SP_PUBLIC bool sp_image_digest_valid(const char *digest);
 static inline void sp_image_ref_freep(sp_image_ref **r)

@@ -32,8 +32,9 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: sealpod run FILE.yaml [options]\n"
-		"  --image-dir DIR      OCI image layout holding the pod's images (offline; default)\n"
-		"  --registry URL       pull images from this registry inside the UVM instead\n"
+		"  --image-dir DIR      OCI image layout holding the pod's images (offline)\n"
+		"  --registry URL       pull images from this registry (a mirror) inside the UVM\n"
+		"                       (default: each image's own registry, by its reference)\n"
 		"  --registry-ca FILE   the https registry's CA (PEM); the generated policy pins it\n"
 		"  --tee sim|snp|none   TEE (default sim; snp needs SEV-SNP hardware)\n"
 		"  --accel auto|kvm|tcg accelerator (default auto: KVM if it can run guests)\n"

@@ -261,6 +261,31 @@ static void test_registry_insecure_refused(void **state)
 	assert_true(sp_image_store_open(&s, "bogus:x", NULL, &err) < 0);
 }
 
+static void check_url(const char *in, const char *want)
+{
+	sp_image_ref *r = NULL;
+	assert_int_equal(sp_image_ref_parse(&r, in, NULL), 0);
+	_cleanup_free_ char *u = sp_image_registry_url(r);
+	assert_string_equal(u, want);
+	sp_image_ref_free(r);
+}
+
+static void test_registry_url(void **state)
+{
+	check_url("busybox", "https://registry-1.docker.io");
+	check_url("docker.io/library/nginx:1.25", "https://registry-1.docker.io");
+	check_url("ghcr.io/org/app:1", "https://ghcr.io");
+	check_url("registry.example.com:8443/a/b:1", "https://registry.example.com:8443");
+	check_url("127.0.0.1:5555/busybox:1", "http://127.0.0.1:5555");
+	check_url("127.1.2.3:5555/busybox:1", "http://127.0.0.1:5555");
+	check_url("localhost:5000/x", "http://127.0.0.1:5000");
+	check_url("localhost/x", "http://127.0.0.1");
+	/* Not loopback: https. */
+	check_url("127.example.com/x", "https://127.example.com");
+	check_url("128.0.0.1:5000/x", "https://128.0.0.1:5000");
+	check_url("localhost.example.com/x", "https://localhost.example.com");
+}
+
 static char *put_blob(const char *root, const void *data, size_t len)
 {
 	char *digest = sp_sha256_digest_str(data, len);
@@ -358,6 +383,7 @@ int main(void)
 		cmocka_unit_test(test_http_head),
 		cmocka_unit_test(test_registry_insecure_refused),
 		cmocka_unit_test(test_image_disk),
+		cmocka_unit_test(test_registry_url),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
