@@ -39,6 +39,26 @@ static inline void sp_image_ref_freep(sp_image_ref **r)
 }
 #define _cleanup_image_ref_ __attribute__((cleanup(sp_image_ref_freep)))
 
+/* Registry credentials for ref from an auth file as podman, skopeo and
+ * docker write them ({"auths": {KEY: {"auth": base64("user:pass")}}};
+ * KEY a registry, a registry/path prefix (the longest match wins) or a
+ * docker URL). *user and *pass are NULL when no entry matches. */
+SP_PUBLIC int sp_image_auth_parse(const uint8_t *data, size_t len,
+				  const sp_image_ref *ref, char **user,
+				  char **pass, sp_err **err);
+/* base64("user:password") -> user, password (both new). */
+SP_PUBLIC int sp_image_auth_decode(const char *b64, char **user, char **pass,
+				   sp_err **err);
+/* The same from authfile, or with authfile NULL from the first of
+ * $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json (else
+ * /run/containers/UID/auth.json), $XDG_CONFIG_HOME/containers/auth.json
+ * (else ~/.config/containers/auth.json), $DOCKER_CONFIG/config.json (else
+ * ~/.docker/config.json) that has an entry. *source (may be NULL) names
+ * the file used. */
+SP_PUBLIC int sp_image_auth_lookup(const char *authfile, const sp_image_ref *ref,
+				   char **user, char **pass, char **source,
+				   sp_err **err);
+
 /* Options for sp_image_store_open. */
 struct sp_image_store_opts {
 	unsigned version;   /* SP_IMAGE_STORE_OPTS_VERSION */

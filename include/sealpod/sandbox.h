@@ -30,6 +30,8 @@ typedef struct sp_runtime_config {
 	char *image_store;    /* host OCI image layout (dir or tar) offered to the guest, or NULL */
 	char *registry;       /* registry the guest pulls from (as this host reaches it), or NULL;
 			       * ignored when image_store is set. See sp_sandbox_guest_registry. */
+	char *registry_auth;  /* base64("user:password") for that registry, or NULL;
+			       * set by programs (sealpod run --authfile), not in the file */
 	/* Host-pulled images (the default without image_store and registry):
 	 * containerd's content store, whose blobs for each container's image
 	 * are offered to the guest on a read-only disk; NULL = off. */

@@ -71,6 +71,23 @@ static int guest_image(sp_guest_image **out, const char *dir_opt, sp_err **err)
 	return sp_guest_image_load(out, dir, err);
 }
 
+int run_registry_auth(const char *authfile, const char *ref, const char *registry,
+		      char **user, char **pass, sp_err **err)
+{
+	_cleanup_image_ref_ sp_image_ref *r = NULL;
+	if (sp_image_ref_parse(&r, ref, err) < 0)
+		return (*err)->code;
+	if (registry) {
+		const char *h = strstr(registry, "://");
+		h = h ? h + 3 : registry;
+		free(r->registry);
+		r->registry = sp_xstrndup(h, strcspn(h, "/"));
+	}
+	if (sp_image_auth_lookup(authfile, r, user, pass, NULL, err) < 0)
+		return sp_error_wrap(err, "credentials for %s", r->registry);
+	return 0;
+}
+
 /* Without --image-dir or --registry the guest pulls each image from the
  * registry its reference names (docs/images.md): one registry per pod,
  * which a UVM can reach. */
@@ -149,6 +166,19 @@ int run_config(sp_runtime_config **out, const struct run_opts *o, const char *tm
 					   : sp_error_wrap(err, "the images' registry");
 		}
 		set(&c->registry, reg);
+		/* The guest needs the same credentials: they travel with the
+		 * registry storage (sent to that registry's host only). */
+		_cleanup_free_ char *user = NULL, *pass = NULL;
+		if (images && images[0] &&
+		    run_registry_auth(o->authfile, images[0], reg, &user, &pass, err) < 0) {
+			sp_runtime_config_free(c);
+			return (*err)->code;
+		}
+		if (user) {
+			_cleanup_free_ char *up = sp_xasprintf("%s:%s", user, pass);
+			free(c->registry_auth);
+			c->registry_auth = sp_base64_encode(up, strlen(up), SP_B64_STD);
+		}
 	} else if (o->image_dir) {
 		if (!strcmp(o->backend, "vm")) {
 			/* The UVM sees the images as one read-only disk holding

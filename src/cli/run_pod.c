@@ -64,6 +64,7 @@ struct resolver {
 	const char *image_dir;
 	const char *registry;
 	const char *ca_file;
+	const char *authfile;
 };
 
 static int resolve(void *ctx, const char *ref, sp_policy_image *out, sp_err **err)
@@ -71,6 +72,16 @@ static int resolve(void *ctx, const char *ref, sp_policy_image *out, sp_err **er
 	struct resolver *r = ctx;
 	struct sp_image_store_opts so = {.version = SP_IMAGE_STORE_OPTS_VERSION,
 					 .ca_file = r->ca_file};
+	_cleanup_free_ char *user = NULL, *pass = NULL;
+	if (r->registry || !r->image_dir) {
+		/* Credentials of the registry actually asked (the mirror's
+		 * with --registry); the image module sends them to its
+		 * host only. */
+		if (run_registry_auth(r->authfile, ref, r->registry, &user, &pass, err) < 0)
+			return (*err)->code;
+		so.username = user;
+		so.password = pass;
+	}
 	if (r->registry || !r->image_dir)
 		return sp_policy_image_from_registry(r->registry, ref, &so, out, err);
 	return sp_policy_image_from_layout(r->image_dir, ref, out, err);
@@ -148,7 +159,7 @@ int run_pod_load(struct run_pod *rp, const struct run_opts *o, sp_err **err)
 		json_object_set_new(annots, "io.sealpod.policy/requests",
 				    json_string("{\"report\":true}"));
 	struct resolver r = {.image_dir = o->image_dir, .registry = o->registry,
-			     .ca_file = o->registry_ca};
+			     .ca_file = o->registry_ca, .authfile = o->authfile};
 	/* An https registry with its own CA: the policy pins that CA for
 	 * the registry as the guest reaches it (sp_sandbox_guest_registry). */
 	_cleanup_json_ json_t *regs = NULL;

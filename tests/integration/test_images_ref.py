@@ -86,3 +86,36 @@ def test_two_registries_refused(t):
     t.check(r.returncode != 0, "refused", r.stdout)
     t.check("one registry" in r.stderr and a.host.split(":")[1] in r.stderr,
             "the error names the registries", r.stderr)
+
+
+def test_run_with_authfile(t):
+    """A registry with basic auth: `sealpod run --authfile` (a
+    containers-auth.json) generates the policy with those credentials and
+    the guest pulls with them; without credentials the 401 is reported
+    naming the image, and nothing boots."""
+    import base64
+    import json
+    import images
+    reg = images.Registry(t, htpasswd={"puller": "s3cret"})
+    reg.push(images.busybox_layout(), images.TAG, "private/busybox:sp")
+    yaml = _yaml(t, "%s/private/busybox:sp" % reg.host)
+    auth = t.path("auth.json")
+    with open(auth, "w") as f:
+        json.dump({"auths": {
+            reg.host: {"auth": base64.b64encode(b"puller:s3cret").decode()},
+            # Another registry's entry: never sent to this one.
+            "registry.example.com": {"auth": base64.b64encode(b"other:wrong").decode()}}}, f)
+    env = _env()
+    env["HOME"] = t.path("home")  # no podman/docker files of the machine
+    env.pop("REGISTRY_AUTH_FILE", None)
+    env.pop("XDG_RUNTIME_DIR", None)
+    env.pop("DOCKER_CONFIG", None)
+    r = t.run([t.prog("sealpod"), "run", "--guest-dir", t.module.guest, "--accel", "tcg",
+               yaml], timeout=120, env=env)
+    t.check(r.returncode != 0, "no credentials: refused", r.stdout)
+    t.check("private/busybox:sp" in r.stderr and "credentials" in r.stderr,
+            "the 401 is reported naming the image", r.stderr)
+    r = t.run([t.prog("sealpod"), "run", "--authfile", auth, "--guest-dir", t.module.guest,
+               "--accel", "tcg", yaml], timeout=300 * SLOW // 2, env=env)
+    t.eq(r.returncode, 0, "exit code with --authfile\n" + r.stderr)
+    t.check("pulled by reference" in r.stdout, "the container's output", r.stdout + r.stderr)

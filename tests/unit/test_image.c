@@ -286,6 +286,53 @@ static void test_registry_url(void **state)
 	check_url("localhost.example.com/x", "https://localhost.example.com");
 }
 
+static void check_auth(const char *file, const char *in, const char *user, const char *pass)
+{
+	sp_image_ref *r = NULL;
+	assert_int_equal(sp_image_ref_parse(&r, in, NULL), 0);
+	_cleanup_free_ char *u = NULL, *p = NULL;
+	_cleanup_err_ sp_err *err = NULL;
+	if (sp_image_auth_parse((const uint8_t *)file, strlen(file), r, &u, &p, &err) < 0)
+		fail_msg("%s", sp_err_msg(err));
+	if (user) {
+		assert_non_null(u);
+		assert_string_equal(u, user);
+		assert_string_equal(p, pass);
+	} else {
+		assert_null(u);
+	}
+	sp_image_ref_free(r);
+}
+
+static void test_auth_file(void **state)
+{
+	/* u:p, x:y, user:pass, a:b:c */
+	const char *f = "{\"auths\":{\"quay.io/org\":{\"auth\":\"dTpw\"},"
+			"\"quay.io\":{\"auth\":\"eDp5\"},"
+			"\"https://index.docker.io/v1/\":{\"auth\":\"dXNlcjpwYXNz\"},"
+			"\"127.0.0.1:5000\":{\"auth\":\"YTpiOmM=\"}}}";
+	check_auth(f, "quay.io/org/app:1", "u", "p");     /* the longest prefix */
+	check_auth(f, "quay.io/organic/app:1", "x", "y"); /* components, not bytes */
+	check_auth(f, "quay.io/other:1", "x", "y");
+	check_auth(f, "busybox", "user", "pass");         /* docker's legacy key */
+	check_auth(f, "127.0.0.1:5000/a", "a", "b:c");    /* the first colon splits */
+	check_auth(f, "127.0.0.1:5001/a", NULL, NULL);    /* another port: nothing */
+	check_auth(f, "ghcr.io/org/app", NULL, NULL);
+	check_auth("{}", "busybox", NULL, NULL);
+	sp_image_ref *r = NULL;
+	assert_int_equal(sp_image_ref_parse(&r, "quay.io/x", NULL), 0);
+	char *u = NULL, *p = NULL;
+	_cleanup_err_ sp_err *err = NULL;
+	const char *helper = "{\"auths\":{\"quay.io\":{}}}";
+	assert_true(sp_image_auth_parse((const uint8_t *)helper, strlen(helper), r, &u, &p, &err) < 0);
+	assert_non_null(strstr(err->msg, "quay.io"));
+	sp_err_clear(&err);
+	const char *bad = "{\"auths\":{\"quay.io\":{\"auth\":\"bm9jb2xvbg==\"}}}";
+	assert_true(sp_image_auth_parse((const uint8_t *)bad, strlen(bad), r, &u, &p, &err) < 0);
+	assert_null(u);
+	sp_image_ref_free(r);
+}
+
 static char *put_blob(const char *root, const void *data, size_t len)
 {
 	char *digest = sp_sha256_digest_str(data, len);
@@ -384,6 +431,7 @@ int main(void)
 		cmocka_unit_test(test_registry_insecure_refused),
 		cmocka_unit_test(test_image_disk),
 		cmocka_unit_test(test_registry_url),
+		cmocka_unit_test(test_auth_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -282,6 +282,16 @@ static int resolve_rootfs(sp_agent *a, const ACreateContainer *q, container *c,
 			return reply_sp_err(r, e, "CreateContainer: image registry");
 		struct sp_image_store_opts so = {.version = SP_IMAGE_STORE_OPTS_VERSION,
 						 .insecure_http = true, .ca_file = ca};
+		/* The registry's credentials, if the host gave them (option
+		 * "auth=" base64 user:password): sent to its host only. */
+		_cleanup_free_ char *user = NULL, *pass = NULL;
+		if (registry && store && store->n_options == 1 &&
+		    !strncmp(store->options[0], "auth=", 5)) {
+			if (sp_image_auth_decode(store->options[0] + 5, &user, &pass, &e) < 0)
+				return reply_sp_err(r, e, "CreateContainer: registry storage option auth");
+			so.username = user;
+			so.password = pass;
+		}
 		if (registry && agent_uplink_up(a, &e) < 0)
 			return reply_sp_err(r, e, "CreateContainer: image registry");
 		_cleanup_image_store_ sp_image_store *st = NULL;

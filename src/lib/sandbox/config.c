@@ -179,5 +179,6 @@ void sp_runtime_config_free(sp_runtime_config *c)
 	for (size_t i = 0; i < SP_ARRAY_LEN(str_keys); i++)
 		free(*str_field(c, str_keys[i]));
 	free(c->source);
+	free(c->registry_auth);
 	free(c);
 }

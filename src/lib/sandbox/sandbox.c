@@ -482,6 +482,7 @@ int sp_sandbox_create_container(sp_sandbox *sb, const sp_container_opts *o,
 	req.container_type = o->init ? "init" : "";
 	Sealpod__Agent__V1__Storage store = SEALPOD__AGENT__V1__STORAGE__INIT;
 	Sealpod__Agent__V1__Storage *stores[1] = {&store};
+	_cleanup_free_ char *auth_opt = NULL;
 	if (sb->image_disk && o->image && *o->image) {
 		/* Host-pulled: exactly the blobs containerd holds for the
 		 * policy's digest, on the pod's image disk (the UVM's first
@@ -508,6 +509,11 @@ int sp_sandbox_create_container(sp_sandbox *sb, const sp_container_opts *o,
 		 * for a disk (docs/images.md). */
 		store.driver = "registry";
 		store.source = sb->guest_registry;
+		if (sb->cfg.registry_auth) {
+			auth_opt = sp_xasprintf("auth=%s", sb->cfg.registry_auth);
+			store.n_options = 1;
+			store.options = &auth_opt;
+		}
 		req.n_storages = 1;
 		req.storages = stores;
 	}
