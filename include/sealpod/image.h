@@ -67,6 +67,9 @@ struct sp_image_store_opts {
 	const char *username; /* registry credentials (basic, or for the token */
 	const char *password; /* endpoint); NULL for anonymous */
 	const char *ca_file;  /* PEM bundle for https; NULL = system default */
+	/* Resolve registry names with the library's stub resolver through
+	 * this resolv.conf (the guest: the pod's); NULL = the C library. */
+	const char *resolv_conf;
 };
 #define SP_IMAGE_STORE_OPTS_VERSION 1
 

@@ -9,6 +9,9 @@
 
 #include "image/http.h"
 #include "image/image-internal.h"
+#include <sys/socket.h>
+
+#include "sealpod/dns.h"
 #include "sealpod/file.h"
 #include "sealpod/hash.h"
 #include "sealpod/image.h"
@@ -333,6 +336,65 @@ static void test_auth_file(void **state)
 	sp_image_ref_free(r);
 }
 
+static int dns_parse(const char *file, uint16_t type, sp_dns_addr *out, size_t *n, sp_err **err)
+{
+	_cleanup_free_ char *path = sp_xasprintf("dns/%s", file);
+	size_t len;
+	_cleanup_free_ uint8_t *m = read_corpus(path, &len);
+	return sp_dns_response_parse(m, len, 0x1234, "Registry.Example.com.", type, out, 4, n, err);
+}
+
+static void test_dns(void **state)
+{
+	sp_dns_addr a[4];
+	size_t n;
+	assert_int_equal(dns_parse("a", SP_DNS_A, a, &n, NULL), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(a[0].family, AF_INET);
+	assert_memory_equal(a[0].addr, "\x0a\x00\x02\x02", 4);
+	/* The A record of the CNAME's target counts. */
+	assert_int_equal(dns_parse("cname", SP_DNS_A, a, &n, NULL), 0);
+	assert_int_equal(n, 1);
+	assert_memory_equal(a[0].addr, "\xc0\x00\x02\x07", 4);
+	assert_int_equal(dns_parse("aaaa", SP_DNS_AAAA, a, &n, NULL), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(a[0].family, AF_INET6);
+	/* An A answer is no AAAA answer. */
+	assert_int_equal(dns_parse("a", SP_DNS_AAAA, a, &n, NULL), SP_ERR_PROTOCOL);
+	_cleanup_err_ sp_err *err = NULL;
+	assert_int_equal(dns_parse("nxdomain", SP_DNS_A, a, &n, &err), SP_ERR_NOT_FOUND);
+	assert_non_null(strstr(err->msg, "registry.example.com"));
+	sp_err_clear(&err);
+	assert_true(dns_parse("tc", SP_DNS_A, a, &n, &err) < 0);
+	assert_non_null(strstr(err->msg, "truncated"));
+	sp_err_clear(&err);
+	assert_int_equal(dns_parse("loop", SP_DNS_A, a, &n, &err), SP_ERR_PARSE);
+	/* Another id: not our answer. */
+	size_t len;
+	_cleanup_free_ uint8_t *m = read_corpus("dns/a", &len);
+	assert_true(sp_dns_response_parse(m, len, 0x1235, "registry.example.com", SP_DNS_A, a, 4,
+					  &n, NULL) < 0);
+	/* Another name. */
+	assert_true(sp_dns_response_parse(m, len, 0x1234, "other.example.com", SP_DNS_A, a, 4,
+					  &n, NULL) < 0);
+	/* Queries: names only. */
+	uint8_t q[300];
+	assert_int_equal(sp_dns_query_build(q, sizeof(q), 1, "a.b", SP_DNS_A, NULL), 12 + 5 + 4);
+	assert_true(sp_dns_query_build(q, sizeof(q), 1, "a..b", SP_DNS_A, NULL) < 0);
+	assert_true(sp_dns_query_build(q, sizeof(q), 1, "a b", SP_DNS_A, NULL) < 0);
+	/* resolv.conf */
+	sp_dns_conf c;
+	const char *rc = "# x\nsearch a\nnameserver 10.0.2.3\nnameserver ::1\nnameserver 1.1.1.1\n"
+			 "nameserver 8.8.8.8\noptions timeout:99 attempts:0\n";
+	assert_int_equal(sp_dns_conf_parse(&c, rc, strlen(rc), NULL), 0);
+	assert_int_equal(c.nservers, 3);
+	assert_int_equal(c.servers[1].family, AF_INET6);
+	assert_int_equal(c.timeout_s, 30);
+	assert_int_equal(c.attempts, 1);
+	assert_true(sp_dns_conf_parse(&c, "search a\n", 9, NULL) < 0);
+	assert_true(sp_dns_conf_parse(&c, "nameserver host\n", 16, NULL) < 0);
+}
+
 static char *put_blob(const char *root, const void *data, size_t len)
 {
 	char *digest = sp_sha256_digest_str(data, len);
@@ -432,6 +494,7 @@ int main(void)
 		cmocka_unit_test(test_image_disk),
 		cmocka_unit_test(test_registry_url),
 		cmocka_unit_test(test_auth_file),
+		cmocka_unit_test(test_dns),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
