@@ -12,7 +12,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: sealpod image build [--output DIR] [--kernel PATH] [--modules DIR]\n"
 		"         [--agent PATH] [--debug] [--compress auto|gzip|zstd|none]\n"
-		"         [--append ARGS] [--ovmf FILE --vcpus N]\n"
+		"         [--append ARGS] [--ovmf FILE --vcpus N] [--ca-bundle PEM]\n"
 		"Writes vmlinuz, initrd.img, cmdline and manifest.json into DIR\n"
 		"(default: $SEALPOD_GUEST_DIR, else guest/ next to the sealpod program).\n"
 		"Entry times come from $SOURCE_DATE_EPOCH (default 0).\n");
@@ -30,6 +30,7 @@ int cmd_image_build(int argc, char **argv)
 		{"append", required_argument, NULL, 'A'},
 		{"ovmf", required_argument, NULL, 'O'},
 		{"vcpus", required_argument, NULL, 'v'},
+		{"ca-bundle", required_argument, NULL, 'B'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -50,6 +51,7 @@ int cmd_image_build(int argc, char **argv)
 		case 'd': o.debug = true; break;
 		case 'A': o.cmdline_extra = optarg; break;
 		case 'O': o.ovmf = optarg; break;
+		case 'B': o.ca_bundle = optarg; break;
 		case 'c':
 			if (!strcmp(optarg, "auto"))
 				o.compress = SP_GUEST_COMPRESS_AUTO;
