@@ -119,3 +119,60 @@ def test_run_with_authfile(t):
                "--accel", "tcg", yaml], timeout=300 * SLOW // 2, env=env)
     t.eq(r.returncode, 0, "exit code with --authfile\n" + r.stderr)
     t.check("pulled by reference" in r.stdout, "the container's output", r.stdout + r.stderr)
+
+
+def test_manifest_for_another_platform(t):
+    """An index with only a linux/arm64 manifest, and a manifest whose
+    config says arm64: each refused naming the image and the step, with
+    nothing unpacked."""
+    import hashlib
+    import json
+    import images
+    lay = t.path("arm")
+    md = images.make_layout(lay, [images.tar_bytes([("hello", "file", b"hi\n")])])
+    man = images.read_blob(lay, md)
+    index = json.dumps({"schemaVersion": 2,
+                        "mediaType": "application/vnd.oci.image.index.v1+json",
+                        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                       "digest": md, "size": len(man),
+                                       "platform": {"os": "linux",
+                                                    "architecture": "arm64"}}]}).encode()
+    idig = images.write_blob(lay, index)
+    t.eq(idig, "sha256:" + hashlib.sha256(index).hexdigest(), "index digest")
+    r = t.run([t.prog("sealpod"), "image", "pull", "--from", "dir:" + lay, "--digest", idig,
+               "example.com/arm/app@" + idig, t.path("rootfs")])
+    t.check(r.returncode != 0, "an arm64-only index is refused", r.stdout)
+    t.check("linux/amd64" in r.stderr and "example.com/arm/app" in r.stderr,
+            "the error names the image and the platform", r.stderr)
+    t.check(not os.path.exists(t.path("rootfs")), "nothing unpacked")
+    # A manifest whose config is for arm64.
+    cfg_digest = json.loads(man)["config"]["digest"]
+    cfg = json.loads(images.read_blob(lay, cfg_digest))
+    cfg["architecture"] = "arm64"
+    cb = json.dumps(cfg).encode()
+    m2 = json.loads(man)
+    m2["config"] = {"mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": images.write_blob(lay, cb), "size": len(cb)}
+    mb = json.dumps(m2).encode()
+    d2 = images.write_blob(lay, mb)
+    r = t.run([t.prog("sealpod"), "image", "pull", "--from", "dir:" + lay, "--digest", d2,
+               "example.com/arm/app@" + d2, t.path("rootfs")])
+    t.check(r.returncode != 0, "an arm64 config is refused", r.stdout)
+    t.check("arm64" in r.stderr and "example.com/arm/app" in r.stderr,
+            "the error names the image and the platform", r.stderr)
+    t.check(not os.path.exists(t.path("rootfs")), "nothing unpacked")
+
+
+def test_401_without_credentials_in_the_pull(t):
+    """The guest's code path (natively): a registry wanting credentials,
+    none given: the error names the image and says credentials."""
+    import images
+    reg = images.Registry(t, htpasswd={"puller": "s3cret"})
+    digest = reg.push(images.busybox_layout(), images.TAG, "private/busybox:sp")
+    r = t.run([t.prog("sealpod"), "image", "pull", "--from", "registry:" + reg.url,
+               "--insecure-http", "--digest", digest, "%s/private/busybox@%s" % (reg.host, digest),
+               t.path("rootfs")])
+    t.check(r.returncode != 0, "refused", r.stdout)
+    t.check("private/busybox" in r.stderr and "credentials" in r.stderr,
+            "names the image and the missing credentials", r.stderr)
+    t.check(not os.path.exists(t.path("rootfs")), "nothing unpacked")
