@@ -342,8 +342,11 @@ static int ask(const sp_dns_conf *c, const sp_dns_addr *srv, const char *name,
 		int ql = sp_dns_query_build(buf, sizeof(buf), ids[q], name, types[q], err);
 		if (ql < 0)
 			return ql;
-		if (send(fd, buf, (size_t)ql, 0) != ql)
+		if (send(fd, buf, (size_t)ql, 0) != ql) {
+			if (errno == ECONNREFUSED) /* the ICMP of the first query */
+				return 0;
 			return sp_error_sys(err, errno, "DNS: send");
+		}
 	}
 	int notfound = 0;
 	uint64_t deadline = now_ms() + (uint64_t)c->timeout_s * 1000;
