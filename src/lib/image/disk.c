@@ -264,8 +264,7 @@ int sp_image_disk_add_content(sp_image_disk *d, const char *content_root,
 		if (first == UINT64_MAX) {
 			first = off;
 			first_size = sz;
-		}
-		else if ((r = put_header(d->fd, off, name, '0', sz, err)) < 0)
+		} else if ((r = put_header(d->fd, off, name, '0', sz, err)) < 0)
 			break;
 		names[added++] = sp_steal_ptr(&name);
 		off += BLOCK + padded(sz);
