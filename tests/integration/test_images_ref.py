@@ -119,6 +119,16 @@ def test_run_with_authfile(t):
                "--accel", "tcg", yaml], timeout=300 * SLOW // 2, env=env)
     t.eq(r.returncode, 0, "exit code with --authfile\n" + r.stderr)
     t.check("pulled by reference" in r.stdout, "the container's output", r.stdout + r.stderr)
+    # `sealpod policy gen` reads the same files: --authfile, or where
+    # podman looks ($REGISTRY_AUTH_FILE); without either it gets the 401.
+    gen = [t.prog("sealpod"), "policy", "gen", yaml, "--output", yaml + ".gen"]
+    r = t.run(gen, timeout=60, env=env)
+    t.check(r.returncode != 0 and "credentials" in r.stderr, "policy gen without credentials",
+            r.stderr)
+    r = t.run(gen + ["--authfile", auth], timeout=60, env=env)
+    t.eq(r.returncode, 0, "policy gen --authfile: " + r.stderr)
+    r = t.run(gen, timeout=60, env=dict(env, REGISTRY_AUTH_FILE=auth))
+    t.eq(r.returncode, 0, "policy gen with $REGISTRY_AUTH_FILE: " + r.stderr)
 
 
 def test_manifest_for_another_platform(t):
