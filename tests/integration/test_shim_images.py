@@ -214,3 +214,24 @@ def test_cri_pull_from_registry_then_pod(t):
             except Exception:
                 pass
     _assert_clean(t)
+
+
+def test_image_not_in_content_store_is_named(t):
+    """A policy pinning an image containerd never pulled: the container's
+    Create fails on the host, naming the image, the missing blob, the
+    content store and what to do; nothing is left behind."""
+    import images
+    m = t.module
+    lay = images.busybox_layout()
+    digest = images.manifest_digest(lay)
+    policy = shimtest.policy_for(harness.build_dir(), POD % {"image": images.NAME}, lay, t.tmp)
+    r = m.cd.ctr(["run", "--rm", "--runtime", shimtest.RUNTIME,
+                  "--annotation", "io.sealpod.policy=" + policy,
+                  IMAGE, "hp3"], ns=NS, check=False, timeout=600)
+    m.cd.ctr(["task", "delete", "-f", "hp3"], ns=NS, check=False)
+    m.cd.ctr(["container", "delete", "hp3"], ns=NS, check=False)
+    t.check(r.returncode != 0, "refused", r.stdout)
+    t.check("content store" in r.stderr and digest in r.stderr and "busybox" in r.stderr,
+            "names the content store, the blob and the image", r.stderr)
+    t.check("pull the image" in r.stderr, "says what to do", r.stderr)
+    _assert_clean(t)
