@@ -83,6 +83,10 @@ typedef struct sp_guest_build_opts {
 	bool debug;             /* add busybox as /bin/sh and drop "quiet" */
 	const char *busybox;    /* NULL = /bin/busybox */
 	const char *cmdline_extra; /* appended to the command line */
+	/* The CA bundle for policies with `ca: "system"`, measured with the
+	 * image at /etc/ssl/certs/ca-certificates.crt; NULL = the build
+	 * host's (Debian's ca-certificates); skipped if absent. */
+	const char *ca_bundle;
 	int compress;           /* sp_guest_compress */
 	uint32_t mtime;         /* every entry's time (SOURCE_DATE_EPOCH) */
 	/* For the expected SNP launch measurement (optional). */

@@ -30,6 +30,13 @@ typedef struct sp_runtime_config {
 	char *image_store;    /* host OCI image layout (dir or tar) offered to the guest, or NULL */
 	char *registry;       /* registry the guest pulls from (as this host reaches it), or NULL;
 			       * ignored when image_store is set. See sp_sandbox_guest_registry. */
+	char *registry_auth;  /* base64("user:password") for that registry, or NULL;
+			       * set by programs (sealpod run --authfile), not in the file */
+	/* Host-pulled images (the default without image_store and registry):
+	 * containerd's content store, whose blobs for each container's image
+	 * are offered to the guest on a read-only disk; NULL = off. */
+	char *content_store;
+	char *image_disk_dir; /* where that disk lives; NULL = the sandbox's state directory */
 	char *state_dir;      /* per-sandbox runtime state; default /run/sealpod */
 	char *default_policy; /* policy file used when a pod carries none, or NULL */
 	char *agent;          /* native backend: the sealpod-agent binary */
@@ -41,6 +48,8 @@ typedef struct sp_runtime_config {
 } sp_runtime_config;
 
 #define SP_RUNTIME_CONFIG_DEFAULT "/etc/sealpod/runtime.json"
+#define SP_RUNTIME_CONFIG_CONTENT_STORE \
+	"/var/lib/containerd/io.containerd.content.v1.content"
 
 /* Loads path; with path NULL: $SEALPOD_CONFIG, else the default file; if
  * neither exists, built-in defaults. Unknown keys are errors. */

@@ -32,9 +32,12 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: sealpod run FILE.yaml [options]\n"
-		"  --image-dir DIR      OCI image layout holding the pod's images (offline; default)\n"
-		"  --registry URL       pull images from this registry inside the UVM instead\n"
+		"  --image-dir DIR      OCI image layout holding the pod's images (offline)\n"
+		"  --registry URL       pull images from this registry (a mirror) inside the UVM\n"
+		"                       (default: each image's own registry, by its reference)\n"
 		"  --registry-ca FILE   the https registry's CA (PEM); the generated policy pins it\n"
+		"  --authfile FILE      registry credentials (containers-auth.json or docker config.json;\n"
+		"                       default: podman's search order)\n"
 		"  --tee sim|snp|none   TEE (default sim; snp needs SEV-SNP hardware)\n"
 		"  --accel auto|kvm|tcg accelerator (default auto: KVM if it can run guests)\n"
 		"  --attest             fetch a report over a fresh nonce, verify it, print the claims\n"
@@ -288,11 +291,12 @@ int cmd_run(int argc, char **argv)
 {
 	enum { O_IMAGE_DIR = 256, O_REGISTRY, O_TEE, O_ACCEL, O_ATTEST, O_GUEST, O_VCPUS,
 	       O_MEMORY, O_GRACE, O_NAME, O_BACKEND, O_DETACH, O_UNSAFE_HOST_DATA, O_REGISTRY_CA,
-	       O_NETWORK };
+	       O_NETWORK, O_AUTHFILE };
 	static const struct option opts[] = {
 		{"image-dir", required_argument, NULL, O_IMAGE_DIR},
 		{"registry", required_argument, NULL, O_REGISTRY},
 		{"registry-ca", required_argument, NULL, O_REGISTRY_CA},
+		{"authfile", required_argument, NULL, O_AUTHFILE},
 		{"tee", required_argument, NULL, O_TEE},
 		{"accel", required_argument, NULL, O_ACCEL},
 		{"attest", no_argument, NULL, O_ATTEST},
@@ -323,6 +327,7 @@ int cmd_run(int argc, char **argv)
 		case O_IMAGE_DIR: ro.image_dir = optarg; break;
 		case O_REGISTRY: ro.registry = optarg; break;
 		case O_REGISTRY_CA: ro.registry_ca = optarg; break;
+		case O_AUTHFILE: ro.authfile = optarg; break;
 		case O_TEE: ro.tee = optarg; break;
 		case O_ACCEL: ro.accel = optarg; break;
 		case O_ATTEST: ro.attest = true; break;

@@ -25,6 +25,7 @@ struct run_opts {
 	const char *image_dir;
 	const char *registry;
 	const char *registry_ca; /* PEM CA of an https registry (policy.registries) */
+	const char *authfile;    /* registry credentials file; NULL = podman's defaults */
 	const char *tee;
 	const char *accel;
 	const char *guest_dir;
@@ -61,6 +62,10 @@ int run_config(struct sp_runtime_config **out, const struct run_opts *o, const c
 
 /* The default image store: examples' OCI layout, if `make demo` built it. */
 char *run_default_image_dir(void);
+/* Credentials for ref's registry, or for the mirror `registry` (a URL)
+ * when given, from authfile or podman's auth files. *user NULL if none. */
+int run_registry_auth(const char *authfile, const char *ref, const char *registry,
+		      char **user, char **pass, sp_err **err);
 
 /* Asks the agent for a report over a fresh nonce, verifies it (trusting
  * the sim root only for the sim TEE) and prints the claims. */

@@ -85,6 +85,9 @@ MESSAGES = {
     "ContainerStatusResponse": [("status", 1, MSG, "ContainerStatus", None)],
     "ExecSyncRequest": [("container_id", 1, STR, None, None), ("cmd", 2, STR, None, REP),
                         ("timeout", 3, I64, None, None)],
+    "PullImageRequest": [("image", 1, MSG, "ImageSpec", None),
+                         ("sandbox_config", 3, MSG, "PodSandboxConfig", None)],
+    "PullImageResponse": [("image_ref", 1, STR, None, None)],
     "ExecSyncResponse": [("stdout", 1, BYTES, None, None), ("stderr", 2, BYTES, None, None),
                          ("exit_code", 3, I32, None, None)],
 }
@@ -186,6 +189,25 @@ class RuntimeService:
         return self.call("ExecSync", msg("ExecSyncRequest", container_id=cid, cmd=cmd,
                                          timeout=timeout), "ExecSyncResponse",
                          timeout=timeout + 30)
+
+    def close(self):
+        self.channel.close()
+
+
+class ImageService:
+    """runtime.v1.ImageService: PullImage only."""
+
+    def __init__(self, address):
+        target = address if address.startswith("unix:") else "unix://" + address
+        self.channel = grpc.insecure_channel(target)
+
+    def pull_image(self, image, timeout=300):
+        fn = self.channel.unary_unary(
+            "/runtime.v1.ImageService/PullImage",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=_CLASSES[PACKAGE + ".PullImageResponse"].FromString)
+        return fn(msg("PullImageRequest", image=msg("ImageSpec", image=image)),
+                  timeout=timeout).image_ref
 
     def close(self):
         self.channel.close()

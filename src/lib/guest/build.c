@@ -821,6 +821,17 @@ int sp_guest_build(const sp_guest_build_opts *o, sp_err **err)
 		add_parents(&im, SP_GUEST_MODULES_LIST);
 		add(&im, SP_GUEST_MODULES_LIST, E_FILE, 0644);
 	}
+	/* `ca: "system"` in a policy (docs/images.md): the CA bundle is part
+	 * of the measured image. update-ca-certificates generates it, so
+	 * dpkg does not own it: it is listed as ca-certificates'. */
+	const char *cab = o->ca_bundle ? o->ca_bundle : "/etc/ssl/certs/ca-certificates.crt";
+	if (o->ca_bundle || access(cab, R_OK) == 0) {
+		if ((r = add_host_file(&im, "/etc/ssl/certs/ca-certificates.crt", cab, "host",
+				       err)) < 0)
+			goto out;
+		find(&im, "/etc/ssl/certs/ca-certificates.crt")->package =
+			sp_xstrdup("ca-certificates");
+	}
 	lookup_packages(&im);
 
 	kernel_src ks = {.path = kernel, .built_dir = built_dir, .img = kimg, .len = klen,

@@ -540,8 +540,12 @@ static int gen_container(struct podctx *pc, const json_t *cont, bool init, json_
 	sp_policy_image img = {0};
 	if (!pc->opts->resolve)
 		return sp_error(err, SP_ERR_INVALID, "no image source: give --image-dir or --registry");
-	if (pc->opts->resolve(pc->opts->resolve_ctx, image, &img, err) < 0)
+	if (pc->opts->resolve(pc->opts->resolve_ctx, image, &img, err) < 0) {
+		/* The image module's messages usually name the image already. */
+		if (err && *err && strstr(sp_err_msg(*err), image))
+			return sp_error_wrap(err, "container %s", cname);
 		return sp_error_wrap(err, "container %s: image %s", cname, image);
+	}
 	int rc = -1;
 	json_t *c = json_object();
 	struct envset e = {json_array()};

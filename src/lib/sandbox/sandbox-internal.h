@@ -49,6 +49,8 @@ struct sp_sandbox {
 	/* NETNS (net.c): the namespace, and what its CNI interface carries. */
 	int netns_fd;
 	struct sp_sandbox_podnet *podnet;
+	/* Host-pulled images (cfg.content_store): the pod's image disk. */
+	struct sp_image_disk *image_disk;
 
 	pthread_t thread;
 	bool thread_started;

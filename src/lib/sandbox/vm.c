@@ -7,6 +7,7 @@
 
 #include "sandbox/sandbox-config.h"
 #include "sealpod/hash.h"
+#include "sealpod/image.h"
 #include "sealpod/log.h"
 #include "sandbox-internal.h"
 
@@ -42,7 +43,9 @@ static int vm_launch(sp_sandbox *sb, sp_err **err)
 	_cleanup_free_ char *run = sp_xasprintf("%s/vm", sb->run_dir);
 	vc.run_dir = run;
 	sp_vm_disk disk = {.path = c->image_store, .serial = "sealpod-images"};
-	if (c->image_store) {
+	if (sb->image_disk)
+		disk.path = sp_image_disk_path(sb->image_disk);
+	if (disk.path) {
 		vc.disks = &disk;
 		vc.n_disks = 1;
 	}
