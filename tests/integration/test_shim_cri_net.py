@@ -10,7 +10,11 @@ A runc pod and a confidential pod (sealpod, one TCG UVM) share the bridge:
   container fetches the runc pod's page at start, the log shows it);
 - a hostPort reaches it through portmap;
 - the guest got CRI's DNSConfig as resolv.conf, and the pod's hostname;
-- after the pods are gone: no tap, no qdisc, no pod namespace left.
+- after the pods are gone: no tap, no qdisc, no pod namespace left;
+- the guest pulls a pod's image (by the policy's digest) from a TLS
+  registry on the bridge's gateway address, through the pod's interface,
+  trusting the CA the policy pins (runtime handler "sealpodreg"); a
+  loopback registry is refused for a CNI pod.
 
 All traffic stays inside the test's namespaces."""
 import json
