@@ -188,12 +188,16 @@ class Registry:
     """Debian's docker-registry on 127.0.0.1:<free port>, storage in the
     owner's temp dir, stopped with the owner (a harness Test or Module).
     htpasswd: optional {"user": "password"} for basic auth. tls: optional
-    make_pki() result; the registry then speaks https with its cert."""
+    make_pki() result; the registry then speaks https with its cert.
+    netns: optional name of a network namespace (/run/netns/NAME) the
+    registry runs in, listening on `addr` there (its readiness check and
+    push run in it too). Its access log is <root>/access.log."""
 
-    def __init__(self, owner, htpasswd=None, tls=None):
+    def __init__(self, owner, htpasswd=None, tls=None, netns=None, addr="127.0.0.1"):
         self.owner = owner
         self.port = free_port()
-        self.host = "127.0.0.1:%d" % self.port
+        self.host = "%s:%d" % (addr, self.port)
+        self.wrap = ["nsenter", "--net=/run/netns/" + netns] if netns else []
         self.url = ("https://" if tls else "http://") + self.host
         self.user = self.password = None
         root = self.root = tempfile.mkdtemp(prefix="registry-", dir=owner.tmp)
@@ -214,12 +218,23 @@ class Registry:
         cp = os.path.join(root, "config.yml")
         with open(cp, "w") as f:
             f.write("\n".join(cfg) + "\n")
-        self.proc = owner.spawn(["/usr/bin/docker-registry", "serve", cp],
-                                stdout=subprocess.DEVNULL, stderr=open(os.path.join(root, "log"), "w"))
+        self.access_log = os.path.join(root, "access.log")
+        self.proc = owner.spawn(self.wrap + ["/usr/bin/docker-registry", "serve", cp],
+                                stdout=open(self.access_log, "w"),
+                                stderr=open(os.path.join(root, "log"), "w"))
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise harness.Failure("docker-registry exited %s" % self.proc.returncode)
+            if netns:
+                # Any HTTP answer (curl exit 0) means it is up.
+                r = subprocess.run(self.wrap + ["curl", "-s", "-o", "/dev/null", "-m", "2"] +
+                                   (["--cacert", tls["ca"]] if tls else []) + [self.url + "/v2/"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                if r.returncode == 0:
+                    break
+                time.sleep(0.1)
+                continue
             try:
                 ctx = None
                 if tls:
@@ -237,7 +252,7 @@ class Registry:
     def push(self, layout, tag, repo_tag, fmt=None, compress=None):
         """Pushes layout:tag to <this registry>/repo_tag; returns the
         manifest digest the registry stores."""
-        argv = ["skopeo", "copy", "-q", "--dest-tls-verify=false"]
+        argv = self.wrap + ["skopeo", "copy", "-q", "--dest-tls-verify=false"]
         if self.user:
             argv += ["--dest-creds", "%s:%s" % (self.user, self.password)]
         if fmt:

@@ -10,7 +10,11 @@ A runc pod and a confidential pod (sealpod, one TCG UVM) share the bridge:
   container fetches the runc pod's page at start, the log shows it);
 - a hostPort reaches it through portmap;
 - the guest got CRI's DNSConfig as resolv.conf, and the pod's hostname;
-- after the pods are gone: no tap, no qdisc, no pod namespace left.
+- after the pods are gone: no tap, no qdisc, no pod namespace left;
+- the guest pulls a pod's image (by the policy's digest) from a TLS
+  registry on the bridge's gateway address, through the pod's interface,
+  trusting the CA the policy pins (runtime handler "sealpodreg"); a
+  loopback registry is refused for a CNI pod.
 
 All traffic stays inside the test's namespaces."""
 import json
@@ -48,6 +52,12 @@ NET_CONF = {
 
 RUNC_RUNTIME = '''    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.sealpodreg]
+      runtime_type = "%(runtime)s"
+      pod_annotations = ["io.sealpod.*"]
+      container_annotations = ["io.sealpod.*"]
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.sealpodreg.options]
+        ConfigPath = "%(config)s"
   [plugins."io.containerd.grpc.v1.cri".cni]'''
 
 
@@ -63,12 +73,13 @@ class NetContainerd(shimtest.Containerd):
     """containerd inside namespace `netns`, CNI from /usr/lib/cni, a runc
     runtime next to sealpod's."""
 
-    def __init__(self, base, build, netns, env):
+    def __init__(self, base, build, netns, env, reg_config):
         super().__init__(base, build, env=env, pause=PAUSE)
         self.netns = netns
         with open(self.config) as f:
             text = f.read()
-        text = text.replace('  [plugins."io.containerd.grpc.v1.cri".cni]', RUNC_RUNTIME)
+        text = text.replace('  [plugins."io.containerd.grpc.v1.cri".cni]', RUNC_RUNTIME % {
+            "runtime": shimtest.RUNTIME, "config": reg_config})
         text = text.replace('bin_dir = "%s/cni-bin"' % self.root, 'bin_dir = "/usr/lib/cni"')
         # runc pods: this host lets no process lower its oom_score_adj
         # (pause asks for -998); containerd then keeps it at its own.
@@ -135,11 +146,14 @@ def setup_module(m):
     sh("ip", "netns", "add", m.netns)
     m.cleanup(lambda: subprocess.run(["ip", "netns", "del", m.netns]))
     sh("ip", "-n", m.netns, "link", "set", "lo", "up")
+    # Runtime handler "sealpodreg": the configuration the registry test
+    # writes (the shim reads it at each pod's start).
+    m.reg_config = m.path("runtime-reg.json")
     m.cd = NetContainerd(m.path("cd"), build, m.netns, env={
         "SEALPOD_CONFIG": m.runtime_config,
         "SEALPOD_SIM_STATE": m.path("sim"),
         "SEALPOD_SHIM_LOG": m.path("shim.log"),
-    })
+    }, reg_config=m.reg_config)
     m.cd.start(m.spawn)
     m.cleanup(m.cd.stop)
     m.cd.ctr(["image", "import", m.image_tar], ns=NS)
@@ -340,3 +354,144 @@ def test_confidential_pod_on_a_cni_bridge(t):
     t.check("sptap" not in links and "veth" not in links, "no tap or veth left", links)
     qd = in_ns(m, "tc", "qdisc", "show").stdout
     t.check("ingress" not in qd, "no ingress qdisc left", qd)
+
+
+REG_POD = """apiVersion: v1
+kind: Pod
+metadata:
+  name: regweb
+  namespace: default
+  annotations:
+    io.sealpod.policy/logs: "*"
+spec:
+  automountServiceAccountToken: false
+  containers:
+  - name: web
+    image: %(image)s
+    command: ["sh", "-c", "%(cmd)s"]
+"""
+
+
+def test_guest_pulls_from_a_registry_on_the_bridge(t):
+    """The guest pulls the pod's image by the policy's digest from a TLS
+    registry at the bridge's gateway address (in the test's namespace),
+    through the pod's CNI interface, trusting only the CA the policy pins
+    for that registry. A loopback registry is refused for a CNI pod."""
+    import base64
+    import cri
+    import images
+    m = t.module
+    rs = cri.RuntimeService(m.cd.sock)
+    t.cleanup(rs.close)
+    logdir = m.path("logs")
+    os.makedirs(logdir, exist_ok=True)
+    # The bridge CNI makes (the plugin takes it as it is): it must exist,
+    # with the gateway's address, before the registry listens there.
+    if in_ns(m, "ip", "link", "show", "spbr0", check=False).returncode != 0:
+        in_ns(m, "ip", "link", "add", "spbr0", "type", "bridge")
+        in_ns(m, "ip", "addr", "add", GATEWAY + "/24", "dev", "spbr0")
+        in_ns(m, "ip", "link", "set", "spbr0", "up")
+    pki = images.make_pki(t.path("pki"), ips=(GATEWAY,), name="bridge")
+    reg = images.Registry(t, tls=pki, netns=m.netns, addr=GATEWAY)
+    pushed = reg.push(m.layout, "1", "library/sp-web:1")
+    url = "https://" + reg.host
+
+    with open(m.runtime_config) as f:
+        base_cfg = json.load(f)
+    base_cfg.pop("image_store")
+    base_cfg["content_store"] = None  # no host-pulled image disk either
+
+    def write_cfg(registry):
+        with open(m.reg_config, "w") as f:
+            json.dump(dict(base_cfg, registry=registry), f)
+
+    pods = []
+
+    def remove_pods():
+        for sid in pods:
+            for fn in (rs.stop_pod_sandbox, rs.remove_pod_sandbox):
+                try:
+                    fn(sid)
+                except Exception:  # noqa: BLE001 (best effort)
+                    pass
+    t.cleanup(remove_pods)
+
+    # The policy: generated against the registry (from the test's
+    # namespace, where the bridge is), pinning its CA for it.
+    cmd = WEB % {"text": "pulled-over-the-bridge"} + SERVE
+    src = t.path("regweb.yaml")
+    with open(src, "w") as f:
+        f.write(REG_POD % {"image": IMAGE, "cmd": cmd})
+    r = in_ns(m, harness.prog("sealpod"), "policy", "gen", src, "--registry", url,
+              "--registry-ca", pki["ca"], "--output", src + ".gen", check=False, timeout=120)
+    t.check(r.returncode == 0, "sealpod policy gen --registry --registry-ca", r.stderr)
+    import yaml
+    with open(src + ".gen") as f:
+        pod = [d for d in yaml.safe_load_all(f) if d and d.get("kind") == "Pod"][0]
+    policy = pod["metadata"]["annotations"]["io.sealpod.policy"]
+    doc = json.loads(base64.b64decode(policy))
+    t.eq([e["host"] for e in doc.get("registries", [])], [reg.host],
+         "the policy lists the bridge registry as the guest reaches it")
+    t.check(pushed in json.dumps(doc), "the policy pins the digest the registry holds",
+            (pushed, json.dumps(doc)[:600]))
+
+    # A loopback registry cannot serve a pod on a CNI network: refused,
+    # saying why, before any UVM.
+    write_cfg("http://127.0.0.1:5000")
+    conf = pod_config("regweb", logdir, {"io.sealpod.policy": policy})
+    try:
+        sid = rs.run_pod_sandbox(conf, "sealpodreg")
+        pods.append(sid)
+        raise harness.Failure("a loopback registry for a CNI pod was accepted")
+    except harness.Failure:
+        raise
+    except Exception as e:  # noqa: BLE001 (the gRPC error)
+        t.check("cannot reach this host's loopback" in str(e),
+                "loopback registry refused for a CNI pod", str(e)[:800])
+
+    write_cfg(url)
+    try:
+        sid = rs.run_pod_sandbox(conf, "sealpodreg")
+    except Exception as e:
+        raise harness.Failure("RunPodSandbox: %s\n%s" % (e, diag(m)))
+    pods.append(sid)
+    ip = rs.pod_sandbox_status(sid).network.ip
+    t.check(ip.startswith("10.88.7."), "the pod has a bridge address", ip)
+    try:
+        cid = rs.create_container(sid, container_config("web", ["sh", "-c", cmd], "reg-web.log"),
+                                  conf)
+        rs.start_container(cid)
+    except Exception as e:
+        raise harness.Failure("confidential container: %s\nregistry log:\n%s\n%s" % (
+            e, open(reg.access_log, errors="replace").read()[-2000:], diag(m)))
+    try:
+        page = wait("the pod's page at %s" % ip, lambda: in_ns(
+            m, "curl", "-sS", "-m", "5", "http://%s:8080/index.html" % ip,
+            check=False).stdout, 240)
+    except harness.Failure as e:
+        raise harness.Failure("%s\n%s" % (e, diag(m)))
+    t.eq(page.strip(), "pulled-over-the-bridge", "the pulled image runs")
+    # The registry saw the guest (from the pod's IP) fetch the pinned
+    # manifest and its blobs.
+    with open(reg.access_log, errors="replace") as f:
+        log = f.read()
+    mine = [l for l in log.splitlines() if l.startswith(ip + " ")]
+    t.check(any("/v2/library/sp-web/manifests/" + pushed in l and '" 200 ' in l for l in mine),
+            "the guest fetched the pinned manifest from the pod's IP", log[-1500:])
+    t.check(any("/v2/library/sp-web/blobs/sha256:" in l for l in mine),
+            "the guest fetched the image's blobs", log[-1500:])
+
+    rs.stop_pod_sandbox(sid)
+    rs.remove_pod_sandbox(sid)
+    pods.clear()
+    left = shimtest.wait_gone(m.tmp, 60)
+    t.check(not left, "no shim, QEMU or agent left", left)
+    links = in_ns(m, "ip", "-o", "link").stdout
+    t.check("sptap" not in links and "veth" not in links, "no tap or veth left", links)
+    qd = in_ns(m, "tc", "qdisc", "show").stdout
+    t.check("ingress" not in qd, "no ingress qdisc left", qd)
+    mine_ns = [n for n in sh("ip", "netns", "list").stdout.split()
+               if n.startswith("cni-") and re.search(
+                   r"link-netns %s\b" % re.escape(m.netns),
+                   sh("ip", "-n", n, "-o", "link", check=False).stdout)]
+    t.check(not mine_ns, "no pod namespace left", mine_ns)

@@ -297,6 +297,19 @@ int sp_sandbox_start(sp_sandbox **out, const sp_runtime_config *cfg,
 		sp_sandbox_free(sb);
 		return sp_error_wrap(err, "sandbox %s: network", o->id);
 	}
+	/* A pod with its CNI namespace has the tap only (no QEMU user
+	 * networking): the host's loopback (10.0.2.2) is out of its reach.
+	 * Any other registry URL is what the guest dials, as is (a bridge
+	 * address, a name its DNS resolves). */
+	const char *gw = sb->guest_registry ? strstr(sb->guest_registry, "://10.0.2.2") : NULL;
+	if (gw && sb->net_mode == SP_SANDBOX_NET_NETNS &&
+	    (!gw[11] || gw[11] == ':' || gw[11] == '/')) {
+		int r = sp_error(err, SP_ERR_INVALID,
+			 "sandbox %s: registry `%s` in %s: this pod's network is its CNI namespace, where the guest cannot reach this host's loopback; serve the registry on an address the pod network reaches (https, its CA in the policy's registries)",
+			 o->id, cfg->registry, cfg->source ? cfg->source : "the runtime configuration");
+		sp_sandbox_free(sb);
+		return r;
+	}
 	sb->pid = -1;
 	pthread_mutex_init(&sb->mu, NULL);
 	pthread_cond_init(&sb->cv, NULL);

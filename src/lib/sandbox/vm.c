@@ -51,7 +51,8 @@ static int vm_launch(sp_sandbox *sb, sp_err **err)
 	}
 	/* A registry pull: QEMU user networking, where the guest reaches
 	 * this host's 127.0.0.1 as 10.0.2.2 (sp_sandbox_guest_registry);
-	 * nothing is forwarded into the guest. */
+	 * nothing is forwarded into the guest. A pod with a CNI namespace
+	 * gets the tap instead (below) and pulls through it. */
 	if (sb->guest_registry || sb->net_mode == SP_SANDBOX_NET_USER) {
 		vc.net.kind = SP_VM_NET_USER;
 		vc.net.mac = SP_SANDBOX_USER_NET_MAC;
