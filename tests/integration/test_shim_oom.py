@@ -1,4 +1,4 @@
-"""Out of memory in a confidential pod, through containerd's CRI with real
+"""Out of memory and a killed UVM in a confidential pod, through containerd's CRI with real
 UVMs under TCG: a container that exceeds its memory limit is OOM-killed in
 the guest and CRI reports it as OOMKilled (kubelet's reason), while the
 agent and the pod's other container go on; a container with no limit that
@@ -141,3 +141,53 @@ def test_oom_killed_container_is_reported_and_the_pod_survives(t):
     left = shimtest.wait_gone(m.tmp, 60)
     t.check(not left, "no shim, QEMU or agent left", "%r\n%s" % (left, _diag(t)))
     t.eq(shimtest.sanitizer_reports(m.path("shim.log")), "", "sanitizer reports in the shim log")
+
+
+def test_qemu_killed_cri_shows_every_container_exited(t):
+    """QEMU killed with SIGKILL under a running CRI pod: CRI shows each of
+    its containers exited with 137, the sandbox is no longer ready, and
+    stopping and removing the pod leaves nothing."""
+    import signal
+    import cri
+    m = t.module
+    rs = cri.RuntimeService(m.cd.sock)
+    t.cleanup(rs.close)
+    logdir = m.path("podlogs-kill")
+    os.makedirs(logdir)
+    sandbox_config = cri.msg(
+        "PodSandboxConfig",
+        metadata=cri.msg("PodSandboxMetadata", name="oompod", namespace="default",
+                         uid=str(uuid.uuid4()), attempt=0),
+        hostname="oompod", log_directory=logdir,
+        annotations={"io.sealpod.policy": m.policy},
+        linux=cri.msg("LinuxPodSandboxConfig", security_context=cri.msg(
+            "LinuxSandboxSecurityContext",
+            namespace_options=cri.msg("NamespaceOption", network=cri.NODE))))
+    sid = rs.run_pod_sandbox(sandbox_config, "sealpod")
+    try:
+        cid = rs.create_container(sid, _container(cri, "calm"), sandbox_config)
+        rs.start_container(cid)
+        t.eq(rs.container_status(cid).state, cri.CONTAINER_RUNNING, "calm runs")
+        qemu = [p for p, c in shimtest.sealpod_processes(m.tmp)
+                if "qemu-system" in c.split(" ")[0]]
+        t.eq(len(qemu), 1, "one UVM for the pod")
+        os.kill(qemu[0], signal.SIGKILL)
+        t.wait_for(lambda: rs.container_status(cid).state == cri.CONTAINER_EXITED, 120,
+                   "CRI to show the container exited (%s)" % _diag(t))
+        t.eq(rs.container_status(cid).exit_code, 137, "its exit code")
+        t.wait_for(lambda: rs.pod_sandbox_status(sid).state != cri.SANDBOX_READY, 120,
+                   "the sandbox to be not ready")
+        rs.stop_pod_sandbox(sid)
+        rs.remove_pod_sandbox(sid)
+        sid = None
+    finally:
+        if sid:
+            try:
+                rs.stop_pod_sandbox(sid)
+                rs.remove_pod_sandbox(sid)
+            except Exception:
+                pass
+    left = shimtest.wait_gone(m.tmp, 60)
+    t.check(not left, "no shim, QEMU or agent left", "%r\n%s" % (left, _diag(t)))
+    run = m.path("run")
+    t.eq(os.listdir(run) if os.path.isdir(run) else [], [], "sandbox state left")
