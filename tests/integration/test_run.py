@@ -9,6 +9,7 @@ import subprocess
 import time
 
 import harness
+from images import free_port
 
 NEEDS_ROOT = True
 ROOT = harness.ROOT
@@ -442,15 +443,6 @@ spec:
       periodSeconds: 2
       timeoutSeconds: 5
 """
-
-
-def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def http_get(port, path="/", timeout=10):

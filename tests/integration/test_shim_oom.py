@@ -80,14 +80,8 @@ def _container(cri, name, limit=None):
                    image=cri.msg("ImageSpec", image=IMAGE), log_path=name + ".log", **kw)
 
 
-def test_oom_killed_container_is_reported_and_the_pod_survives(t):
-    import cri
-    m = t.module
-    rs = cri.RuntimeService(m.cd.sock)
-    t.cleanup(rs.close)
-    logdir = m.path("podlogs")
-    os.makedirs(logdir)
-    sandbox_config = cri.msg(
+def _sandbox_config(cri, m, logdir):
+    return cri.msg(
         "PodSandboxConfig",
         metadata=cri.msg("PodSandboxMetadata", name="oompod", namespace="default",
                          uid=str(uuid.uuid4()), attempt=0),
@@ -96,6 +90,16 @@ def test_oom_killed_container_is_reported_and_the_pod_survives(t):
         linux=cri.msg("LinuxPodSandboxConfig", security_context=cri.msg(
             "LinuxSandboxSecurityContext",
             namespace_options=cri.msg("NamespaceOption", network=cri.NODE))))
+
+
+def test_oom_killed_container_is_reported_and_the_pod_survives(t):
+    import cri
+    m = t.module
+    rs = cri.RuntimeService(m.cd.sock)
+    t.cleanup(rs.close)
+    logdir = m.path("podlogs")
+    os.makedirs(logdir)
+    sandbox_config = _sandbox_config(cri, m, logdir)
     sid = rs.run_pod_sandbox(sandbox_config, "sealpod")
     try:
         ids = {}
@@ -154,15 +158,7 @@ def test_qemu_killed_cri_shows_every_container_exited(t):
     t.cleanup(rs.close)
     logdir = m.path("podlogs-kill")
     os.makedirs(logdir)
-    sandbox_config = cri.msg(
-        "PodSandboxConfig",
-        metadata=cri.msg("PodSandboxMetadata", name="oompod", namespace="default",
-                         uid=str(uuid.uuid4()), attempt=0),
-        hostname="oompod", log_directory=logdir,
-        annotations={"io.sealpod.policy": m.policy},
-        linux=cri.msg("LinuxPodSandboxConfig", security_context=cri.msg(
-            "LinuxSandboxSecurityContext",
-            namespace_options=cri.msg("NamespaceOption", network=cri.NODE))))
+    sandbox_config = _sandbox_config(cri, m, logdir)
     sid = rs.run_pod_sandbox(sandbox_config, "sealpod")
     try:
         cid = rs.create_container(sid, _container(cri, "calm"), sandbox_config)
