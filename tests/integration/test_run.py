@@ -415,3 +415,88 @@ def test_disk_full_is_a_clear_error(t):
     t.eq(sorted(os.listdir(mnt)), ["fill"] + (["pods"] if os.path.isdir(
         os.path.join(mnt, "pods")) else []), "nothing else on the full disk")
     no_leftovers(t, "hello")
+
+
+SEALED_POD = """apiVersion: v1
+kind: Pod
+metadata:
+  name: sealedpod
+  annotations:
+    io.sealpod.policy/logs: "*"
+spec:
+  restartPolicy: Never
+  containers:
+  - name: app
+    image: docker.io/library/busybox:latest
+    command: ["/bin/sh", "-c", "echo env=$(echo $SECRET | cut -c1-7) len=${#SECRET}; printf %%s \\"$SECRET\\" | sha256sum"]
+    env:
+    - name: SECRET
+      value: "%s"
+"""
+
+
+def test_sealed_env_in_uvm(t):
+    """`sealpod run` of a pod whose env var is a sealed secret, in a UVM
+    under TCG with the sim TEE: the agent unseals it from sealpod-kbs on
+    the host (10.0.2.2 through QEMU user networking; the uplink is there
+    because the images come from a registry), so the container sees the
+    secret (it prints its SHA-256 and length, not the secret, so that the
+    host's logs need not hold it), while the host only ever held the
+    sealed form. With the broker's rule naming another HOST_DATA the pod
+    does not start, and the error names the resource."""
+    import hashlib
+    import json
+    import guest
+    import images
+    import test_kbs
+    s = t.prog("sealpod")
+    secret = b"uvm-sealed-secret-7f3a"
+    state = "/var/lib/sealpod/sim-psp"  # sealpod run's sim PSP (SEALPOD_SIM_STATE unset)
+    t.run([s, "sim-psp", "--measurement", "00" * 48, "--out", t.path("warm.bin")],
+          check=True, timeout=300)
+    t.admin_token = "run-sealed-admin-token-0123456789"
+    t.admin_file = t.path("admin.token")
+    with open(t.admin_file, "w") as f:
+        f.write(t.admin_token + "\n")
+    url, port = test_kbs.start_kbs(t, "kbs", ["--allow-sim", "--sim-root",
+                                              os.path.join(state, "ark.pem")])
+    reg = images.Registry(t)
+    reg.push(images.busybox_layout(), images.TAG, "library/busybox:latest")
+    sealed = t.run([s, "kbs", "seal", "kbs:///r/t/k"], check=True).stdout.strip()
+    src = t.path("sealed.yaml")
+    with open(src, "w") as f:
+        f.write(SEALED_POD % sealed)
+    gen = t.path("sealed-gen.yaml")
+    r = t.run([s, "policy", "gen", src, "--registry", reg.url, "--kbs",
+               "http://10.0.2.2:%d" % port, "--print-hash", "--output", gen])
+    t.eq(r.returncode, 0, "policy gen: " + r.stderr)
+    host_data = r.stdout.split()[-1]
+    test_kbs.admin(port, "POST", "/kbs/v0/resource/r/t/k", secret, t.admin_token, 200)
+
+    def rule(hd):
+        test_kbs.admin(port, "POST", "/kbs/v0/resource-policy", json.dumps(
+            {"path": "r/t/k", "rule": {"host_data": [hd]}}).encode(), t.admin_token, 200)
+
+    def run_pod():
+        return t.run([s, "run", "--registry", reg.url, "--guest-dir", guest.guest_image(),
+                      "--accel", "tcg", gen], timeout=600)
+    rule(host_data)
+    r = run_pod()
+    t.eq(r.returncode, 0, "exit code\n" + r.stdout + r.stderr)
+    t.check("app | env=%s len=%d" % (secret[:7].decode(), len(secret)) in r.stdout,
+            "the container sees the unsealed value", r.stdout)
+    t.check(hashlib.sha256(secret).hexdigest() in r.stdout, "its SHA-256", r.stdout)
+    t.check(secret.decode() not in r.stdout + r.stderr, "the secret is not on the host",
+            r.stdout + r.stderr)
+    with open(gen) as f:
+        t.check(secret.decode() not in f.read(), "the pod's YAML holds the sealed form only")
+    no_leftovers(t, "sealedpod")
+    # The broker releases r/t/k only to another pod policy: the pod does
+    # not start, and the error names the resource.
+    rule(hashlib.sha256(b"another pod's policy").hexdigest())
+    r = run_pod()
+    t.check(r.returncode != 0, "the pod does not start", r.stdout)
+    t.check("r/t/k" in r.stderr and "SECRET" in r.stderr and "403" in r.stderr,
+            "the error names the variable, the resource and the broker's answer", r.stderr)
+    t.check("app | env=" not in r.stdout, "the container never ran", r.stdout)
+    no_leftovers(t, "sealedpod")

@@ -110,6 +110,13 @@ int agent_unseal_env(sp_agent *a, int index, json_t *process, json_t **secrets, 
 		pending_clear(p, np);
 		return r;
 	}
+	/* In the UVM the broker is reached over the uplink (QEMU user
+	 * networking, the host as 10.0.2.2), as for a registry pull. */
+	if (agent_uplink_up(a, err) < 0) {
+		sp_error_wrap(err, "env %s: the key broker %s", p[0].name, kr.url);
+		pending_clear(p, np);
+		return (*err)->code;
+	}
 	sp_kbs_client_opts o;
 	sp_kbs_client_opts_init(&o);
 	o.ca_file = kr.ca_file;
