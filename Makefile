@@ -1,5 +1,6 @@
 # Thin wrapper around Meson so the README's commands stay short.
-#   make        build everything into build/
+#   make        build everything into build/, and the guest kernel (once per
+#               machine, cached in /var/cache/sealpod/kernel; scripts/build-kernel)
 #   make check  install what is missing, build, run every test
 #   make demo   install what is missing, build, run examples/hello.yaml
 #   make fuzz   build the libFuzzer targets with clang into build-fuzz/
@@ -7,16 +8,19 @@
 #   make bench  run the benchmarks in bench/
 BUILD ?= build
 
-.PHONY: all deps check demo fuzz fuzz-campaign bench clean
+.PHONY: all deps kernel check demo fuzz fuzz-campaign bench clean
 
-all: deps
+all: deps kernel
 	@test -f $(BUILD)/build.ninja || meson setup $(BUILD)
 	ninja -C $(BUILD)
+
+kernel: deps
+	@./scripts/build-kernel >/dev/null
 
 deps:
 	@./scripts/install-deps
 
-check: deps
+check: deps kernel
 	/usr/bin/python3 tests/run
 
 demo: all

@@ -177,6 +177,7 @@ install_files() {
   "vcpus": 1,
   "memory_mib": 512,
   "state_dir": "/run/sealpod",
+  "image_disk_dir": "/var/lib/sealpod/disks",
   "boot_timeout_s": 120
 }
 EOF

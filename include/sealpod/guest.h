@@ -14,6 +14,7 @@
 #define SP_GUEST_INITRD "initrd.img"
 #define SP_GUEST_CMDLINE "cmdline"
 #define SP_GUEST_MANIFEST "manifest.json"
+#define SP_GUEST_KERNEL_CONFIG "kernel.config" /* the kernel's full .config, if known */
 /* In the initramfs: the modules pid 1 loads, one path a line, in order. */
 #define SP_GUEST_MODULES_LIST "/etc/sealpod/modules"
 
@@ -68,7 +69,11 @@ typedef struct sp_guest_build_opts {
 	unsigned version;       /* SP_GUEST_BUILD_VERSION */
 	const char *output_dir; /* required; created if missing */
 	const char *agent;      /* required: the sealpod-agent binary */
-	const char *kernel;     /* NULL = newest /boot/vmlinuz-*-cloud-amd64 */
+	/* NULL or "sealpod" = sealpod's own kernel, built from Debian's
+	 * linux-source by scripts/build-kernel (or $SEALPOD_KERNEL_BUILDER)
+	 * and cached; "debian" = the newest /boot/vmlinuz-*-cloud-amd64;
+	 * anything else is a path to a bzImage. */
+	const char *kernel;
 	/* NULL = /lib/modules/<release from the kernel image> */
 	const char *modules_dir;
 	/* Module names; NULL = the default set (virtio pci/mmio, console,
@@ -78,6 +83,10 @@ typedef struct sp_guest_build_opts {
 	bool debug;             /* add busybox as /bin/sh and drop "quiet" */
 	const char *busybox;    /* NULL = /bin/busybox */
 	const char *cmdline_extra; /* appended to the command line */
+	/* The CA bundle for policies with `ca: "system"`, measured with the
+	 * image at /etc/ssl/certs/ca-certificates.crt; NULL = the build
+	 * host's (Debian's ca-certificates); skipped if absent. */
+	const char *ca_bundle;
 	int compress;           /* sp_guest_compress */
 	uint32_t mtime;         /* every entry's time (SOURCE_DATE_EPOCH) */
 	/* For the expected SNP launch measurement (optional). */

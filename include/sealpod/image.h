@@ -26,6 +26,11 @@ SP_PUBLIC void sp_image_ref_free(sp_image_ref *ref);
 SP_PUBLIC char *sp_image_ref_str(const sp_image_ref *ref);
 /* "registry/repository" */
 SP_PUBLIC char *sp_image_ref_name(const sp_image_ref *ref);
+/* The base URL of ref's registry by the usual rules: docker.io is
+ * https://registry-1.docker.io; a loopback registry (localhost,
+ * 127.0.0.0/8, [::1]) speaks plain http, as http://127.0.0.1[:PORT] (or
+ * http://[::1][:PORT]); any other is https://REGISTRY. New string. */
+SP_PUBLIC char *sp_image_registry_url(const sp_image_ref *ref);
 /* True for "sha256:" followed by 64 lowercase hex digits. */
 SP_PUBLIC bool sp_image_digest_valid(const char *digest);
 static inline void sp_image_ref_freep(sp_image_ref **r)
@@ -33,6 +38,26 @@ static inline void sp_image_ref_freep(sp_image_ref **r)
 	sp_image_ref_free(*r);
 }
 #define _cleanup_image_ref_ __attribute__((cleanup(sp_image_ref_freep)))
+
+/* Registry credentials for ref from an auth file as podman, skopeo and
+ * docker write them ({"auths": {KEY: {"auth": base64("user:pass")}}};
+ * KEY a registry, a registry/path prefix (the longest match wins) or a
+ * docker URL). *user and *pass are NULL when no entry matches. */
+SP_PUBLIC int sp_image_auth_parse(const uint8_t *data, size_t len,
+				  const sp_image_ref *ref, char **user,
+				  char **pass, sp_err **err);
+/* base64("user:password") -> user, password (both new). */
+SP_PUBLIC int sp_image_auth_decode(const char *b64, char **user, char **pass,
+				   sp_err **err);
+/* The same from authfile, or with authfile NULL from the first of
+ * $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json (else
+ * /run/containers/UID/auth.json), $XDG_CONFIG_HOME/containers/auth.json
+ * (else ~/.config/containers/auth.json), $DOCKER_CONFIG/config.json (else
+ * ~/.docker/config.json) that has an entry. *source (may be NULL) names
+ * the file used. */
+SP_PUBLIC int sp_image_auth_lookup(const char *authfile, const sp_image_ref *ref,
+				   char **user, char **pass, char **source,
+				   sp_err **err);
 
 /* Options for sp_image_store_open. */
 struct sp_image_store_opts {
@@ -42,6 +67,9 @@ struct sp_image_store_opts {
 	const char *username; /* registry credentials (basic, or for the token */
 	const char *password; /* endpoint); NULL for anonymous */
 	const char *ca_file;  /* PEM bundle for https; NULL = system default */
+	/* Resolve registry names with the library's stub resolver through
+	 * this resolv.conf (the guest: the pod's); NULL = the C library. */
+	const char *resolv_conf;
 };
 #define SP_IMAGE_STORE_OPTS_VERSION 1
 
@@ -130,5 +158,26 @@ SP_PUBLIC int sp_image_import(const char *source, const char *store_dir,
  * from the layout at store_dir, for the read-only virtio-blk disk. */
 SP_PUBLIC int sp_image_pack(const char *store_dir, const char *output,
 			    const char *const *refs, sp_err **err);
+
+/* Host side: the read-only image disk of a pod whose images the node
+ * already pulled (containerd's content store). A sparse file of `size`
+ * bytes holding a tar of an OCI image layout, to which each container's
+ * image blobs are appended (sp_image_disk_add_content) before the guest
+ * pulls that image from it by digest. Thread-safe. */
+typedef struct sp_image_disk sp_image_disk;
+SP_PUBLIC int sp_image_disk_create(sp_image_disk **out, const char *path,
+				   uint64_t size, sp_err **err);
+/* Appends the blobs of the image pinned by digest (an index, its
+ * linux/amd64 manifest, config and layers) as containerd's content store
+ * at content_root (<containerd root>/io.containerd.content.v1.content)
+ * holds them, unverified (the guest verifies). image names the image in
+ * messages. SP_ERR_NOT_FOUND when a blob is missing. */
+SP_PUBLIC int sp_image_disk_add_content(sp_image_disk *d,
+					const char *content_root,
+					const char *image, const char *digest,
+					sp_err **err);
+SP_PUBLIC const char *sp_image_disk_path(const sp_image_disk *d);
+/* Closes and removes the file. */
+SP_PUBLIC void sp_image_disk_free(sp_image_disk *d);
 
 #endif

@@ -24,6 +24,12 @@ typedef struct sp_net_conn {
  * ("registry", "KBS"). On failure *c is closed and reset. */
 SP_PUBLIC int sp_net_dial(sp_net_conn *c, const char *host, const char *port, bool tls,
 			  const char *ca_file, int timeout_s, const char *what, sp_err **err);
+/* The same, resolving host with the library's stub resolver through the
+ * nameservers of resolv_conf (a path) instead of the C library's
+ * (resolv_conf NULL: getaddrinfo). */
+SP_PUBLIC int sp_net_dial_resolv(sp_net_conn *c, const char *host, const char *port,
+				 bool tls, const char *ca_file, const char *resolv_conf,
+				 int timeout_s, const char *what, sp_err **err);
 SP_PUBLIC void sp_net_close(sp_net_conn *c);
 
 #endif

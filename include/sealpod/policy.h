@@ -243,4 +243,10 @@ SP_PUBLIC int sp_policy_generate_yaml(const void *yaml, size_t len,
 SP_PUBLIC int sp_yaml_to_json(const void *yaml, size_t len, json_t **out,
 			      sp_err **err);
 
+/* policy.registries[].ca: the guest's system CA bundle (Debian's
+ * ca-certificates, measured in the guest image at SP_GUEST_CA_BUNDLE)
+ * instead of a pinned PEM. */
+#define SP_POLICY_CA_SYSTEM "system"
+#define SP_GUEST_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
+
 #endif

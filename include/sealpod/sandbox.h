@@ -30,6 +30,13 @@ typedef struct sp_runtime_config {
 	char *image_store;    /* host OCI image layout (dir or tar) offered to the guest, or NULL */
 	char *registry;       /* registry the guest pulls from (as this host reaches it), or NULL;
 			       * ignored when image_store is set. See sp_sandbox_guest_registry. */
+	char *registry_auth;  /* base64("user:password") for that registry, or NULL;
+			       * set by programs (sealpod run --authfile), not in the file */
+	/* Host-pulled images (the default without image_store and registry):
+	 * containerd's content store, whose blobs for each container's image
+	 * are offered to the guest on a read-only disk; NULL = off. */
+	char *content_store;
+	char *image_disk_dir; /* where that disk lives; NULL = the sandbox's state directory */
 	char *state_dir;      /* per-sandbox runtime state; default /run/sealpod */
 	char *default_policy; /* policy file used when a pod carries none, or NULL */
 	char *agent;          /* native backend: the sealpod-agent binary */
@@ -41,6 +48,8 @@ typedef struct sp_runtime_config {
 } sp_runtime_config;
 
 #define SP_RUNTIME_CONFIG_DEFAULT "/etc/sealpod/runtime.json"
+#define SP_RUNTIME_CONFIG_CONTENT_STORE \
+	"/var/lib/containerd/io.containerd.content.v1.content"
 
 /* Loads path; with path NULL: $SEALPOD_CONFIG, else the default file; if
  * neither exists, built-in defaults. Unknown keys are errors. */
@@ -52,6 +61,45 @@ SP_PUBLIC int sp_runtime_config_parse(sp_runtime_config **out, const void *data,
 SP_PUBLIC void sp_runtime_config_free(sp_runtime_config *c);
 
 typedef struct sp_sandbox sp_sandbox;
+
+/* The pod's network (docs/network.md). */
+enum {
+	SP_SANDBOX_NET_NONE = 0, /* loopback only */
+	/* QEMU user networking: the guest's eth0 is 10.0.2.15/24, its
+	 * gateway 10.0.2.2 (this host's loopback), DNS 10.0.2.3; egress is
+	 * NATed by QEMU; ports are published with hostfwd. No root needed,
+	 * nothing left on the host. */
+	SP_SANDBOX_NET_USER = 1,
+	/* The pod's network namespace as CNI made it (the CRI path): QEMU
+	 * runs in it with a tap joined to the CNI interface by tc mirred
+	 * redirects both ways (Kata's "tcfilter"); the guest's device takes
+	 * the interface's MAC, addresses, MTU and routes. */
+	SP_SANDBOX_NET_NETNS = 2,
+};
+
+/* A port of the pod published on this host (ports[].hostPort, --publish). */
+typedef struct sp_sandbox_port {
+	const char *protocol;  /* "tcp" (default) or "udp" */
+	const char *host_ip;   /* address to bind on the host; NULL: 0.0.0.0 */
+	unsigned host_port;    /* 1..65535 */
+	unsigned guest_port;   /* containerPort, 1..65535 */
+} sp_sandbox_port;
+
+typedef struct sp_sandbox_net {
+	int mode;
+	const sp_sandbox_port *ports;
+	size_t n_ports;
+	/* resolv.conf lines for the pod ("nameserver 10.0.2.3"); NULL: the
+	 * mode's default. */
+	const char *const *dns;
+	size_t n_dns;
+	/* NETNS: the namespace's path (/var/run/netns/cni-...). */
+	const char *netns;
+} sp_sandbox_net;
+
+/* The guest address the user-mode network gives the pod. */
+#define SP_SANDBOX_USER_NET_GUEST "10.0.2.15"
+#define SP_SANDBOX_USER_NET_MAC "52:54:00:12:34:56"
 
 typedef struct sp_sandbox_opts {
 	unsigned version;         /* 1 */
@@ -67,6 +115,9 @@ typedef struct sp_sandbox_opts {
 	 * policy's hash, as a lying host would; the agent must then refuse
 	 * the policy. NULL in every real use. */
 	const uint8_t *unsafe_host_data;
+	/* The pod's network; NULL: none (loopback only), unless a registry
+	 * pull needs the uplink. */
+	const sp_sandbox_net *net;
 } sp_sandbox_opts;
 
 /* Boots the UVM, waits for the agent, sets the policy and creates the

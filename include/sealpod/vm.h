@@ -121,7 +121,11 @@ typedef struct sp_vm_config {
 	/* Extra QEMU arguments appended verbatim (debugging). */
 	const char *const *extra_args;
 	size_t n_extra_args;
+	/* TCG translation cache in MiB; 0 = SP_VM_TCG_TB_MB. */
+	unsigned tcg_tb_mb;
 } sp_vm_config;
+
+#define SP_VM_TCG_TB_MB 16
 
 /* Fills defaults: version, mem 256, 1 vCPU, accel auto, q35. */
 SP_PUBLIC void sp_vm_config_init(sp_vm_config *cfg);

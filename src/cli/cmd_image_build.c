@@ -11,11 +11,15 @@
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: sealpod image build [--output DIR] [--kernel PATH] [--modules DIR]\n"
+		"usage: sealpod image build [--output DIR] [--kernel sealpod|debian|PATH]\n"
+		"         [--modules DIR]\n"
 		"         [--agent PATH] [--debug] [--compress auto|gzip|zstd|none]\n"
-		"         [--append ARGS] [--ovmf FILE --vcpus N] [--sign KEY]\n"
+		"         [--append ARGS] [--ovmf FILE --vcpus N] [--ca-bundle PEM] [--sign KEY]\n"
 		"Writes vmlinuz, initrd.img, cmdline and manifest.json into DIR\n"
 		"(default: $SEALPOD_GUEST_DIR, else guest/ next to the sealpod program).\n"
+		"--kernel sealpod (the default) builds sealpod's kernel from Debian's\n"
+		"linux-source once and caches it; debian takes the newest\n"
+		"/boot/vmlinuz-*-cloud-amd64; anything else is a bzImage path.\n"
 		"Entry times come from $SOURCE_DATE_EPOCH (default 0).\n"
 		"--sign KEY: Ed25519 private key (PEM) that signs manifest.json into\n"
 		"manifest.json.sig (docs/guest-image.md, signed release manifests).\n");
@@ -34,6 +38,7 @@ int cmd_image_build(int argc, char **argv)
 		{"ovmf", required_argument, NULL, 'O'},
 		{"vcpus", required_argument, NULL, 'v'},
 		{"sign", required_argument, NULL, 'S'},
+		{"ca-bundle", required_argument, NULL, 'B'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -55,6 +60,7 @@ int cmd_image_build(int argc, char **argv)
 		case 'd': o.debug = true; break;
 		case 'A': o.cmdline_extra = optarg; break;
 		case 'O': o.ovmf = optarg; break;
+		case 'B': o.ca_bundle = optarg; break;
 		case 'c':
 			if (!strcmp(optarg, "auto"))
 				o.compress = SP_GUEST_COMPRESS_AUTO;

@@ -38,7 +38,7 @@ static int usage(const char *synopsis, int rc)
 #define PACK_USAGE "pack [--store DIR] --output FILE REF..."
 #define PULL_USAGE                                                             \
 	"pull --from dir:P|tar:P|registry:URL --digest sha256:... "            \
-	"[--insecure-http] [--username U --password-file F] [--ca-file F] "    \
+	"[--insecure-http] [--username U --password-file F] [--ca-file F] [--resolv-conf F] " \
 	"[--cache DIR] [--max-bytes N] [--config-out F] REF DEST"
 #define CONFIG_USAGE                                                           \
 	"config [--from dir:P|tar:P|registry:URL] "                            \
@@ -102,7 +102,7 @@ int cmd_image_pack(int argc, char **argv)
 
 /* Where and how pull and config read images: the STORE_OPTS flags. */
 struct store_args {
-	const char *from, *user, *pwfile, *ca;
+	const char *from, *user, *pwfile, *ca, *resolv;
 	bool insecure;
 };
 
@@ -111,7 +111,8 @@ struct store_args {
 	{"insecure-http", no_argument, NULL, 'k'},                             \
 	{"username", required_argument, NULL, 'u'},                            \
 	{"password-file", required_argument, NULL, 'p'},                       \
-	{"ca-file", required_argument, NULL, 'C'}
+	{"ca-file", required_argument, NULL, 'C'},                             \
+	{"resolv-conf", required_argument, NULL, 'R'}
 
 /* Takes option c if it is one of STORE_OPTS. */
 static bool store_opt(struct store_args *a, int c)
@@ -122,6 +123,7 @@ static bool store_opt(struct store_args *a, int c)
 	case 'u': a->user = optarg; return true;
 	case 'p': a->pwfile = optarg; return true;
 	case 'C': a->ca = optarg; return true;
+	case 'R': a->resolv = optarg; return true;
 	default: return false;
 	}
 }
@@ -143,6 +145,7 @@ static int open_store(sp_image_store **s, const struct store_args *a, sp_err **e
 		.username = a->user,
 		.password = (char *)pw,
 		.ca_file = a->ca,
+		.resolv_conf = a->resolv,
 	};
 	return sp_image_store_open(s, a->from, &o, e);
 }

@@ -133,7 +133,7 @@ int cmd_ps(int argc, char **argv)
 		printf("%s\n", text);
 		return 0;
 	}
-	printf("%-20s %-9s %-6s %s\n", "NAME", "STATUS", "AGE", "CONTAINERS");
+	printf("%-20s %-9s %-6s %-24s %s\n", "NAME", "STATUS", "AGE", "PORTS", "CONTAINERS");
 	size_t i;
 	json_t *p;
 	json_array_foreach(all, i, p) {
@@ -143,8 +143,16 @@ int cmd_ps(int argc, char **argv)
 			age(a, sizeof(a), json_integer_value(cr));
 		const char *phase = json_string_value(json_object_get(p, "phase"));
 		_cleanup_free_ char *cs = describe_containers(json_object_get(p, "containers"));
-		printf("%-20s %-9s %-6s %s\n", json_string_value(json_object_get(p, "name")),
-		       phase ? phase : "?", a, cs);
+		/* podman's PORTS: 0.0.0.0:8080->80/tcp, comma-separated. */
+		_cleanup_buf_ sp_buf ports = SP_BUF_INIT;
+		size_t k;
+		json_t *pt;
+		json_array_foreach(json_object_get(p, "ports"), k, pt)
+			if (json_is_string(pt))
+				sp_buf_printf(&ports, "%s%s", k ? "," : "", json_string_value(pt));
+		sp_buf_terminate(&ports);
+		printf("%-20s %-9s %-6s %-24s %s\n", json_string_value(json_object_get(p, "name")),
+		       phase ? phase : "?", a, ports.len ? (const char *)ports.data : "-", cs);
 	}
 	return 0;
 }

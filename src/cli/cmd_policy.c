@@ -18,7 +18,7 @@ static int usage(FILE *f)
 {
 	fprintf(f,
 		"usage: sealpod policy gen FILE.yaml [--image-dir DIR] [--registry URL]\n"
-		"                          [--username U --password-file F] [--ca-file F]\n"
+		"                          [--username U --password-file F | --authfile F] [--ca-file F]\n"
 		"                          [--registry-ca F] [--kbs URL [--kbs-ca F]]\n"
 		"                          [--allow-host-path PATH]... [--print-hash]\n"
 		"                          [--output FILE | --in-place]\n"
@@ -329,6 +329,7 @@ struct resolver {
 	const char *registry;
 	sp_image_store *layout;
 	struct sp_image_store_opts opts;
+	const char *authfile; /* --authfile; without --username podman's files */
 };
 
 static int resolve(void *ctx, const char *ref, sp_policy_image *out, sp_err **err)
@@ -346,7 +347,26 @@ static int resolve(void *ctx, const char *ref, sp_policy_image *out, sp_err **er
 			return (*err)->code;
 		sp_err_clear(err);
 	}
-	return sp_policy_image_from_registry(r->registry, ref, &r->opts, out, err);
+	if (r->opts.username)
+		return sp_policy_image_from_registry(r->registry, ref, &r->opts, out, err);
+	/* Credentials from an auth file, for the registry actually asked
+	 * (the --registry mirror's, else the reference's own). */
+	_cleanup_image_ref_ sp_image_ref *ir = NULL;
+	if (sp_image_ref_parse(&ir, ref, err) < 0)
+		return (*err)->code;
+	if (r->registry) {
+		const char *h = strstr(r->registry, "://");
+		h = h ? h + 3 : r->registry;
+		free(ir->registry);
+		ir->registry = sp_xstrndup(h, strcspn(h, "/"));
+	}
+	_cleanup_free_ char *user = NULL, *pass = NULL;
+	if (sp_image_auth_lookup(r->authfile, ir, &user, &pass, NULL, err) < 0)
+		return sp_error_wrap(err, "credentials for %s", ir->registry);
+	struct sp_image_store_opts o = r->opts;
+	o.username = user;
+	o.password = pass;
+	return sp_policy_image_from_registry(r->registry, ref, &o, out, err);
 }
 
 int cmd_policy_gen(int argc, char **argv)
@@ -358,6 +378,7 @@ int cmd_policy_gen(int argc, char **argv)
 		{"print-hash", no_argument, NULL, 'H'},      {"output", required_argument, NULL, 'o'},
 		{"in-place", no_argument, NULL, 'i'},        {"allow-host-path", required_argument, NULL, 'p'},
 		{"kbs", required_argument, NULL, 'k'},       {"kbs-ca", required_argument, NULL, 'K'},
+		{"authfile", required_argument, NULL, 'A'},
 		{"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0},
 	};
 	struct resolver r = {.opts.version = SP_IMAGE_STORE_OPTS_VERSION};
@@ -368,7 +389,7 @@ int cmd_policy_gen(int argc, char **argv)
 	size_t nhp = 0;
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:r:u:P:c:C:Ho:ip:k:K:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:r:u:P:c:C:Ho:ip:k:K:A:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': r.image_dir = optarg; break;
 		case 'r': r.registry = optarg; break;
@@ -382,6 +403,7 @@ int cmd_policy_gen(int argc, char **argv)
 		case 'p': hostpaths[nhp++] = optarg; break;
 		case 'k': kbs_url = optarg; break;
 		case 'K': kbs_ca = optarg; break;
+		case 'A': r.authfile = optarg; break;
 		case 'h': free(hostpaths); return usage(stdout);
 		default: free(hostpaths); return usage(stderr);
 		}

@@ -32,9 +32,12 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: sealpod run FILE.yaml [options]\n"
-		"  --image-dir DIR      OCI image layout holding the pod's images (offline; default)\n"
-		"  --registry URL       pull images from this registry inside the UVM instead\n"
+		"  --image-dir DIR      OCI image layout holding the pod's images (offline)\n"
+		"  --registry URL       pull images from this registry (a mirror) inside the UVM\n"
+		"                       (default: each image's own registry, by its reference)\n"
 		"  --registry-ca FILE   the https registry's CA (PEM); the generated policy pins it\n"
+		"  --authfile FILE      registry credentials (containers-auth.json or docker config.json;\n"
+		"                       default: podman's search order)\n"
 		"  --tee sim|snp|none   TEE (default sim; snp needs SEV-SNP hardware)\n"
 		"  --accel auto|kvm|tcg accelerator (default auto: KVM if it can run guests)\n"
 		"  --attest             fetch a report over a fresh nonce, verify it, print the claims\n"
@@ -43,6 +46,11 @@ static void usage(FILE *f)
 		"  --grace SECONDS      SIGTERM-to-SIGKILL grace on Ctrl-C (default: the pod's\n"
 		"                       terminationGracePeriodSeconds, else 30)\n"
 		"  --name NAME          the pod's name here (default: metadata.name)\n"
+		"  --network user|none  the pod's network (default user: QEMU user networking,\n"
+		"                       egress through the host; none: loopback only)\n"
+		"  -p, --publish [IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp]\n"
+		"                       publish a port of the pod on the host (repeatable; the\n"
+		"                       YAML's ports[].hostPort are published too)\n"
 		"  --detach             run in the background; print the name once the\n"
 		"                       containers run (then: sealpod ps/logs/exec/stop)\n");
 }
@@ -282,11 +290,13 @@ static int fail(sp_err *err)
 int cmd_run(int argc, char **argv)
 {
 	enum { O_IMAGE_DIR = 256, O_REGISTRY, O_TEE, O_ACCEL, O_ATTEST, O_GUEST, O_VCPUS,
-	       O_MEMORY, O_GRACE, O_NAME, O_BACKEND, O_DETACH, O_UNSAFE_HOST_DATA, O_REGISTRY_CA };
+	       O_MEMORY, O_GRACE, O_NAME, O_BACKEND, O_DETACH, O_UNSAFE_HOST_DATA, O_REGISTRY_CA,
+	       O_NETWORK, O_AUTHFILE };
 	static const struct option opts[] = {
 		{"image-dir", required_argument, NULL, O_IMAGE_DIR},
 		{"registry", required_argument, NULL, O_REGISTRY},
 		{"registry-ca", required_argument, NULL, O_REGISTRY_CA},
+		{"authfile", required_argument, NULL, O_AUTHFILE},
 		{"tee", required_argument, NULL, O_TEE},
 		{"accel", required_argument, NULL, O_ACCEL},
 		{"attest", no_argument, NULL, O_ATTEST},
@@ -297,22 +307,27 @@ int cmd_run(int argc, char **argv)
 		{"name", required_argument, NULL, O_NAME},
 		{"backend", required_argument, NULL, O_BACKEND},
 		{"detach", no_argument, NULL, O_DETACH},
+		{"network", required_argument, NULL, O_NETWORK},
+		{"publish", required_argument, NULL, 'p'},
 		/* Tests: launch with another HOST_DATA, as a lying host would. */
 		{"unsafe-host-data", required_argument, NULL, O_UNSAFE_HOST_DATA},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
 	struct run_opts ro = {.tee = "sim", .accel = "auto", .vcpus = 1, .memory_mib = 512,
-			      .grace_s = -1, .backend = "vm"};
+			      .grace_s = -1, .backend = "vm", .network = "user"};
+	_cleanup_free_ const char **publish = sp_xcalloc((size_t)argc + 1, sizeof(char *));
+	ro.publish = publish;
 	uint8_t unsafe_host_data[SP_SHA256_LEN];
 	bool use_unsafe = false;
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hp:", opts, NULL)) != -1) {
 		switch (c) {
 		case O_IMAGE_DIR: ro.image_dir = optarg; break;
 		case O_REGISTRY: ro.registry = optarg; break;
 		case O_REGISTRY_CA: ro.registry_ca = optarg; break;
+		case O_AUTHFILE: ro.authfile = optarg; break;
 		case O_TEE: ro.tee = optarg; break;
 		case O_ACCEL: ro.accel = optarg; break;
 		case O_ATTEST: ro.attest = true; break;
@@ -333,6 +348,8 @@ int cmd_run(int argc, char **argv)
 			break;
 		}
 		case O_DETACH: ro.detach = true; break;
+		case O_NETWORK: ro.network = optarg; break;
+		case 'p': publish[ro.n_publish++] = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -361,6 +378,10 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "sealpod run: --registry-ca needs --registry https://HOST[:PORT]\n");
 		return 2;
 	}
+	if (strcmp(ro.network, "user") && strcmp(ro.network, "none")) {
+		fprintf(stderr, "sealpod run: --network must be user or none, not `%s`\n", ro.network);
+		return 2;
+	}
 	if (ro.vcpus == 0 || ro.memory_mib < 64) {
 		fprintf(stderr, "sealpod run: --vcpus must be at least 1 and --memory at least 64\n");
 		return 2;
@@ -370,19 +391,29 @@ int cmd_run(int argc, char **argv)
 	struct run_pod rp = {0};
 	if (run_pod_load(&rp, &ro, &err) < 0)
 		return fail(err);
+	struct run_net net;
+	if (run_net_plan(&net, &ro, rp.containers, &err) < 0) {
+		run_net_clear(&net);
+		run_pod_clear(&rp);
+		return fail(err);
+	}
 
 	/* Every run, foreground or not, has its state directory: `sealpod
 	 * ps` lists it and `sealpod exec` reaches it. */
 	struct run_state st;
 	const char *pod_name = ro.name ? ro.name : rp.pod_name;
 	if (run_state_claim(&st, pod_name, ro.file, &err) < 0) {
+		run_net_clear(&net);
 		run_pod_clear(&rp);
 		return fail(err);
 	}
+	if (net.n_published)
+		st.ports = run_net_ports_json(&net);
 	/* The caller of --detach returns from here only in the supervisor. */
 	if (ro.detach && run_detach(&st, &err) < 0) {
 		run_state_release(&st);
 		run_pod_clear(&rp);
+		run_net_clear(&net);
 		return fail(err);
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -392,6 +423,7 @@ int cmd_run(int argc, char **argv)
 	if (sp_mkdtemp(&tmp, "sealpod-run", &err) < 0) {
 		run_state_release(&st);
 		run_pod_clear(&rp);
+		run_net_clear(&net);
 		return fail(err);
 	}
 	/* The images the policy pins, for the UVM's image disk. */
@@ -403,6 +435,7 @@ int cmd_run(int argc, char **argv)
 	if (run_config(&cfg, &ro, tmp, images, &err) < 0) {
 		run_state_release(&st);
 		run_pod_clear(&rp);
+		run_net_clear(&net);
 		sp_rm_rf(tmp, NULL);
 		return fail(err);
 	}
@@ -434,9 +467,11 @@ int cmd_run(int argc, char **argv)
 			      .pod_name = rp.pod_name, .pod_namespace = rp.pod_namespace,
 			      .policy = (const uint8_t *)pbytes, .policy_len = plen,
 			      .unsafe_host_data = use_unsafe ? unsafe_host_data : NULL};
+	sp_sandbox_net snet = {.mode = net.mode, .ports = net.ports, .n_ports = net.n};
+	so.net = &snet;
 	struct run_live pod = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
 			       .hostname = rp.pod_name, .name = st.name, .st = &st,
-			       .quiet = ro.detach, .phase = "starting"};
+			       .quiet = ro.detach, .phase = "starting", .net = &net};
 	pod.grace_s = ro.grace_s >= 0 ? (unsigned)ro.grace_s : rp.grace_s;
 	/* Containers in policy order: init containers first. */
 	const json_t *pc = json_object_get(sp_policy_json(rp.policy), "containers");
@@ -574,6 +609,7 @@ out:
 	run_state_release(&st);
 	sp_runtime_config_free(cfg);
 	run_pod_clear(&rp);
+	run_net_clear(&net);
 	sp_rm_rf(tmp, NULL);
 	return rc > 255 ? 255 : rc;
 }

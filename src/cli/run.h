@@ -25,11 +25,15 @@ struct run_opts {
 	const char *image_dir;
 	const char *registry;
 	const char *registry_ca; /* PEM CA of an https registry (policy.registries) */
+	const char *authfile;    /* registry credentials file; NULL = podman's defaults */
 	const char *tee;
 	const char *accel;
 	const char *guest_dir;
 	const char *name;
 	const char *backend; /* "vm"; "native" runs the agent on the host (tests) */
+	const char *network; /* "user" (default) or "none" */
+	const char **publish; /* --publish [IP:]HOST:CONTAINER[/proto] */
+	size_t n_publish;
 	bool attest;
 	bool detach;
 	unsigned vcpus;
@@ -58,6 +62,10 @@ int run_config(struct sp_runtime_config **out, const struct run_opts *o, const c
 
 /* The default image store: examples' OCI layout, if `make demo` built it. */
 char *run_default_image_dir(void);
+/* Credentials for ref's registry, or for the mirror `registry` (a URL)
+ * when given, from authfile or podman's auth files. *user NULL if none. */
+int run_registry_auth(const char *authfile, const char *ref, const char *registry,
+		      char **user, char **pass, sp_err **err);
 
 /* Asks the agent for a report over a fresh nonce, verifies it (trusting
  * the sim root only for the sim TEE) and prints the claims. */
@@ -69,6 +77,31 @@ char *run_sandbox_id(const char *name);
 /* "sealpod: ..." on stderr, and to the --detach caller until the pod runs. */
 void run_progress(const char *fmt, ...) SP_PRINTF(1, 2);
 extern int run_report_fd;
+
+/* ---- the pod's network (run_net.c) ---------------------------------------- */
+
+struct sp_sandbox_port;
+
+struct run_net {
+	int mode;                     /* SP_SANDBOX_NET_* */
+	struct sp_sandbox_port *ports; /* published first, then probes' forwards */
+	size_t n, n_published;
+	char **strs;
+	size_t n_strs;
+};
+
+/* The ports to publish (ports[].hostPort of containers, --publish) and a
+ * forward on 127.0.0.1 for every TCP/HTTP probe port no published port
+ * reaches. */
+int run_net_plan(struct run_net *n, const struct run_opts *o, const json_t *containers,
+		 sp_err **err);
+/* The host port on 127.0.0.1 that reaches the port of a TCP or HTTP
+ * probe of container ctr (0 if none); *guest gets the pod's port. */
+unsigned run_net_probe_port(const struct run_net *n, const json_t *ctr, const json_t *probe,
+			    unsigned *guest);
+/* ["0.0.0.0:8080->80/tcp", ...] for status.json. */
+json_t *run_net_ports_json(const struct run_net *n);
+void run_net_clear(struct run_net *n);
 
 /* ---- the running pod ------------------------------------------------------ */
 
@@ -114,6 +147,7 @@ struct run_live {
 	unsigned busy;        /* execs in flight (the sandbox must outlive them) */
 	const char *phase;    /* "starting", "running", "stopping", "exited" */
 	struct run_state *st;
+	const struct run_net *net; /* published ports and probe forwards */
 	bool quiet;           /* detached: output goes to the logs only */
 };
 
@@ -144,7 +178,8 @@ const char *run_agent_msg(const sp_err *e);
 
 /* ---- exec probes (run_probe.c) -------------------------------------------- */
 
-/* Starts c's probe thread if its YAML has exec probes. */
+/* Starts c's probe thread if its YAML has probes (exec; TCP and HTTP
+ * through pod->net's forwards). */
 void run_probe_start(struct run_live *pod, struct run_ctr *c);
 void run_probe_join(struct run_ctr *c);
 
@@ -163,6 +198,7 @@ struct run_state {
 	int64_t created;
 	pid_t pid;
 	char *sandbox_dir; /* the sandbox's run directory, once known */
+	json_t *ports;  /* published ports, for `sealpod ps` (NULL: none) */
 };
 
 /* Claims <pods>/<name>: refuses a name whose supervisor is alive, clears a

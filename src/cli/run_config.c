@@ -71,6 +71,47 @@ static int guest_image(sp_guest_image **out, const char *dir_opt, sp_err **err)
 	return sp_guest_image_load(out, dir, err);
 }
 
+int run_registry_auth(const char *authfile, const char *ref, const char *registry,
+		      char **user, char **pass, sp_err **err)
+{
+	_cleanup_image_ref_ sp_image_ref *r = NULL;
+	if (sp_image_ref_parse(&r, ref, err) < 0)
+		return (*err)->code;
+	if (registry) {
+		const char *h = strstr(registry, "://");
+		h = h ? h + 3 : registry;
+		free(r->registry);
+		r->registry = sp_xstrndup(h, strcspn(h, "/"));
+	}
+	if (sp_image_auth_lookup(authfile, r, user, pass, NULL, err) < 0)
+		return sp_error_wrap(err, "credentials for %s", r->registry);
+	return 0;
+}
+
+/* Without --image-dir or --registry the guest pulls each image from the
+ * registry its reference names (docs/images.md): one registry per pod,
+ * which a UVM can reach. */
+static int run_images_registry(char **out, const char *const *images, sp_err **err)
+{
+	for (size_t i = 0; images && images[i]; i++) {
+		_cleanup_image_ref_ sp_image_ref *ref = NULL;
+		if (sp_image_ref_parse(&ref, images[i], err) < 0)
+			return (*err)->code;
+		_cleanup_free_ char *url = sp_image_registry_url(ref);
+		if (*out && strcmp(*out, url))
+			return sp_error(err, SP_ERR_UNSUPPORTED,
+					"the pod's images come from %s and %s; a pod pulls from one registry: give --image-dir DIR or a --registry URL mirror that serves them all",
+					*out, url);
+		if (!*out)
+			*out = sp_steal_ptr(&url);
+	}
+	if (*out && strncmp(*out, "http://", 7))
+		return sp_error(err, SP_ERR_UNSUPPORTED,
+				"the pod's images are on %s, which the UVM would reach by name; the guest has no DNS resolver yet (docs/images.md): give --image-dir DIR, or --registry with a mirror on this machine",
+				*out);
+	return 0;
+}
+
 char *run_default_image_dir(void)
 {
 	const char *env = getenv("SEALPOD_IMAGE_DIR");
@@ -103,18 +144,41 @@ int run_config(sp_runtime_config **out, const struct run_opts *o, const char *tm
 		set(&c->kernel_cmdline, g->cmdline);
 		sp_guest_image_free(g);
 	}
-	if (o->registry) {
+	/* containerd's content store is the shim's (host-pulled images). */
+	set(&c->content_store, NULL);
+	_cleanup_free_ char *own = NULL;
+	if (!o->registry && !o->image_dir &&
+	    run_images_registry(&own, images, err) < 0) {
+		sp_runtime_config_free(c);
+		return (*err)->code;
+	}
+	if (o->registry || own) {
+		const char *reg = o->registry ? o->registry : own;
 		/* The guest pulls from the registry itself; nothing to pack.
 		 * A UVM reaches http://127.0.0.1:PORT as http://10.0.2.2:PORT
 		 * (sp_sandbox_guest_registry): say so now if it cannot. */
 		set(&c->image_store, NULL);
 		_cleanup_free_ char *guest = NULL;
-		if (sp_sandbox_guest_registry(&guest, o->registry, !strcmp(o->backend, "vm"),
+		if (sp_sandbox_guest_registry(&guest, reg, !strcmp(o->backend, "vm"),
 					      err) < 0) {
 			sp_runtime_config_free(c);
-			return sp_error_wrap(err, "--registry");
+			return o->registry ? sp_error_wrap(err, "--registry")
+					   : sp_error_wrap(err, "the images' registry");
 		}
-		set(&c->registry, o->registry);
+		set(&c->registry, reg);
+		/* The guest needs the same credentials: they travel with the
+		 * registry storage (sent to that registry's host only). */
+		_cleanup_free_ char *user = NULL, *pass = NULL;
+		if (images && images[0] &&
+		    run_registry_auth(o->authfile, images[0], reg, &user, &pass, err) < 0) {
+			sp_runtime_config_free(c);
+			return (*err)->code;
+		}
+		if (user) {
+			_cleanup_free_ char *up = sp_xasprintf("%s:%s", user, pass);
+			free(c->registry_auth);
+			c->registry_auth = sp_base64_encode(up, strlen(up), SP_B64_STD);
+		}
 	} else if (o->image_dir) {
 		if (!strcmp(o->backend, "vm")) {
 			/* The UVM sees the images as one read-only disk holding

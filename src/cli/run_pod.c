@@ -64,6 +64,7 @@ struct resolver {
 	const char *image_dir;
 	const char *registry;
 	const char *ca_file;
+	const char *authfile;
 };
 
 static int resolve(void *ctx, const char *ref, sp_policy_image *out, sp_err **err)
@@ -71,7 +72,17 @@ static int resolve(void *ctx, const char *ref, sp_policy_image *out, sp_err **er
 	struct resolver *r = ctx;
 	struct sp_image_store_opts so = {.version = SP_IMAGE_STORE_OPTS_VERSION,
 					 .ca_file = r->ca_file};
-	if (r->registry)
+	_cleanup_free_ char *user = NULL, *pass = NULL;
+	if (r->registry || !r->image_dir) {
+		/* Credentials of the registry actually asked (the mirror's
+		 * with --registry); the image module sends them to its
+		 * host only. */
+		if (run_registry_auth(r->authfile, ref, r->registry, &user, &pass, err) < 0)
+			return (*err)->code;
+		so.username = user;
+		so.password = pass;
+	}
+	if (r->registry || !r->image_dir)
 		return sp_policy_image_from_registry(r->registry, ref, &so, out, err);
 	return sp_policy_image_from_layout(r->image_dir, ref, out, err);
 }
@@ -131,11 +142,8 @@ int run_pod_load(struct run_pod *rp, const struct run_opts *o, sp_err **err)
 			return sp_error_wrap(err, "%s: annotation %s", o->file, SP_POLICY_ANNOTATION);
 		return 0;
 	}
-	if (!o->image_dir && !o->registry)
-		return sp_error(err, SP_ERR_INVALID,
-				"%s has no %s annotation, and generating one needs the images: "
-				"give --image-dir DIR (an OCI layout) or --registry URL",
-				o->file, SP_POLICY_ANNOTATION);
+	/* Without --image-dir or --registry each image comes from the
+	 * registry its reference names (docs/images.md). */
 	run_progress("generating the policy from %s (reading each image's config)", o->file);
 	/* `sealpod run` streams the containers' output, so unless the pod
 	 * says otherwise its generated policy lets the host read it. */
@@ -151,7 +159,7 @@ int run_pod_load(struct run_pod *rp, const struct run_opts *o, sp_err **err)
 		json_object_set_new(annots, "io.sealpod.policy/requests",
 				    json_string("{\"report\":true}"));
 	struct resolver r = {.image_dir = o->image_dir, .registry = o->registry,
-			     .ca_file = o->registry_ca};
+			     .ca_file = o->registry_ca, .authfile = o->authfile};
 	/* An https registry with its own CA: the policy pins that CA for
 	 * the registry as the guest reaches it (sp_sandbox_guest_registry). */
 	_cleanup_json_ json_t *regs = NULL;

@@ -168,6 +168,8 @@ static int state_write(struct run_state *st, const struct run_live *pod, sp_err 
 		pod && pod->phase ? pod->phase : "starting", "containers", cs);
 	if (st->sandbox_dir)
 		json_object_set_new(j, "sandbox_dir", json_string(st->sandbox_dir));
+	if (st->ports)
+		json_object_set(j, "ports", st->ports);
 	_cleanup_free_ char *text = sp_json_dump_pretty(j);
 	_cleanup_free_ char *path = sp_xasprintf("%s/status.json", st->dir);
 	return sp_write_file_atomic(path, text, strlen(text), 0600, err);
@@ -206,6 +208,7 @@ void run_state_release(struct run_state *st)
 	free(st->name);
 	free(st->file);
 	free(st->sandbox_dir);
+	json_decref(st->ports);
 	memset(st, 0, sizeof(*st));
 	st->lockfd = -1;
 }

@@ -427,6 +427,9 @@ static int start_sandbox(const char *id, const json_t *spec,
 			pod_ns = json_string_value(json_object_get(pod, "namespace"));
 	}
 	const char *hostname = json_string_value(json_object_get(spec, "hostname"));
+	/* The network namespace CNI filled, if any (docs/network.md). */
+	struct shim_net net;
+	shim_net_from_spec(&net, spec);
 	sp_sandbox_opts so = {
 		.version = 1,
 		.id = id,
@@ -435,9 +438,12 @@ static int start_sandbox(const char *id, const json_t *spec,
 		.pod_namespace = pod_ns ? pod_ns : S.f.ns,
 		.policy = policy,
 		.policy_len = policy_len,
+		.net = &net.net,
 	};
 	sp_sandbox *sb = NULL;
-	if (sp_sandbox_start(&sb, S.cfg, &so, err) < 0)
+	int rc = sp_sandbox_start(&sb, S.cfg, &so, err);
+	shim_net_clear(&net);
+	if (rc < 0)
 		return SP_ERR_STATE;
 	pthread_mutex_lock(&S.mu);
 	S.sb = sb;

@@ -46,6 +46,17 @@ char *shim_socket_path(const char *address, const char *ns, const char *group);
 int shim_read_spec(json_t **out, const char *bundle, sp_err **err);
 const char *shim_annotation(const json_t *spec, const char *key);
 
+/* net.c: the pod's network from the sandbox spec (its network namespace
+ * path, resolv.conf lines). */
+struct shim_net {
+	sp_sandbox_net net;
+	char *netns;
+	char *dns[32];
+	size_t n_dns;
+};
+void shim_net_from_spec(struct shim_net *n, const json_t *spec);
+void shim_net_clear(struct shim_net *n);
+
 /* ---- events.c: publishing to containerd ---- */
 typedef struct shim_publisher shim_publisher;
 shim_publisher *shim_publisher_new(const char *ttrpc_address, const char *ns);

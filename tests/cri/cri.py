@@ -26,8 +26,14 @@ MESSAGES = {
     "LinuxSandboxSecurityContext": [("namespace_options", 1, MSG, "NamespaceOption", None)],
     "LinuxPodSandboxConfig": [("cgroup_parent", 1, STR, None, None),
                               ("security_context", 2, MSG, "LinuxSandboxSecurityContext", None)],
+    "DNSConfig": [("servers", 1, STR, None, REP), ("searches", 2, STR, None, REP),
+                  ("options", 3, STR, None, REP)],
+    "PortMapping": [("protocol", 1, I32, None, None), ("container_port", 2, I32, None, None),
+                    ("host_port", 3, I32, None, None), ("host_ip", 4, STR, None, None)],
     "PodSandboxConfig": [("metadata", 1, MSG, "PodSandboxMetadata", None),
                          ("hostname", 2, STR, None, None), ("log_directory", 3, STR, None, None),
+                         ("dns_config", 4, MSG, "DNSConfig", None),
+                         ("port_mappings", 5, MSG, "PortMapping", REP),
                          ("labels", 6, STR, None, MAP), ("annotations", 7, STR, None, MAP),
                          ("linux", 8, MSG, "LinuxPodSandboxConfig", None)],
     "RunPodSandboxRequest": [("config", 1, MSG, "PodSandboxConfig", None),
@@ -38,7 +44,11 @@ MESSAGES = {
     "RemovePodSandboxRequest": [("pod_sandbox_id", 1, STR, None, None)],
     "RemovePodSandboxResponse": [],
     "PodSandboxStatusRequest": [("pod_sandbox_id", 1, STR, None, None), ("verbose", 2, BOOL, None, None)],
-    "PodSandboxStatus": [("id", 1, STR, None, None), ("state", 3, I32, None, None)],
+    "PodIP": [("ip", 1, STR, None, None)],
+    "PodSandboxNetworkStatus": [("ip", 1, STR, None, None),
+                                ("additional_ips", 2, MSG, "PodIP", REP)],
+    "PodSandboxStatus": [("id", 1, STR, None, None), ("state", 3, I32, None, None),
+                         ("network", 5, MSG, "PodSandboxNetworkStatus", None)],
     "PodSandboxStatusResponse": [("status", 1, MSG, "PodSandboxStatus", None)],
     "ContainerMetadata": [("name", 1, STR, None, None), ("attempt", 2, U32, None, None)],
     "ImageSpec": [("image", 1, STR, None, None)],
@@ -75,12 +85,16 @@ MESSAGES = {
     "ContainerStatusResponse": [("status", 1, MSG, "ContainerStatus", None)],
     "ExecSyncRequest": [("container_id", 1, STR, None, None), ("cmd", 2, STR, None, REP),
                         ("timeout", 3, I64, None, None)],
+    "PullImageRequest": [("image", 1, MSG, "ImageSpec", None),
+                         ("sandbox_config", 3, MSG, "PodSandboxConfig", None)],
+    "PullImageResponse": [("image_ref", 1, STR, None, None)],
     "ExecSyncResponse": [("stdout", 1, BYTES, None, None), ("stderr", 2, BYTES, None, None),
                          ("exit_code", 3, I32, None, None)],
 }
 
 # Enum values used (runtime.v1): NamespaceMode NODE = 2; ContainerState
 # CONTAINER_RUNNING = 1, CONTAINER_EXITED = 2; PodSandboxState SANDBOX_READY = 0.
+POD = 0
 NODE = 2
 CONTAINER_RUNNING = 1
 CONTAINER_EXITED = 2
@@ -175,6 +189,25 @@ class RuntimeService:
         return self.call("ExecSync", msg("ExecSyncRequest", container_id=cid, cmd=cmd,
                                          timeout=timeout), "ExecSyncResponse",
                          timeout=timeout + 30)
+
+    def close(self):
+        self.channel.close()
+
+
+class ImageService:
+    """runtime.v1.ImageService: PullImage only."""
+
+    def __init__(self, address):
+        target = address if address.startswith("unix:") else "unix://" + address
+        self.channel = grpc.insecure_channel(target)
+
+    def pull_image(self, image, timeout=300):
+        fn = self.channel.unary_unary(
+            "/runtime.v1.ImageService/PullImage",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=_CLASSES[PACKAGE + ".PullImageResponse"].FromString)
+        return fn(msg("PullImageRequest", image=msg("ImageSpec", image=image)),
+                  timeout=timeout).image_ref
 
     def close(self):
         self.channel.close()

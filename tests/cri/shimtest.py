@@ -53,10 +53,10 @@ def busybox_layer():
     return gzip.compress(diff, mtime=0), "sha256:" + hashlib.sha256(diff).hexdigest()
 
 
-def make_image_layout(layout, name):
+def make_image_layout(layout, name, cmd=None):
     """An OCI image layout directory holding one busybox image tagged
-    `name` (containerd's and OCI's name annotations). Returns the
-    manifest digest."""
+    `name` (containerd's and OCI's name annotations), its default command
+    cmd (else /bin/sh). Returns the manifest digest."""
     if os.path.exists(layout):
         shutil.rmtree(layout)
     os.makedirs(layout)
@@ -65,7 +65,7 @@ def make_image_layout(layout, name):
     config = json.dumps({
         "architecture": "amd64", "os": "linux",
         "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-                   "Cmd": ["/bin/sh"], "WorkingDir": "/"},
+                   "Cmd": cmd or ["/bin/sh"], "WorkingDir": "/"},
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
     }, sort_keys=True).encode()
     cdig, csize = _blob(layout, config)
@@ -241,7 +241,8 @@ def guest_image(build):
             shutil.rmtree(tmp, ignore_errors=True)
             r = subprocess.run([os.path.join(build, "sealpod"), "image", "build", "--output", tmp,
                                 "--agent", agent], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, timeout=600)
+                               stderr=subprocess.PIPE, text=True,
+                               timeout=7200)  # the first use on a machine builds the kernel
             if r.returncode != 0:
                 raise AssertionError("sealpod image build failed: %s %s" % (r.stdout, r.stderr))
             shutil.rmtree(dest, ignore_errors=True)

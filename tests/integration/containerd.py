@@ -13,10 +13,17 @@ import harness  # noqa: E402
 import shimtest  # noqa: E402
 
 
-def setup(m, pod, image, ns="default", vm=None):
+PAUSE = "docker.io/library/sp-pause:1"
+RUNC_RUNTIME = '''    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".cni]'''
+
+
+def setup(m, pod, image, ns="default", vm=None, runc=False):
     """Fills m.guest, m.layout, m.image_tar, m.policy, m.runtime_config and
     m.cd (started, stopped at module cleanup). vm: extra runtime-config
-    keys."""
+    keys. runc: a `runc` runtime handler next to sealpod's, with a pause
+    image that sleeps (runc pods keep their sandbox process)."""
     build = harness.build_dir()
     # The guest always runs the normal build's agent: a sanitizer runtime
     # has no place in the guest image; the sanitized shim runs on the host.
@@ -47,14 +54,29 @@ def setup(m, pod, image, ns="default", vm=None):
     config.update(vm or {})
     with open(m.runtime_config, "w") as f:
         json.dump(config, f)
-    m.cd = shimtest.Containerd(m.path("cd"), build, pause=image, env={
+    m.cd = shimtest.Containerd(m.path("cd"), build, pause=PAUSE if runc else image, env={
         "SEALPOD_CONFIG": m.runtime_config,
         "SEALPOD_SIM_STATE": m.path("sim"),
         "SEALPOD_SHIM_LOG": m.path("shim.log"),
     })
+    if runc:
+        with open(m.cd.config) as f:
+            text = f.read()
+        text = text.replace('  [plugins."io.containerd.grpc.v1.cri".cni]', RUNC_RUNTIME)
+        # This host lets no process lower its oom_score_adj (pause asks).
+        text = text.replace('  disable_tcp_service = true',
+                            '  disable_tcp_service = true\n  restrict_oom_score_adj = true')
+        with open(m.cd.config, "w") as f:
+            f.write(text)
     m.cd.start(m.spawn)
     m.cleanup(m.cd.stop)
     m.cd.ctr(["image", "import", m.image_tar], ns=ns)
+    if runc:
+        pause_layout = m.path("pause-layout")
+        shimtest.make_image_layout(pause_layout, PAUSE, cmd=["/bin/sleep", "100000"])
+        pause_tar = m.path("pause.tar")
+        shimtest.tar_layout(pause_layout, pause_tar)
+        m.cd.ctr(["image", "import", pause_tar], ns=ns)
 
 
 def diag(m, lines):

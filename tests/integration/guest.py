@@ -17,8 +17,26 @@ def _sha256(path):
     return h.hexdigest()
 
 
+BUILD_KERNEL = os.path.join(harness.ROOT, "scripts", "build-kernel")
+
+
 def have_kernel():
+    """sealpod's kernel can be built (Debian's linux-source is installed)
+    or is cached; `sealpod image build` uses it by default."""
+    return os.path.exists("/usr/src/linux-source-6.12.tar.xz") or os.path.exists(
+        os.path.join(kernel_dir(), "bzImage"))
+
+
+def have_debian_kernel():
     return os.path.isdir("/boot") and any(f.endswith("-cloud-amd64") for f in os.listdir("/boot"))
+
+
+def kernel_dir():
+    """The kernel cache entry scripts/build-kernel uses for this tree's
+    configuration (built on first use by `sealpod image build`)."""
+    r = subprocess.run([BUILD_KERNEL, "--print-dir"], stdout=subprocess.PIPE, text=True,
+                       check=True)
+    return r.stdout.strip()
 
 
 def guest_image():
@@ -27,7 +45,9 @@ def guest_image():
     agent = harness.prog("sealpod-agent")
     cache = os.path.join(harness.build_dir(), "test-images")
     os.makedirs(cache, exist_ok=True)
-    dest = os.path.join(cache, "guest-" + _sha256(agent)[:16])
+    # The kernel's cache entry names its source version and config hash.
+    kkey = hashlib.sha256(kernel_dir().encode()).hexdigest()[:8]
+    dest = os.path.join(cache, "guest-" + _sha256(agent)[:16] + "-" + kkey)
     if os.path.exists(os.path.join(dest, "manifest.json")):
         return dest
     with open(os.path.join(cache, ".guest.lock"), "w") as lk:

@@ -161,7 +161,7 @@ def free_port():
     return p
 
 
-def make_pki(dest, ips=("127.0.0.1", "10.0.2.2"), name="test"):
+def make_pki(dest, ips=("127.0.0.1", "10.0.2.2"), name="test", dns=()):
     """A CA and a server certificate it signs for the IP addresses `ips`
     (IP SANs: a UVM reaches this host's 127.0.0.1 as 10.0.2.2). Returns
     {"ca": PEM path, "cert": ..., "key": ...} under dest."""
@@ -177,7 +177,8 @@ def make_pki(dest, ips=("127.0.0.1", "10.0.2.2"), name="test"):
     ext = os.path.join(dest, "%s-ext.cnf" % name)
     with open(ext, "w") as e:
         e.write("subjectAltName=%s\nextendedKeyUsage=serverAuth\n"
-                "basicConstraints=CA:FALSE\n" % ",".join("IP:" + i for i in ips))
+                "basicConstraints=CA:FALSE\n" % ",".join(["IP:" + i for i in ips] +
+                                                        ["DNS:" + d for d in dns]))
     _run(["openssl", "x509", "-req", "-in", f["csr"], "-CA", f["ca"], "-CAkey", f["cakey"],
           "-CAcreateserial", "-days", "2", "-out", f["cert"], "-extfile", ext])
     return f

@@ -88,7 +88,7 @@ def setup_module(m):
     import agentpod
     import guest
     if not guest.have_kernel():
-        raise harness.Skip("no Debian cloud kernel in /boot")
+        raise harness.Skip("no guest kernel: install linux-source-6.12 (scripts/install-deps)")
     m.pod = agentpod.Pod(m)
     m.image = guest.guest_image()
     m.run_dir = m.path("run")

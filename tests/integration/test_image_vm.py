@@ -36,7 +36,7 @@ def setup_module(m):
     import images
     import test_agent_vm as vm
     if not guest.have_kernel():
-        raise harness.Skip("no Debian cloud kernel in /boot")
+        raise harness.Skip("no guest kernel: install linux-source-6.12 (scripts/install-deps)")
     # https registries on 127.0.0.1 (10.0.2.2 to the UVM): `treg` with a
     # certificate from the CA the policy pins, `oreg` from another CA at an
     # address the policy also lists with the pinned CA (as a host would

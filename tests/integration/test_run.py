@@ -500,3 +500,115 @@ def test_sealed_env_in_uvm(t):
             "the error names the variable, the resource and the broker's answer", r.stderr)
     t.check("app | env=" not in r.stdout, "the container never ran", r.stdout)
     no_leftovers(t, "sealedpod")
+
+
+# A web server with a published port and an HTTP readiness probe
+# (docs/network.md): QEMU user networking, hostPort as a hostfwd on the
+# host, the probe from the host as kubelet runs it.
+WEB = """apiVersion: v1
+kind: Pod
+metadata:
+  name: %(name)s
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: web
+    image: localhost/busybox:latest
+    command: ["/bin/sh", "-c", "mkdir -p /tmp/www && echo hello from %(name)s > /tmp/www/index.html && echo $(hostname) > /tmp/www/host.txt && exec /bin/busybox httpd -f -p 8080 -h /tmp/www"]
+    ports:
+    - containerPort: 8080
+      hostPort: %(port)d
+    readinessProbe:
+      httpGet: {path: /index.html, port: 8080}
+      periodSeconds: 1
+      timeoutSeconds: 5
+    livenessProbe:
+      tcpSocket: {port: 8080}
+      periodSeconds: 2
+      timeoutSeconds: 5
+"""
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def http_get(port, path="/", timeout=10):
+    import urllib.request
+    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=timeout) as r:
+        return r.status, r.read().decode()
+
+
+def status_of(pod):
+    import json
+    try:
+        with open(os.path.join(PODS, pod, "status.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def test_published_port_and_http_probe(t):
+    """`sealpod run --detach` of a busybox httpd with containerPort 8080 /
+    hostPort P and an extra `--publish Q:8080`: its HTTP readiness probe
+    passes, curl 127.0.0.1:P and :Q answer with the pod's page while it
+    runs, `sealpod ps` shows the ports, and after stop nothing listens."""
+    name = "it-web"
+    port, port2 = free_port(), free_port()
+    y = t.path("web.yaml")
+    with open(y, "w") as f:
+        f.write(WEB % {"name": name, "port": port})
+    t.cleanup(lambda: sealpod(t, "stop", name, "--grace", "0", timeout=120))
+    r = run(t, y, "--detach", "--publish", "127.0.0.1:%d:8080" % port2)
+    t.eq(r.returncode, 0, "run --detach\n" + r.stderr)
+
+    def ready():
+        cs = status_of(name).get("containers", [])
+        return cs and cs[0].get("ready") is True
+    t.wait_for(ready, 180, "the HTTP readiness probe to pass")
+    code, body = http_get(port, "/index.html")
+    t.eq((code, body.strip()), (200, "hello from %s" % name), "curl 127.0.0.1:hostPort")
+    code, body = http_get(port2, "/index.html")
+    t.eq(code, 200, "the --publish port answers too")
+    code, body = http_get(port, "/host.txt")
+    t.eq(body.strip(), name, "the pod's hostname")
+    curl = subprocess.run(["curl", "-sS", "--max-time", "20", "http://127.0.0.1:%d/" % port],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    t.check(curl.returncode == 0 and "hello from %s" % name in curl.stdout,
+            "curl 127.0.0.1:hostPort/ answers with the pod's index.html", curl.stdout)
+    ps = sealpod(t, "ps")
+    line = [l for l in ps.stdout.splitlines() if l.startswith(name + " ")]
+    t.check(line and ("0.0.0.0:%d->8080/tcp" % port) in line[0] and
+            ("127.0.0.1:%d->8080/tcp" % port2) in line[0] and "ready" in line[0],
+            "ps shows the published ports and readiness", ps.stdout)
+    log = open(os.path.join(PODS, name, "supervisor.log")).read()
+    t.check("liveness probe failed" not in log and "not ready" not in log,
+            "no probe failed", log)
+    s = sealpod(t, "stop", name, "--grace", "1", timeout=120)
+    t.eq(s.returncode, 0, "stop\n" + s.stderr)
+    gone(t, name)
+    import socket
+    for p in (port, port2):
+        c = socket.socket()
+        c.settimeout(2)
+        t.check(c.connect_ex(("127.0.0.1", p)) != 0, "nothing listens on %d after stop" % p)
+        c.close()
+
+
+def test_publish_needs_network(t):
+    """--network none with a published port is a usage error before any
+    UVM starts; a bad --publish names what is wrong."""
+    y = t.path("web.yaml")
+    with open(y, "w") as f:
+        f.write(WEB % {"name": "it-nonet", "port": free_port()})
+    r = run(t, y, "--network", "none", timeout=60)
+    t.eq(r.returncode, 1, "refused\n" + r.stderr)
+    t.check("--network none" in r.stderr, "says why", r.stderr)
+    r = run(t, y, "--publish", "80:99999", timeout=60)
+    t.check(r.returncode != 0 and "--publish `80:99999`" in r.stderr, "bad --publish", r.stderr)
+    t.check(not qemu_pids("it-nonet"), "no UVM was started")

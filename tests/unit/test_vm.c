@@ -13,6 +13,13 @@
 
 #define RUN "/run/sp/vm1"
 
+/* q35 outside SNP: without the devices the guest does not use. */
+#define Q35 "q35,sata=off,smbus=off,vmport=off,i8042=off"
+/* Firmware outside SNP. */
+#define QBOOT "-bios", "qboot.rom"
+/* Free page reporting, last (not under SNP). */
+#define BALLOON(bus) "-device", "virtio-balloon-" bus ",free-page-reporting=on"
+
 /* The part every configuration shares, after "-smp N". */
 #define COMMON_TAIL_PCI                                                         \
 	"-kernel", "/g/vmlinuz", "-initrd", "/g/initrd.img", "-append",         \
@@ -57,8 +64,9 @@ static void test_argv_tcg_default(void **state)
 	sp_vm_config c;
 	base(&c);
 	const char *want[] = {"qemu-system-x86_64", "-nodefaults", "-no-user-config",
-			      "-nographic", "-no-reboot", "-accel", "tcg", "-machine", "q35",
-			      "-cpu", "max", "-m", "256", "-smp", "1", COMMON_TAIL_PCI};
+			      "-nographic", "-no-reboot", "-accel", "tcg,tb-size=16", "-machine", Q35,
+			      "-cpu", "max", "-m", "256", "-smp", "1", QBOOT, COMMON_TAIL_PCI,
+			      BALLOON("pci")};
 	expect(&c, SP_VM_ACCEL_TCG, want, SP_ARRAY_LEN(want));
 }
 
@@ -80,8 +88,8 @@ static void test_argv_kvm_sim_disks_usernet(void **state)
 			    .guestfwd = gfwd, .n_guestfwd = 1, .mac = "52:54:00:12:34:56"};
 	const char *want[] = {
 		"/usr/bin/qemu-system-x86_64", "-nodefaults", "-no-user-config",
-		"-nographic", "-no-reboot", "-accel", "kvm", "-machine", "q35", "-cpu",
-		"host", "-m", "512", "-smp", "2", COMMON_TAIL_PCI, "-chardev",
+		"-nographic", "-no-reboot", "-accel", "kvm", "-machine", Q35, "-cpu",
+		"host", "-m", "512", "-smp", "2", QBOOT, COMMON_TAIL_PCI, "-chardev",
 		"socket,id=simpsp0,path=" RUN "/simpsp.sock,server=on,wait=off", "-device",
 		"virtserialport,bus=vser0.0,chardev=simpsp0,name=sealpod.simpsp", "-drive",
 		"file=/img/store,,1.img,if=none,id=disk0,format=raw,readonly=on", "-device",
@@ -90,7 +98,7 @@ static void test_argv_kvm_sim_disks_usernet(void **state)
 		"virtio-blk-pci,drive=disk1", "-netdev",
 		"user,id=net0,hostfwd=tcp:127.0.0.1:8080-:80,"
 		"guestfwd=tcp:10.0.2.100:5000-tcp:127.0.0.1:5000",
-		"-device", "virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56"};
+		"-device", "virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56", BALLOON("pci")};
 	expect(&c, SP_VM_ACCEL_KVM, want, SP_ARRAY_LEN(want));
 }
 
@@ -99,11 +107,12 @@ static void test_argv_tap(void **state)
 	sp_vm_config c;
 	base(&c);
 	c.net = (sp_vm_net){.kind = SP_VM_NET_TAP, .tap_ifname = "sp-tap0"};
+	c.tcg_tb_mb = 64;
 	const char *want[] = {"qemu-system-x86_64", "-nodefaults", "-no-user-config",
-			      "-nographic", "-no-reboot", "-accel", "tcg", "-machine", "q35",
-			      "-cpu", "max", "-m", "256", "-smp", "1", COMMON_TAIL_PCI,
+			      "-nographic", "-no-reboot", "-accel", "tcg,tb-size=64", "-machine", Q35,
+			      "-cpu", "max", "-m", "256", "-smp", "1", QBOOT, COMMON_TAIL_PCI,
 			      "-netdev", "tap,id=net0,ifname=sp-tap0,script=no,downscript=no",
-			      "-device", "virtio-net-pci,netdev=net0"};
+			      "-device", "virtio-net-pci,netdev=net0", BALLOON("pci")};
 	expect(&c, SP_VM_ACCEL_TCG, want, SP_ARRAY_LEN(want));
 }
 
@@ -142,7 +151,7 @@ static void test_argv_microvm(void **state)
 	c.n_disks = 1;
 	const char *want[] = {
 		"qemu-system-x86_64", "-nodefaults", "-no-user-config", "-nographic",
-		"-no-reboot", "-accel", "tcg", "-machine", "microvm", "-cpu", "max", "-m",
+		"-no-reboot", "-accel", "tcg,tb-size=16", "-machine", "microvm", "-cpu", "max", "-m",
 		"256", "-smp", "1", "-kernel", "/g/vmlinuz", "-initrd", "/g/initrd.img",
 		"-chardev", "file,id=con0,path=" RUN "/console.log", "-serial",
 		"chardev:con0", "-chardev",
@@ -151,7 +160,7 @@ static void test_argv_microvm(void **state)
 		"-chardev", "socket,id=agent0,path=" RUN "/agent.sock,server=on,wait=off",
 		"-device", "virtserialport,bus=vser0.0,chardev=agent0,name=sealpod.agent",
 		"-drive", "file=/d.img,if=none,id=disk0,format=raw,readonly=on", "-device",
-		"virtio-blk-device,drive=disk0"};
+		"virtio-blk-device,drive=disk0", BALLOON("device")};
 	expect(&c, SP_VM_ACCEL_TCG, want, SP_ARRAY_LEN(want));
 }
 

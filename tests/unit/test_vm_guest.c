@@ -286,6 +286,108 @@ static void test_build_reproducible(void **state)
 	free(kernel);
 }
 
+static const char *json_str(json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+/* The default kernel: the builder (here a stand-in script named by
+ * $SEALPOD_KERNEL_BUILDER) prints its cache entry; a kernel built without
+ * module support gets no modules, its config goes into the image, and the
+ * manifest records the source package and config. */
+static void test_build_sealpod_kernel(void **state)
+{
+	char *tmp = NULL;
+	assert_int_equal(sp_mkdtemp(&tmp, "sp-guest-kernel", NULL), 0);
+	char *entry = sp_xasprintf("%s/cache/6.12.118-1~deb12u1-0123", tmp);
+	assert_int_equal(sp_mkdir_p(entry, 0755, NULL), 0);
+	size_t klen;
+	uint8_t *k = fake_bzimage(&klen, "6.12.118-sealpod (sealpod@sealpod) #1");
+	char *p = sp_xasprintf("%s/bzImage", entry);
+	write_text(p, k, klen);
+	free(p);
+	free(k);
+	const char cfg[] = "CONFIG_RD_ZSTD=y\n# CONFIG_MODULES is not set\n";
+	p = sp_xasprintf("%s/config-6.12.118-sealpod", entry);
+	write_text(p, cfg, strlen(cfg));
+	free(p);
+	const char info[] = "source_package=linux-source-6.12\nsource_version=6.12.118-1~deb12u1\n"
+			    "config_sha256=abc\noptions_enabled=321\nunknown_key=x\nno equals\n";
+	p = sp_xasprintf("%s/build-info", entry);
+	write_text(p, info, strlen(info));
+	free(p);
+	char *builder = sp_xasprintf("%s/builder", tmp);
+	char *script = sp_xasprintf("#!/bin/sh\necho progress >&2\necho noise\necho %s\n", entry);
+	assert_int_equal(sp_write_file_atomic(builder, script, strlen(script), 0755, NULL), 0);
+	free(script);
+	setenv("SEALPOD_KERNEL_BUILDER", builder, 1);
+
+	sp_guest_build_opts o;
+	sp_guest_build_opts_init(&o);
+	char *out = sp_xasprintf("%s/out", tmp);
+	o.output_dir = out;
+	o.agent = "/bin/true";
+	sp_err *err = NULL;
+	if (sp_guest_build(&o, &err) < 0)
+		fail_msg("%s", sp_err_msg(err));
+	char *mp = sp_xasprintf("%s/manifest.json", out);
+	json_t *m = NULL;
+	assert_int_equal(sp_json_load_file(&m, mp, 1 << 20, NULL), 0);
+	json_t *jk = json_object_get(m, "kernel");
+	assert_string_equal(json_str(jk, "origin"), "sealpod");
+	assert_string_equal(json_str(jk, "release"), "6.12.118-sealpod");
+	assert_string_equal(json_str(jk, "source_package"), "linux-source-6.12");
+	assert_string_equal(json_str(jk, "source_version"), "6.12.118-1~deb12u1");
+	assert_int_equal(json_integer_value(json_object_get(jk, "options_enabled")), 321);
+	assert_null(json_object_get(jk, "unknown_key"));
+	assert_true(json_is_false(json_object_get(jk, "modules_supported")));
+	assert_string_equal(json_str(jk, "config"), SP_GUEST_KERNEL_CONFIG);
+	assert_int_equal(json_array_size(json_object_get(m, "modules")), 0);
+	assert_non_null(strstr(json_str(json_object_get(m, "initrd"), "compression"), "zstd"));
+	bool list = false;
+	size_t i;
+	json_t *f;
+	json_array_foreach(json_object_get(m, "files"), i, f) {
+		const char *fp = json_str(f, "path");
+		if (!strcmp(fp, SP_GUEST_MODULES_LIST))
+			list = json_integer_value(json_object_get(f, "size")) == 0;
+		assert_null(strstr(fp, "/lib/modules"));
+	}
+	assert_true(list);
+	json_decref(m);
+	free(mp);
+	/* The config in the image is the kernel's, byte for byte. */
+	p = sp_xasprintf("%s/%s", out, SP_GUEST_KERNEL_CONFIG);
+	uint8_t *data = NULL;
+	size_t len;
+	assert_int_equal(sp_read_file(&data, &len, p, 1 << 20, NULL), 0);
+	assert_int_equal(len, strlen(cfg));
+	assert_memory_equal(data, cfg, len);
+	free(data);
+	free(p);
+
+	/* A builder that fails: the error says how to do without it. */
+	script = sp_xasprintf("#!/bin/sh\nexit 3\n");
+	assert_int_equal(sp_write_file_atomic(builder, script, strlen(script), 0755, NULL), 0);
+	free(script);
+	assert_true(sp_guest_build(&o, &err) < 0);
+	assert_non_null(strstr(sp_err_msg(err), "--kernel debian"));
+	sp_err_clear(&err);
+	/* One that prints no directory. */
+	script = sp_xasprintf("#!/bin/sh\necho done\n");
+	assert_int_equal(sp_write_file_atomic(builder, script, strlen(script), 0755, NULL), 0);
+	free(script);
+	assert_int_equal(sp_guest_build(&o, &err), SP_ERR_NOT_FOUND);
+	assert_non_null(strstr(sp_err_msg(err), "not a directory"));
+	sp_err_clear(&err);
+	unsetenv("SEALPOD_KERNEL_BUILDER");
+	assert_int_equal(sp_rm_rf(tmp, NULL), 0);
+	free(tmp);
+	free(out);
+	free(builder);
+	free(entry);
+}
+
 static void test_build_refuses_missing_agent(void **state)
 {
 	sp_guest_build_opts o;
@@ -307,6 +409,7 @@ int main(void)
 		cmocka_unit_test(test_kernel_release),
 		cmocka_unit_test(test_resolve_modules),
 		cmocka_unit_test(test_build_reproducible),
+		cmocka_unit_test(test_build_sealpod_kernel),
 		cmocka_unit_test(test_build_refuses_missing_agent),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -238,7 +238,7 @@ enum mid {
 	M_WRITE_STDIN, M_CLOSE_STDIN, M_TTY_WIN_RESIZE, M_STATS_CONTAINER,
 	M_LIST_PROCESSES, M_UPDATE_CONTAINER, M_GET_OOM_EVENT,
 	M_GET_GUEST_DETAILS, M_SET_POLICY, M_COPY_FILE, M_GET_REPORT,
-	M_HEALTH_CHECK,
+	M_UPDATE_INTERFACE, M_UPDATE_ROUTES, M_HEALTH_CHECK,
 };
 
 typedef struct method_def {
@@ -279,6 +279,8 @@ static const method_def METHODS[] = {
 	{AS, "SetPolicy", D(set_policy_request), D(empty), M_SET_POLICY},
 	{AS, "CopyFile", D(copy_file_request), D(empty), M_COPY_FILE},
 	{AS, "GetReport", D(get_report_request), D(get_report_response), M_GET_REPORT},
+	{AS, "UpdateInterface", D(update_interface_request), D(interface), M_UPDATE_INTERFACE},
+	{AS, "UpdateRoutes", D(update_routes_request), D(routes), M_UPDATE_ROUTES},
 	{SP_AGENT_HEALTH_SERVICE, "Check", D(check_request), D(health_check_response), M_HEALTH_CHECK, CTL},
 };
 #undef CTL
@@ -357,6 +359,8 @@ static int run_method(sp_agent *a, const method_def *m, const ProtobufCMessage *
 	case M_UPDATE_CONTAINER: return h_update_container(a, (const AUpdateContainer *)msg, r);
 	case M_GET_OOM_EVENT: return h_get_oom_event(a, deadline, r);
 	case M_COPY_FILE: return h_copy_file(a, (const ACopyFile *)msg, r);
+	case M_UPDATE_INTERFACE: return h_update_interface(a, (const AUpdateInterface *)msg, r);
+	case M_UPDATE_ROUTES: return h_update_routes(a, (const AUpdateRoutes *)msg, r);
 	}
 	return reply_err(r, SP_RPC_INTERNAL, "method %s has no handler", m->name);
 }

@@ -41,6 +41,8 @@ typedef Sealpod__Agent__V1__UpdateContainerRequest AUpdateContainer;
 typedef Sealpod__Agent__V1__SetPolicyRequest ASetPolicy;
 typedef Sealpod__Agent__V1__CopyFileRequest ACopyFile;
 typedef Sealpod__Agent__V1__GetReportRequest AGetReport;
+typedef Sealpod__Agent__V1__UpdateInterfaceRequest AUpdateInterface;
+typedef Sealpod__Agent__V1__UpdateRoutesRequest AUpdateRoutes;
 
 /* Limits on what a (hostile) host can make the agent hold. */
 #define AGENT_MAX_CONTAINERS 128
@@ -146,6 +148,8 @@ struct sp_agent {
 	 * "registry:URL"), NULL. */
 	char *pod_store;
 	bool uplink_up;     /* eth0 configured for registry pulls (uplink.c) */
+	/* The pod's interfaces (UpdateInterface, network.c), NULL = none. */
+	struct agent_podnet *podnet;
 	/* What CreateSandbox set up (sandbox.c), undone by DestroySandbox. */
 	bool ns_made[3];    /* network, ipc, uts bind-mounted under ns/ */
 	bool shm_mounted, emptydir_mounted;
@@ -276,6 +280,17 @@ void sandbox_teardown(sp_agent *a);
  * resource. */
 int sandbox_prepare_spec(sp_agent *a, json_t *spec, const char *cid,
 			 sp_err **err);
+
+/* network.c: the pod's network (UpdateInterface, UpdateRoutes). */
+int h_update_interface(sp_agent *a, const AUpdateInterface *q, reply *r);
+int h_update_routes(sp_agent *a, const AUpdateRoutes *q, reply *r);
+/* Forgets the pod's interfaces (their namespace goes with the sandbox). */
+void agent_net_forget(sp_agent *a);
+/* Before a registry pull: the pod's namespace for this thread when the
+ * pod has the guest's network device (*saved then holds the agent's own,
+ * for agent_pull_net_leave), else the uplink (agent_uplink_up). */
+int agent_pull_net_enter(sp_agent *a, int *saved, sp_err **err);
+void agent_pull_net_leave(int *saved);
 
 /* uplink.c: eth0 with QEMU user networking's fixed addresses, once, for
  * registry pulls (a no-op natively). */

@@ -15,6 +15,7 @@
 #include <termios.h>
 
 #include "agent_internal.h"
+#include "sealpod/dns.h"
 #include "sealpod/file.h"
 #ifdef SP_AGENT_HAVE_POLICY
 #include "sealpod/policy.h"
@@ -374,7 +375,28 @@ static int resolve_rootfs(sp_agent *a, const ACreateContainer *q, container *c,
 			return reply_sp_err(r, e, "CreateContainer: image registry");
 		struct sp_image_store_opts so = {.version = SP_IMAGE_STORE_OPTS_VERSION,
 						 .insecure_http = true, .ca_file = ca};
-		if (registry && agent_uplink_up(a, &e) < 0)
+		/* Registry names resolve through the pod's resolv.conf (CRI's
+		 * DNSConfig, written by CreateSandbox) with the library's stub
+		 * resolver: the guest has no NSS, and answers are only hints
+		 * (TLS and the digests decide). */
+		_cleanup_free_ char *sbd = sandbox_dir(a);
+		_cleanup_free_ char *resolv = sp_xasprintf("%s/etc/resolv.conf", sbd);
+		sp_dns_conf dc;
+		if (registry && sp_dns_conf_load(&dc, resolv, NULL) == 0)
+			so.resolv_conf = resolv;
+		/* The registry's credentials, if the host gave them (option
+		 * "auth=" base64 user:password): sent to its host only. */
+		_cleanup_free_ char *user = NULL, *pass = NULL;
+		if (registry && store && store->n_options == 1 &&
+		    !strncmp(store->options[0], "auth=", 5)) {
+			if (sp_image_auth_decode(store->options[0] + 5, &user, &pass, &e) < 0)
+				return reply_sp_err(r, e, "CreateContainer: registry storage option auth");
+			so.username = user;
+			so.password = pass;
+		}
+		/* The pod's network when it has the device, else the uplink. */
+		__attribute__((cleanup(agent_pull_net_leave))) int saved_ns = -1;
+		if (registry && agent_pull_net_enter(a, &saved_ns, &e) < 0)
 			return reply_sp_err(r, e, "CreateContainer: image registry");
 		char *dest = sp_xasprintf("%s/rootfs", c->bundle);
 		struct sp_image_limits lim = {.version = SP_IMAGE_LIMITS_VERSION};

@@ -141,8 +141,10 @@ int h_copy_file(sp_agent *a, const ACopyFile *q, reply *r)
 	char tmp[300];
 	snprintf(tmp, sizeof(tmp), ".%s.sealpod-tmp", name);
 	if (fmt == S_IFLNK) {
-		_cleanup_free_ char *target = sp_xstrndup((const char *)q->data.data,
-							  q->data.len);
+		/* protobuf-c leaves data NULL for an empty field. */
+		_cleanup_free_ char *target =
+			q->data.len ? sp_xstrndup((const char *)q->data.data, q->data.len)
+				    : sp_xstrdup("");
 		if (strlen(target) != q->data.len || !safe_link_target(target) ||
 		    (int64_t)q->data.len != q->file_size)
 			return reply_err(r, SP_RPC_INVALID_ARGUMENT,

@@ -210,6 +210,7 @@ void sandbox_teardown(sp_agent *a)
 		sp_log_warn("DestroySandbox: %s", sp_err_msg(e));
 	free(a->pod_store);
 	a->pod_store = NULL;
+	agent_net_forget(a);
 }
 
 /* ---- the handlers ---- */

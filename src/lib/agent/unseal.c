@@ -110,9 +110,12 @@ int agent_unseal_env(sp_agent *a, int index, json_t *process, json_t **secrets, 
 		pending_clear(p, np);
 		return r;
 	}
-	/* In the UVM the broker is reached over the uplink (QEMU user
-	 * networking, the host as 10.0.2.2), as for a registry pull. */
-	if (agent_uplink_up(a, err) < 0) {
+	/* As for a registry pull: through the pod's network when it has the
+	 * guest's device (this thread enters the pod's namespace and returns
+	 * below), else the uplink (QEMU user networking, the host as
+	 * 10.0.2.2); natively neither is touched. */
+	__attribute__((cleanup(agent_pull_net_leave))) int saved_ns = -1;
+	if (agent_pull_net_enter(a, &saved_ns, err) < 0) {
 		sp_error_wrap(err, "env %s: the key broker %s", p[0].name, kr.url);
 		pending_clear(p, np);
 		return (*err)->code;

@@ -123,6 +123,15 @@ int agent_registry_ca(sp_agent *a, const char *url, char **path, sp_err **err)
 	const char *ca = a->policy ? sp_policy_registry_ca(a->policy, url) : NULL;
 	if (!ca)
 		return 0;
+	if (!strcmp(ca, SP_POLICY_CA_SYSTEM)) {
+		/* The bundle measured into the guest image. */
+		if (access(SP_GUEST_CA_BUNDLE, R_OK) < 0)
+			return sp_error(err, SP_ERR_NOT_FOUND,
+					"the policy trusts the system CAs for %s, but this guest image has no %s (sealpod image build adds Debian's ca-certificates)",
+					url, SP_GUEST_CA_BUNDLE);
+		*path = sp_xstrdup(SP_GUEST_CA_BUNDLE);
+		return 0;
+	}
 	uint8_t h[SP_SHA256_LEN];
 	sp_sha256(h, url, strlen(url));
 	_cleanup_free_ char *dir = sp_xasprintf("%s/registry-ca", a->state_dir);

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include "sealpod/dns.h"
 #include "sealpod/net.h"
 
 void sp_net_close(sp_net_conn *c)
@@ -18,6 +19,65 @@ void sp_net_close(sp_net_conn *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	*c = (sp_net_conn)SP_NET_CONN_INIT;
+}
+
+static int connect_addr(sp_net_conn *c, const struct sockaddr *sa, socklen_t sl, int timeout_s)
+{
+	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return errno;
+	struct timeval tv = {timeout_s, 0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, sa, sl) == 0) {
+		c->fd = fd;
+		return 0;
+	}
+	int e = errno;
+	close(fd);
+	return e;
+}
+
+/* Through the library's stub resolver and a resolv.conf (the guest's
+ * way: no NSS there, and the pod's resolv.conf). */
+static int tcp_connect_resolv(sp_net_conn *c, const char *host, const char *port,
+			      const char *resolv_conf, int timeout_s, const char *what,
+			      sp_err **err)
+{
+	char *end;
+	unsigned long pn = strtoul(port, &end, 10);
+	if (!*port || *end || pn == 0 || pn > 65535)
+		return sp_error(err, SP_ERR_INVALID, "%s port `%s`", what, port);
+	sp_dns_conf conf;
+	sp_dns_addr addrs[SP_DNS_MAX_ADDRS];
+	size_t n = 0;
+	if (sp_dns_conf_load(&conf, resolv_conf, err) < 0 ||
+	    sp_dns_resolve(&conf, host, addrs, SP_DNS_MAX_ADDRS, &n, err) < 0)
+		return sp_error_wrap(err, "%s host `%s`", what, host);
+	int last = 0;
+	for (size_t i = 0; i < n && c->fd < 0; i++) {
+		struct sockaddr_storage ss = {0};
+		socklen_t sl;
+		if (addrs[i].family == AF_INET) {
+			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+			s4->sin_family = AF_INET;
+			s4->sin_port = htons((uint16_t)pn);
+			memcpy(&s4->sin_addr, addrs[i].addr, 4);
+			sl = sizeof(*s4);
+		} else {
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+			s6->sin6_family = AF_INET6;
+			s6->sin6_port = htons((uint16_t)pn);
+			memcpy(&s6->sin6_addr, addrs[i].addr, 16);
+			sl = sizeof(*s6);
+		}
+		last = connect_addr(c, (struct sockaddr *)&ss, sl, timeout_s);
+	}
+	if (c->fd < 0)
+		return sp_error_sys(err, last ? last : EHOSTUNREACH,
+				    "connect to %s %s:%s (%zu address%s from DNS)", what, host, port, n,
+				    n == 1 ? "" : "es");
+	return 0;
 }
 
 static int tcp_connect(sp_net_conn *c, const char *host, const char *port, int timeout_s,
@@ -96,8 +156,16 @@ static int tls_connect(sp_net_conn *c, const char *host, const char *ca_file,
 int sp_net_dial(sp_net_conn *c, const char *host, const char *port, bool tls,
 		const char *ca_file, int timeout_s, const char *what, sp_err **err)
 {
+	return sp_net_dial_resolv(c, host, port, tls, ca_file, NULL, timeout_s, what, err);
+}
+
+int sp_net_dial_resolv(sp_net_conn *c, const char *host, const char *port, bool tls,
+		       const char *ca_file, const char *resolv_conf, int timeout_s,
+		       const char *what, sp_err **err)
+{
 	*c = (sp_net_conn)SP_NET_CONN_INIT;
-	int r = tcp_connect(c, host, port, timeout_s, what, err);
+	int r = resolv_conf ? tcp_connect_resolv(c, host, port, resolv_conf, timeout_s, what, err)
+			    : tcp_connect(c, host, port, timeout_s, what, err);
 	if (r == 0 && tls)
 		r = tls_connect(c, host, ca_file, what, err);
 	if (r < 0)

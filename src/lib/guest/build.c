@@ -20,9 +20,12 @@
 #include "sealpod/json.h"
 #include "sealpod/log.h"
 #include "sealpod/snp.h"
+#include "guest/kernel-builder.h"
 
 #define MAX_INPUT_FILE (256u << 20)
-#define CMDLINE_BASE "console=ttyS0 panic=-1 oops=panic"
+/* no_timer_check: skips the boot-time check that the timer interrupt
+ * ticks (a 10-tick busy wait; QEMU's timer works). */
+#define CMDLINE_BASE "console=ttyS0 panic=-1 oops=panic no_timer_check"
 
 static const char *const default_modules[] = {
 	"virtio_pci", "virtio_mmio", "virtio_console", "virtio_blk", "virtio_net",
@@ -261,22 +264,111 @@ static char *newest_cloud_kernel(sp_err **err)
 	return r;
 }
 
-/* The kernel config next to the kernel says whether it unpacks zstd. */
-static int choose_compression(const char *kernel, const char *release)
+/* sealpod's own kernel (docs/guest-image.md): scripts/build-kernel builds
+ * it from Debian's linux-source once per machine and caches it; it prints
+ * the cache entry's directory as its last line and its progress on
+ * stderr, which the user sees. */
+static char *sealpod_kernel_dir(sp_err **err)
 {
-	_cleanup_free_ char *dir = sp_xstrdup(kernel);
+	const char *builder = getenv("SEALPOD_KERNEL_BUILDER");
+	if (!builder || !*builder)
+		builder = SEALPOD_KERNEL_BUILDER;
+	if (access(builder, X_OK) < 0) {
+		sp_error_sys(err, errno,
+			     "the guest kernel builder `%s` (set SEALPOD_KERNEL_BUILDER, or "
+			     "give --kernel debian or --kernel PATH)", builder);
+		return NULL;
+	}
+	char *argv[] = {(char *)builder, NULL};
+	_cleanup_free_ char *out = NULL;
+	if (sp_run(argv, &out, 64 << 10, err) < 0) {
+		sp_error_wrap(err, "building sealpod's guest kernel (or give --kernel "
+			      "debian to use Debian's cloud kernel)");
+		return NULL;
+	}
+	size_t n = strlen(out);
+	while (n && out[n - 1] == '\n')
+		out[--n] = 0;
+	char *last = strrchr(out, '\n');
+	last = last ? last + 1 : out;
+	if (*last != '/') {
+		sp_error(err, SP_ERR_PARSE, "`%s` printed `%.200s`, not a directory",
+			 builder, last);
+		return NULL;
+	}
+	return sp_xstrdup(last);
+}
+
+static char *dir_of(const char *path)
+{
+	char *dir = sp_xstrdup(path);
 	char *slash = strrchr(dir, '/');
 	if (slash)
 		*slash = 0;
 	else
 		strcpy(dir, ".");
+	return dir;
+}
+
+/* The kernel's config-<release> next to it (as in /boot and in the
+ * kernel cache), or NULL. */
+static uint8_t *read_kernel_config(const char *kernel, const char *release,
+				   size_t *len)
+{
+	_cleanup_free_ char *dir = dir_of(kernel);
 	_cleanup_free_ char *cfg = sp_xasprintf("%s/config-%s", dir, release);
-	_cleanup_free_ uint8_t *data = NULL;
-	size_t len;
-	if (sp_read_file(&data, &len, cfg, 16u << 20, NULL) == 0 &&
-	    strstr((char *)data, "\nCONFIG_RD_ZSTD=y"))
+	uint8_t *data = NULL;
+	if (sp_read_file(&data, len, cfg, 16u << 20, NULL) < 0)
+		return NULL;
+	return data;
+}
+
+static bool config_has(const uint8_t *cfg, size_t len, const char *line)
+{
+	if (!cfg)
+		return false;
+	size_t n = strlen(line);
+	for (size_t i = 0; i + n <= len; i++)
+		if ((i == 0 || cfg[i - 1] == '\n') && !memcmp(cfg + i, line, n) &&
+		    (i + n == len || cfg[i + n] == '\n'))
+			return true;
+	return false;
+}
+
+/* The kernel config says whether it unpacks zstd. */
+static int choose_compression(const uint8_t *cfg, size_t len)
+{
+	if (config_has(cfg, len, "CONFIG_RD_ZSTD=y"))
 		return SP_GUEST_COMPRESS_ZSTD;
 	return SP_GUEST_COMPRESS_GZIP;
+}
+
+/* build-info of a kernel cache entry (key=value lines written by
+ * scripts/build-kernel) into the manifest's kernel object. */
+static void add_build_info(json_t *jk, const char *dir)
+{
+	_cleanup_free_ char *p = sp_xasprintf("%s/build-info", dir);
+	_cleanup_free_ uint8_t *data = NULL;
+	size_t len;
+	if (sp_read_file(&data, &len, p, 64 << 10, NULL) < 0)
+		return;
+	static const char *const keys[] = {"source_package", "source_version",
+					   "fragment_sha256", "config_sha256",
+					   "toolchain", "options_enabled"};
+	char *save = NULL;
+	for (char *line = strtok_r((char *)data, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *eq = strchr(line, '=');
+		if (!eq)
+			continue;
+		*eq = 0;
+		for (size_t i = 0; i < SP_ARRAY_LEN(keys); i++)
+			if (!strcmp(line, keys[i]))
+				json_object_set_new(jk, keys[i],
+						    !strcmp(line, "options_enabled")
+							    ? json_integer(strtoll(eq + 1, NULL, 10))
+							    : json_string(eq + 1));
+	}
 }
 
 static int add_modules(image *im, const sp_guest_build_opts *o, const char *moddir,
@@ -513,10 +605,22 @@ static json_t *snp_json(const sp_guest_build_opts *o, const char *cmdline)
 }
 
 /* Everything after collecting: the archive, the files, the manifest. */
-static int write_image(const sp_guest_build_opts *o, image *im, const char *kernel,
-		       const uint8_t *kimg, size_t klen, const char *release,
+typedef struct kernel_src {
+	const char *path;       /* the bzImage */
+	const char *built_dir;  /* the kernel cache entry, for sealpod's kernel */
+	const uint8_t *img;
+	size_t len;
+	const char *release;
+	const uint8_t *config; /* config-<release>, if found */
+	size_t config_len;
+} kernel_src;
+
+static int write_image(const sp_guest_build_opts *o, image *im, const kernel_src *k,
 		       int compress, json_t *jmods, sp_err **err)
 {
+	const char *kernel = k->path, *release = k->release;
+	const uint8_t *kimg = k->img;
+	size_t klen = k->len;
 	qsort(im->v, im->n, sizeof(entry), cmp_entry);
 	sp_cpio *c = sp_cpio_new(o->mtime);
 	for (size_t i = 0; i < im->n; i++) {
@@ -555,6 +659,9 @@ static int write_image(const sp_guest_build_opts *o, image *im, const char *kern
 	    (r = write_out(o->output_dir, SP_GUEST_INITRD, initrd, initrd_len, err)) < 0 ||
 	    (r = write_out(o->output_dir, SP_GUEST_CMDLINE, cmdline, strlen(cmdline), err)) < 0)
 		return r;
+	if (k->config &&
+	    (r = write_out(o->output_dir, SP_GUEST_KERNEL_CONFIG, k->config, k->config_len, err)) < 0)
+		return r;
 
 	/* The manifest. */
 	_cleanup_json_ json_t *m = json_object();
@@ -565,7 +672,20 @@ static int write_image(const sp_guest_build_opts *o, image *im, const char *kern
 	json_object_set_new(jk, "release", json_string(release));
 	json_object_set_new(jk, "sha256", take_string(hex_sha256(kimg, klen)));
 	json_object_set_new(jk, "size", json_integer((json_int_t)klen));
-	{
+	if (k->config) {
+		json_object_set_new(jk, "config", json_string(SP_GUEST_KERNEL_CONFIG));
+		json_object_set_new(jk, "config_file_sha256",
+				    take_string(hex_sha256(k->config, k->config_len)));
+	}
+	json_object_set_new(jk, "modules_supported",
+			    json_boolean(!config_has(k->config, k->config_len,
+						     "# CONFIG_MODULES is not set")));
+	if (k->built_dir) {
+		/* Built by scripts/build-kernel from Debian's sources. */
+		json_object_set_new(jk, "origin", json_string("sealpod"));
+		add_build_info(jk, k->built_dir);
+	} else {
+		json_object_set_new(jk, "origin", json_string("host"));
 		image kim = {0};
 		entry *ke = add(&kim, kernel, E_FILE, 0644);
 		ke->origin = "host";
@@ -630,8 +750,17 @@ int sp_guest_build(const sp_guest_build_opts *o, sp_err **err)
 				o->agent ? o->agent : "(none)");
 	if (o->ovmf && access(o->ovmf, R_OK) < 0)
 		return sp_error_sys(err, errno, "OVMF firmware `%s` (--ovmf)", o->ovmf);
-	_cleanup_free_ char *kernel = o->kernel ? sp_xstrdup(o->kernel)
-						: newest_cloud_kernel(err);
+	/* --kernel: sealpod (the default), debian, or a path. */
+	_cleanup_free_ char *built_dir = NULL, *kernel = NULL;
+	if (!o->kernel || !strcmp(o->kernel, "sealpod")) {
+		if (!(built_dir = sealpod_kernel_dir(err)))
+			return SP_ERR_NOT_FOUND;
+		kernel = sp_xasprintf("%s/bzImage", built_dir);
+	} else if (!strcmp(o->kernel, "debian")) {
+		kernel = newest_cloud_kernel(err);
+	} else {
+		kernel = sp_xstrdup(o->kernel);
+	}
 	if (!kernel)
 		return SP_ERR_NOT_FOUND;
 	_cleanup_free_ uint8_t *kimg = NULL;
@@ -644,7 +773,12 @@ int sp_guest_build(const sp_guest_build_opts *o, sp_err **err)
 	_cleanup_free_ char *moddir = o->modules_dir
 		? sp_xstrdup(o->modules_dir)
 		: sp_xasprintf("/lib/modules/%s", release);
-	int compress = o->compress ? o->compress : choose_compression(kernel, release);
+	size_t cfg_len = 0;
+	_cleanup_free_ uint8_t *cfg = read_kernel_config(kernel, release, &cfg_len);
+	int compress = o->compress ? o->compress : choose_compression(cfg, cfg_len);
+	/* A kernel without module support (sealpod's) gets no modules and an
+	 * empty load list. */
+	bool modules = !config_has(cfg, cfg_len, "# CONFIG_MODULES is not set");
 
 	image im = {0};
 	int r = 0;
@@ -680,11 +814,29 @@ int sp_guest_build(const sp_guest_build_opts *o, sp_err **err)
 		entry *sh = add(&im, "/bin/sh", E_LINK, 0777);
 		sh->target = sp_xstrdup("busybox");
 	}
-	if ((r = add_modules(&im, o, moddir, release, jmods, err)) < 0)
-		goto out;
+	if (modules) {
+		if ((r = add_modules(&im, o, moddir, release, jmods, err)) < 0)
+			goto out;
+	} else {
+		add_parents(&im, SP_GUEST_MODULES_LIST);
+		add(&im, SP_GUEST_MODULES_LIST, E_FILE, 0644);
+	}
+	/* `ca: "system"` in a policy (docs/images.md): the CA bundle is part
+	 * of the measured image. update-ca-certificates generates it, so
+	 * dpkg does not own it: it is listed as ca-certificates'. */
+	const char *cab = o->ca_bundle ? o->ca_bundle : "/etc/ssl/certs/ca-certificates.crt";
+	if (o->ca_bundle || access(cab, R_OK) == 0) {
+		if ((r = add_host_file(&im, "/etc/ssl/certs/ca-certificates.crt", cab, "host",
+				       err)) < 0)
+			goto out;
+		find(&im, "/etc/ssl/certs/ca-certificates.crt")->package =
+			sp_xstrdup("ca-certificates");
+	}
 	lookup_packages(&im);
 
-	r = write_image(o, &im, kernel, kimg, klen, release, compress, jmods, err);
+	kernel_src ks = {.path = kernel, .built_dir = built_dir, .img = kimg, .len = klen,
+			 .release = release, .config = cfg, .config_len = cfg_len};
+	r = write_image(o, &im, &ks, compress, jmods, err);
 out:
 	image_free(&im);
 	return r;

@@ -345,10 +345,12 @@ static int conn_write(struct conn *c, const char *data, size_t len, sp_err **err
 	return 0;
 }
 
-static int dial(struct conn *c, const struct img_url *u, const char *ca_file, sp_err **err)
+static int dial(struct conn *c, const struct img_url *u, const char *ca_file,
+		const char *resolv_conf, sp_err **err)
 {
 	sp_net_conn n;
-	int r = sp_net_dial(&n, u->host, u->port, u->tls, ca_file, IO_TIMEOUT_S, "registry", err);
+	int r = sp_net_dial_resolv(&n, u->host, u->port, u->tls, ca_file, resolv_conf,
+				   IO_TIMEOUT_S, "registry", err);
 	c->fd = n.fd;
 	c->ctx = n.ctx;
 	c->ssl = n.ssl;
@@ -356,14 +358,14 @@ static int dial(struct conn *c, const struct img_url *u, const char *ca_file, sp
 }
 
 int img_http_get(const struct img_url *u, const char *const *headers,
-		 const char *ca_file, struct img_http_resp *resp, img_stream **body,
-		 sp_err **err)
+		 const char *ca_file, const char *resolv_conf, struct img_http_resp *resp,
+		 img_stream **body, sp_err **err)
 {
 	struct conn *c = sp_xzalloc(sizeof(*c));
 	c->fd = -1;
 	c->s.read = body_read;
 	c->s.close = conn_close;
-	int r = dial(c, u, ca_file, err);
+	int r = dial(c, u, ca_file, resolv_conf, err);
 	if (r < 0) {
 		conn_close(&c->s);
 		return r;

@@ -32,7 +32,7 @@ void img_http_resp_clear(struct img_http_resp *r);
  * and reads the response head. *body streams the body and owns the
  * connection. */
 int img_http_get(const struct img_url *u, const char *const *headers,
-		 const char *ca_file, struct img_http_resp *resp,
+		 const char *ca_file, const char *resolv_conf, struct img_http_resp *resp,
 		 img_stream **body, sp_err **err);
 
 /* Parses a response head (for fuzzing): data up to and including the

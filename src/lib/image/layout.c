@@ -7,8 +7,10 @@
  * one is synthesised from the config (layers are its uncompressed
  * diff_ids); the host-side import writes the same bytes. */
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <linux/openat2.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
@@ -399,6 +401,14 @@ int img_layout_open_tar(sp_image_store **out, const char *path, sp_err **err)
 		layout_close(&l->s);
 		return r;
 	}
+	/* A pod's image disk grows while the pod runs (the host appends
+	 * each container's blobs, disk.c): drop what the kernel cached of
+	 * the device, so the index below reads what is there now. Only
+	 * clean pages of a read-only device go; failure just means a
+	 * stale view, which the digests catch. */
+	struct stat dst;
+	if (fstat(l->fd, &dst) == 0 && S_ISBLK(dst.st_mode))
+		(void)ioctl(l->fd, BLKFLSBUF, 0);
 	/* lseek gives a block device's size too. */
 	off_t end = lseek(l->fd, 0, SEEK_END);
 	if (end < 0) {

@@ -224,3 +224,40 @@ char *sp_image_ref_str(const sp_image_ref *r)
 			    r->tag ? ":" : "", r->tag ? r->tag : "",
 			    r->digest ? "@" : "", r->digest ? r->digest : "");
 }
+
+/* Loopback names: "localhost", 127.0.0.0/8, ::1 (with an optional port). */
+static bool loopback_host(const char *hp)
+{
+	if (!strncmp(hp, "[::1]", 5))
+		return !hp[5] || hp[5] == ':';
+	size_t n = strcspn(hp, ":");
+	_cleanup_free_ char *h = sp_xstrndup(hp, n);
+	if (!strcmp(h, "localhost"))
+		return true;
+	if (strncmp(h, "127.", 4))
+		return false;
+	int parts = 1;
+	for (const char *p = h; *p; p++) {
+		if (*p == '.')
+			parts++;
+		else if (*p < '0' || *p > '9')
+			return false;
+	}
+	return parts == 4;
+}
+
+char *sp_image_registry_url(const sp_image_ref *ref)
+{
+	if (!strcmp(ref->registry, "docker.io"))
+		return sp_xstrdup("https://registry-1.docker.io");
+	if (loopback_host(ref->registry)) {
+		/* The image module speaks plain http to 127.0.0.1 and ::1
+		 * only: other loopback names map to 127.0.0.1. */
+		const char *port = ref->registry[0] == '[' ? strchr(ref->registry, ']') : ref->registry;
+		port = port ? strchr(port, ':') : NULL;
+		if (ref->registry[0] == '[')
+			return sp_xasprintf("http://[::1]%s", port ? port : "");
+		return sp_xasprintf("http://127.0.0.1%s", port ? port : "");
+	}
+	return sp_xasprintf("https://%s", ref->registry);
+}

@@ -21,7 +21,7 @@ struct registry {
 	bool has_base;
 	struct img_url base;
 	bool insecure;
-	char *user, *pass, *ca_file;
+	char *user, *pass, *ca_file, *resolv_conf;
 	char *auth_header; /* "Authorization: ..." for base's host */
 	char *auth_host;
 };
@@ -147,7 +147,7 @@ static int get_token(struct registry *g, const char *challenge, const char *repo
 	const char *hdrs[] = {basic, NULL};
 	struct img_http_resp resp;
 	img_stream *body = NULL;
-	r = img_http_get(&tu, hdrs, g->ca_file, &resp, &body, err);
+	r = img_http_get(&tu, hdrs, g->ca_file, g->resolv_conf, &resp, &body, err);
 	img_url_clear(&tu);
 	if (r < 0)
 		return sp_error_wrap(err, "registry token endpoint");
@@ -229,7 +229,7 @@ static int request(struct registry *g, const sp_image_ref *ref, const char *path
 		if (auth)
 			hdrs[k++] = auth;
 		img_stream *b = NULL;
-		r = img_http_get(&u, hdrs, g->ca_file, resp, &b, err);
+		r = img_http_get(&u, hdrs, g->ca_file, g->resolv_conf, resp, &b, err);
 		if (r < 0)
 			break;
 		if (resp->status == 401 && !tried_auth && resp->www_authenticate &&
@@ -337,6 +337,7 @@ static void reg_close(sp_image_store *s)
 	free(g->user);
 	free(g->pass);
 	free(g->ca_file);
+	free(g->resolv_conf);
 	free(g->auth_header);
 	free(g->auth_host);
 	free(g->s.spec);
@@ -360,6 +361,7 @@ int img_registry_open(sp_image_store **out, const char *url,
 		g->user = o->username ? sp_xstrdup(o->username) : NULL;
 		g->pass = o->password ? sp_xstrdup(o->password) : NULL;
 		g->ca_file = o->ca_file ? sp_xstrdup(o->ca_file) : NULL;
+		g->resolv_conf = o->resolv_conf ? sp_xstrdup(o->resolv_conf) : NULL;
 	}
 	if (*url) {
 		int r = img_url_parse(&g->base, url, err);

@@ -23,6 +23,7 @@ struct sp_policy_state {
 	struct cstate *c;
 	size_t n, cap;
 	unsigned set_policies;
+	bool ever_container; /* network changes end with the first container */
 };
 
 /* What an allowed request would record. decide() only reads the state;
@@ -377,7 +378,9 @@ static bool eval_copy_file(const sp_policy *p, struct sp_eval *e,
 		return sp_eval_deny(e, sp_xstrdup("no setuid, setgid or sticky bits"),
 				    sp_xasprintf("mode 0%o / dir 0%o", r->file_mode, r->dir_mode), "file_mode");
 	if (fmt == S_IFLNK) {
-		_cleanup_free_ char *t = sp_xstrndup((const char *)r->data.data, r->data.len);
+		/* protobuf-c leaves data NULL for an empty field. */
+		_cleanup_free_ char *t = r->data.len ? sp_xstrndup((const char *)r->data.data, r->data.len)
+						     : sp_xstrdup("");
 		_cleanup_free_ char *abs = sp_xasprintf("/%s", t);
 		_cleanup_free_ char *tn = sp_policy_path_normalize(abs);
 		if (strlen(t) != r->data.len || !t[0] || t[0] == '/' || !tn)
@@ -442,10 +445,10 @@ static const struct reqdef {
 	{"CopyFile", "CopyFileRequest", &sealpod__agent__v1__copy_file_request__descriptor, R_COPY_FILE},
 	{"GetReport", "GetReportRequest", &sealpod__agent__v1__get_report_request__descriptor, R_GET_REPORT},
 	{"Check", "CheckRequest", &sealpod__agent__v1__check_request__descriptor, R_CHECK},
-	/* Network changes have no message in agent.proto yet; the policy can
-	 * still refuse (or allow) them by name. */
-	{"UpdateInterface", "UpdateInterfaceRequest", NULL, R_NETWORK},
-	{"UpdateRoutes", "UpdateRoutesRequest", NULL, R_NETWORK},
+	{"UpdateInterface", "UpdateInterfaceRequest", &sealpod__agent__v1__update_interface_request__descriptor, R_NETWORK},
+	{"UpdateRoutes", "UpdateRoutesRequest", &sealpod__agent__v1__update_routes_request__descriptor, R_NETWORK},
+	/* No message in agent.proto: the policy can still refuse (or allow)
+	 * it by name. */
 	{"AddARPNeighbors", "AddARPNeighborsRequest", NULL, R_NETWORK},
 };
 
@@ -561,7 +564,16 @@ static bool decide(const sp_policy *p, const sp_policy_state *s, struct sp_eval 
 	case R_GET_REPORT:
 		return need(e, p->report, "report");
 	case R_NETWORK:
-		return need(e, p->network, "network");
+		/* The pod's network is set up with the sandbox, before any
+		 * workload runs (docs/network.md): a host that re-addresses or
+		 * re-routes a running pod is refused. The agent validates the
+		 * contents (only its own devices, no loopback takeover). */
+		if (!need(e, p->network, "network"))
+			return false;
+		if (s && s->ever_container)
+			return sp_eval_deny(e, sp_xstrdup("network changes only before the first container"),
+					    sp_xasprintf("%s after CreateContainer", e->req), "policy.requests.network");
+		return true;
 	}
 	return sp_eval_deny(e, sp_xstrdup("a request the policy describes"), sp_xstrdup(e->req), "request");
 }
@@ -588,6 +600,8 @@ int sp_policy_state_commit(sp_policy_state *s, sp_policy_change *ch)
 			s->c = sp_xrealloc(s->c, s->cap * sizeof(*s->c));
 		}
 		s->c[s->n++] = (struct cstate){.id = sp_steal_ptr(&ch->cid), .idx = ch->idx};
+		/* The agent commits when it claims the id, before creating. */
+		s->ever_container = true;
 		break;
 	case CH_ADD_EXEC:
 		/* The container must still be the one decided on. */

@@ -458,8 +458,14 @@ bool sp_eval_create_container(const sp_policy *p, struct sp_eval *e,
 		    !st->mount_point[0] && st->n_options == 0)
 			continue;
 		if (!strcmp(st->driver, "registry")) {
-			if (sp_eval_registry_ok(p, st->source) && !st->mount_point[0] &&
-			    st->n_options == 0)
+			/* One option may carry the registry's credentials
+			 * ("auth=" base64 user:password, sealpod run
+			 * --authfile): they decide nothing about what runs. */
+			bool opts_ok = st->n_options == 0 ||
+				       (st->n_options == 1 &&
+					!strncmp(st->options[0], "auth=", 5) &&
+					strlen(st->options[0]) <= 8192);
+			if (sp_eval_registry_ok(p, st->source) && !st->mount_point[0] && opts_ok)
 				continue;
 			return sp_eval_deny(e, sp_eval_registry_expected(p),
 					    sp_xasprintf("%s %s", st->driver, st->source),

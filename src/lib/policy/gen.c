@@ -617,8 +617,12 @@ static int gen_container(struct podctx *pc, const json_t *cont, bool init, json_
 	sp_policy_image img = {0};
 	if (!pc->opts->resolve)
 		return sp_error(err, SP_ERR_INVALID, "no image source: give --image-dir or --registry");
-	if (pc->opts->resolve(pc->opts->resolve_ctx, image, &img, err) < 0)
+	if (pc->opts->resolve(pc->opts->resolve_ctx, image, &img, err) < 0) {
+		/* The image module's messages usually name the image already. */
+		if (err && *err && strstr(sp_err_msg(*err), image))
+			return sp_error_wrap(err, "container %s", cname);
 		return sp_error_wrap(err, "container %s: image %s", cname, image);
+	}
 	int rc = -1;
 	json_t *c = json_object();
 	struct envset e = {json_array()};
@@ -939,7 +943,11 @@ int sp_policy_generate(const json_t *object, const json_t *config_maps,
 								 !strcmp(k, "configMap") ? "configmap"
 								 : !strcmp(k, "downwardAPI") ? "downwardapi" : k, vn));
 	}
-	json_t *reqs = json_pack("{s:o, s:b, s:b}", "copy_file", copy, "stats", 1, "update_container", 1);
+	/* Every pod gets its network from the host (CNI, or `sealpod run`):
+	 * UpdateInterface/UpdateRoutes before the first container
+	 * (docs/network.md). */
+	json_t *reqs = json_pack("{s:o, s:b, s:b, s:b}", "copy_file", copy, "network", 1, "stats", 1,
+				 "update_container", 1);
 	if (json_is_object(req_ann))
 		json_object_update(reqs, req_ann);
 	json_object_set_new(pol, "requests", reqs);

@@ -27,6 +27,7 @@ static void defaults(sp_runtime_config *c)
 	set_str(&c->state_dir, "/run/sealpod");
 	set_str(&c->agent, "sealpod-agent");
 	set_str(&c->log_level, "info");
+	set_str(&c->content_store, SP_RUNTIME_CONFIG_CONTENT_STORE);
 	c->vcpus = 1;
 	c->memory_mib = 512;
 	c->boot_timeout_s = 120;
@@ -35,7 +36,7 @@ static void defaults(sp_runtime_config *c)
 static const char *const str_keys[] = {
 	"backend", "kernel", "initrd", "qemu", "accel", "tee", "image_store",
 	"registry", "state_dir", "default_policy", "agent", "log_level", "rootfs_dir",
-	"kernel_cmdline",
+	"kernel_cmdline", "content_store", "image_disk_dir",
 };
 
 static char **str_field(sp_runtime_config *c, const char *key)
@@ -54,6 +55,8 @@ static char **str_field(sp_runtime_config *c, const char *key)
 	if (!strcmp(key, "log_level")) return &c->log_level;
 	if (!strcmp(key, "rootfs_dir")) return &c->rootfs_dir;
 	if (!strcmp(key, "kernel_cmdline")) return &c->kernel_cmdline;
+	if (!strcmp(key, "content_store")) return &c->content_store;
+	if (!strcmp(key, "image_disk_dir")) return &c->image_disk_dir;
 	return NULL;
 }
 
@@ -109,7 +112,7 @@ static int parse(sp_runtime_config *c, const json_t *doc, const char *path,
 		if (key[0] == '_' || !strcmp(key, "comment"))
 			continue; /* room for comments in a JSON file */
 		return sp_error(err, SP_ERR_PARSE,
-				"%s: unknown key \"%s\" (known: backend, kernel, initrd, qemu, accel, tee, vcpus, memory_mib, image_store, registry, state_dir, default_policy, agent, rootfs_dir, kernel_cmdline, boot_timeout_s, log_level)",
+				"%s: unknown key \"%s\" (known: backend, kernel, initrd, qemu, accel, tee, vcpus, memory_mib, image_store, registry, content_store, image_disk_dir, state_dir, default_policy, agent, rootfs_dir, kernel_cmdline, boot_timeout_s, log_level)",
 				path, key);
 	}
 	static const char *const backends[] = {"vm", "native", NULL};
@@ -176,5 +179,6 @@ void sp_runtime_config_free(sp_runtime_config *c)
 	for (size_t i = 0; i < SP_ARRAY_LEN(str_keys); i++)
 		free(*str_field(c, str_keys[i]));
 	free(c->source);
+	free(c->registry_auth);
 	free(c);
 }

@@ -10,6 +10,7 @@
 
 #include "sealpod/file.h"
 #include "sealpod/log.h"
+#include "sealpod/image.h"
 #include "sandbox-internal.h"
 
 typedef struct native {
@@ -58,9 +59,11 @@ static int native_launch(sp_sandbox *sb, sp_err **err)
 	argv[a++] = state;
 	argv[a++] = "--attest";
 	argv[a++] = "none";
-	if (sb->cfg.image_store) {
+	_cleanup_free_ char *disk = sb->image_disk
+		? sp_xasprintf("tar:%s", sp_image_disk_path(sb->image_disk)) : NULL;
+	if (sb->cfg.image_store || disk) {
 		argv[a++] = "--image-store";
-		argv[a++] = sb->cfg.image_store;
+		argv[a++] = disk ? disk : sb->cfg.image_store;
 	}
 	if (sb->cfg.rootfs_dir) {
 		argv[a++] = "--rootfs-dir";

@@ -40,6 +40,17 @@ struct sp_sandbox {
 	 * when the guest pulls from a registry; the vm backend then gives the
 	 * UVM QEMU user networking. */
 	char *guest_registry;
+	/* The pod's network (net.c): mode, QEMU hostfwd rules, DNS lines. */
+	int net_mode;
+	char **hostfwd;
+	size_t n_hostfwd;
+	char **dns;
+	size_t n_dns;
+	/* NETNS (net.c): the namespace, and what its CNI interface carries. */
+	int netns_fd;
+	struct sp_sandbox_podnet *podnet;
+	/* Host-pulled images (cfg.content_store): the pod's image disk. */
+	struct sp_image_disk *image_disk;
 
 	pthread_t thread;
 	bool thread_started;
@@ -75,6 +86,20 @@ int sp_sandbox_agent_call(sp_sandbox *sb, const char *method,
 			  const ProtobufCMessageDescriptor *resp_desc,
 			  ProtobufCMessage **resp, uint64_t timeout_ns,
 			  sp_err **err);
+
+/* net.c: checks opts->net into sb (hostfwd rules, DNS lines); after
+ * CreateSandbox, hands the guest its interface and routes. */
+int sp_sandbox_net_setup(sp_sandbox *sb, const sp_sandbox_net *net, sp_err **err);
+void sp_sandbox_net_clear(sp_sandbox *sb);
+int sp_sandbox_net_guest(sp_sandbox *sb, sp_err **err);
+/* NETNS, on the sandbox thread: enter the pod's namespace before QEMU
+ * starts (its tap is made there); the tap's name and the MAC the guest's
+ * device takes. */
+int sp_sandbox_net_enter(sp_sandbox *sb, const char **tap, const char **mac, sp_err **err);
+/* Once QEMU made its tap: tc redirects between it and the CNI interface. */
+int sp_sandbox_net_join(sp_sandbox *sb, sp_err **err);
+/* Removes what join added that outlives QEMU (the CNI interface's qdisc). */
+void sp_sandbox_net_unjoin(sp_sandbox *sb);
 
 /* Waits for the agent's Health service to answer SERVING at addr. */
 int sp_sandbox_wait_agent(sp_sandbox *sb, const char *addr,

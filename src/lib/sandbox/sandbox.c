@@ -11,6 +11,7 @@
 #include "agent.pb-c.h"
 #include "sealpod/file.h"
 #include "sealpod/hash.h"
+#include "sealpod/image.h"
 #include "sealpod/json.h"
 #include "sealpod/log.h"
 #include "sandbox-internal.h"
@@ -199,8 +200,45 @@ static int guest_init(sp_sandbox *sb, const sp_sandbox_opts *o, sp_err **err)
 	cs.pod_name = (char *)(o->pod_name ? o->pod_name : "");
 	cs.pod_namespace = (char *)(o->pod_namespace ? o->pod_namespace : "");
 	cs.sandbox_pidns = false;
+	cs.n_dns = sb->n_dns;
+	cs.dns = sb->dns;
 	if (sp_sandbox_agent_call(sb, "CreateSandbox", &cs.base, NULL, NULL, CALL_TIMEOUT, err) < 0)
 		return sp_error_wrap(err, "create the guest sandbox");
+	if (sp_sandbox_net_guest(sb, err) < 0)
+		return sp_error_wrap(err, "sandbox %s", sb->id);
+	return 0;
+}
+
+/* Host-pulled images: the pod's image disk, empty until its containers'
+ * images are added (sp_sandbox_create_container). Sparse, so its size
+ * only bounds the pod's images. */
+#define IMAGE_DISK_SIZE (256ull << 30)
+
+static int image_disk_create(sp_sandbox *sb, sp_err **err)
+{
+	const char *dir = sb->cfg.image_disk_dir ? sb->cfg.image_disk_dir : sb->run_dir;
+	if (sp_mkdir_p(dir, 0700, err) < 0)
+		return sp_error_wrap(err, "image_disk_dir in %s",
+				     sb->cfg.source ? sb->cfg.source : "the runtime configuration");
+	_cleanup_free_ char *path = sp_xasprintf("%s/%s.images", dir, sb->id);
+	unlink(path); /* a crashed shim's leftover for this id */
+	return sp_image_disk_create(&sb->image_disk, path, IMAGE_DISK_SIZE, err);
+}
+
+/* Adds a container's image (the policy's reference, pinned by digest) to
+ * the pod's image disk from containerd's content store. */
+static int image_disk_add(sp_sandbox *sb, const char *id, const char *image,
+			  sp_err **err)
+{
+	const char *at = strrchr(image, '@');
+	if (!at)
+		return sp_error(err, SP_ERR_INVALID,
+				"container %s: image `%s` is not pinned by digest", id, image);
+	if (sp_image_disk_add_content(sb->image_disk, sb->cfg.content_store, image, at + 1,
+				      err) < 0)
+		return sp_error_wrap(err,
+				     "container %s: host-pulled image (content_store in %s; pull the image on this node first, e.g. crictl pull or ctr image pull, or name an image_store or registry there)",
+				     id, sb->cfg.source ? sb->cfg.source : "the runtime configuration");
 	return 0;
 }
 
@@ -255,6 +293,10 @@ int sp_sandbox_start(sp_sandbox **out, const sp_runtime_config *cfg,
 		return sp_error_wrap(err, "sandbox %s: registry in %s", o->id,
 				     cfg->source ? cfg->source : "the runtime configuration");
 	}
+	if (sp_sandbox_net_setup(sb, o->net, err) < 0) {
+		sp_sandbox_free(sb);
+		return sp_error_wrap(err, "sandbox %s: network", o->id);
+	}
 	sb->pid = -1;
 	pthread_mutex_init(&sb->mu, NULL);
 	pthread_cond_init(&sb->cv, NULL);
@@ -263,6 +305,11 @@ int sp_sandbox_start(sp_sandbox **out, const sp_runtime_config *cfg,
 		sp_sandbox_free(sb);
 		return sp_error_wrap(err, "sandbox %s: state directory (state_dir in %s)",
 				     o->id, cfg->source ? cfg->source : "the runtime configuration");
+	}
+	if (!cfg->image_store && !cfg->registry && cfg->content_store &&
+	    image_disk_create(sb, err) < 0) {
+		sp_sandbox_free(sb);
+		return sp_error_wrap(err, "sandbox %s", o->id);
 	}
 	sb->phase = PHASE_STARTING;
 	if (pthread_create(&sb->thread, NULL, sandbox_thread, sb) != 0) {
@@ -339,6 +386,8 @@ int sp_sandbox_stop(sp_sandbox *sb, sp_err **err)
 		pthread_join(sb->thread, NULL);
 		sb->thread_started = false;
 	}
+	sp_image_disk_free(sb->image_disk);
+	sb->image_disk = NULL;
 	/* Nothing stays behind once the UVM is gone: sockets, logs, the
 	 * agent's native state. */
 	if (sb->run_dir && access(sb->run_dir, F_OK) == 0) {
@@ -365,6 +414,7 @@ void sp_sandbox_free(sp_sandbox *sb)
 	free(sb->id);
 	free(sb->hostname);
 	free(sb->guest_registry);
+	sp_sandbox_net_clear(sb);
 	free(sb);
 }
 
@@ -441,7 +491,22 @@ int sp_sandbox_create_container(sp_sandbox *sb, const sp_container_opts *o,
 	req.container_type = o->init ? "init" : "";
 	Sealpod__Agent__V1__Storage store = SEALPOD__AGENT__V1__STORAGE__INIT;
 	Sealpod__Agent__V1__Storage *stores[1] = {&store};
-	if (sb->cfg.image_store && !strcmp(sb->cfg.backend, "vm")) {
+	_cleanup_free_ char *auth_opt = NULL;
+	if (sb->image_disk && o->image && *o->image) {
+		/* Host-pulled: exactly the blobs containerd holds for the
+		 * policy's digest, on the pod's image disk (the UVM's first
+		 * disk; natively the file itself). The guest verifies them. */
+		int rc = image_disk_add(sb, o->id, o->image, err);
+		if (rc < 0)
+			return rc;
+		/* Natively the agent has the disk as its --image-store. */
+		if (!strcmp(sb->cfg.backend, "vm")) {
+			store.driver = "oci-store";
+			store.source = "/dev/vda";
+			req.n_storages = 1;
+			req.storages = stores;
+		}
+	} else if (sb->cfg.image_store && !strcmp(sb->cfg.backend, "vm")) {
 		/* The host's image store is the UVM's first disk (vm.c): an
 		 * untrusted tar of an OCI layout the guest verifies. */
 		store.driver = "oci-store";
@@ -453,6 +518,11 @@ int sp_sandbox_create_container(sp_sandbox *sb, const sp_container_opts *o,
 		 * for a disk (docs/images.md). */
 		store.driver = "registry";
 		store.source = sb->guest_registry;
+		if (sb->cfg.registry_auth) {
+			auth_opt = sp_xasprintf("auth=%s", sb->cfg.registry_auth);
+			store.n_options = 1;
+			store.options = &auth_opt;
+		}
 		req.n_storages = 1;
 		req.storages = stores;
 	}

@@ -7,6 +7,7 @@
 
 #include "sandbox/sandbox-config.h"
 #include "sealpod/hash.h"
+#include "sealpod/image.h"
 #include "sealpod/log.h"
 #include "sandbox-internal.h"
 
@@ -42,15 +43,29 @@ static int vm_launch(sp_sandbox *sb, sp_err **err)
 	_cleanup_free_ char *run = sp_xasprintf("%s/vm", sb->run_dir);
 	vc.run_dir = run;
 	sp_vm_disk disk = {.path = c->image_store, .serial = "sealpod-images"};
-	if (c->image_store) {
+	if (sb->image_disk)
+		disk.path = sp_image_disk_path(sb->image_disk);
+	if (disk.path) {
 		vc.disks = &disk;
 		vc.n_disks = 1;
 	}
 	/* A registry pull: QEMU user networking, where the guest reaches
 	 * this host's 127.0.0.1 as 10.0.2.2 (sp_sandbox_guest_registry);
 	 * nothing is forwarded into the guest. */
-	if (sb->guest_registry)
+	if (sb->guest_registry || sb->net_mode == SP_SANDBOX_NET_USER) {
 		vc.net.kind = SP_VM_NET_USER;
+		vc.net.mac = SP_SANDBOX_USER_NET_MAC;
+		/* The pod's published ports (sp_sandbox_net_setup). */
+		vc.net.hostfwd = (const char *const *)sb->hostfwd;
+		vc.net.n_hostfwd = sb->n_hostfwd;
+	}
+	if (sb->net_mode == SP_SANDBOX_NET_NETNS) {
+		/* QEMU (and its tap) in the pod's namespace: this thread is the
+		 * sandbox's own and lives as long as the UVM. */
+		vc.net.kind = SP_VM_NET_TAP;
+		if (sp_sandbox_net_enter(sb, &vc.net.tap_ifname, &vc.net.mac, err) < 0)
+			return SP_ERR_STATE;
+	}
 	if (sp_vm_start(&v->vm, &vc, err) < 0)
 		return SP_ERR_STATE;
 	sb->pid = sp_vm_pid(v->vm);
@@ -60,6 +75,8 @@ static int vm_launch(sp_sandbox *sb, sp_err **err)
 			return SP_ERR_STATE;
 	}
 	if (sp_vm_wait_ready(v->vm, (uint64_t)c->boot_timeout_s * SP_VM_SEC, err) < 0)
+		return SP_ERR_STATE;
+	if (sb->net_mode == SP_SANDBOX_NET_NETNS && sp_sandbox_net_join(sb, err) < 0)
 		return SP_ERR_STATE;
 	sb->agent_addr = sp_xstrdup(sp_vm_agent_address(v->vm));
 	sp_log_info("sandbox %s: UVM pid %d ready in %llu ms", sb->id, (int)sb->pid,
@@ -80,6 +97,9 @@ static void vm_teardown(sp_sandbox *sb)
 		return;
 	if (v->vm)
 		sp_vm_stop(v->vm, 3 * SP_VM_SEC, NULL);
+	/* The tap went with QEMU; the CNI interface's qdisc stays unless
+	 * removed. */
+	sp_sandbox_net_unjoin(sb);
 	sp_sandbox_psp_stop(v->psp);
 	sp_vm_free(v->vm);
 	free(v);

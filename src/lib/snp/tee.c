@@ -39,9 +39,14 @@ int sp_tee_open(sp_tee **out, const char *spec, sp_err **err)
 	if (!strcmp(spec, "none")) {
 		t->kind = TEE_NONE;
 	} else if (!strcmp(spec, "snp") || !strcmp(spec, "auto")) {
-		if (stat(TSM_REPORT_DIR, &st) == 0 && S_ISDIR(st.st_mode)) {
+		/* A kernel with configfs-tsm built in (sealpod's) has the
+		 * report directory even outside SNP, where making a report
+		 * fails with ENXIO; the sev-guest driver's device exists only
+		 * in an SNP guest, and that driver is the tsm provider. */
+		bool sev = access(SEV_GUEST_DEV, F_OK) == 0;
+		if (sev && stat(TSM_REPORT_DIR, &st) == 0 && S_ISDIR(st.st_mode)) {
 			t->kind = TEE_SNP_TSM;
-		} else if (access(SEV_GUEST_DEV, F_OK) == 0) {
+		} else if (sev) {
 			t->kind = TEE_SNP_IOCTL;
 		} else if (!strcmp(spec, "auto") && access(SIM_PORT_DEV, F_OK) == 0) {
 			t->kind = TEE_SIM;

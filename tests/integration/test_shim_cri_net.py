@@ -1,0 +1,342 @@
+"""Pod networking on the CRI path (docs/network.md): a real containerd with
+CRI and Debian's CNI plugins (bridge, host-local, loopback, portmap), all
+inside a network namespace this test makes (containerd runs in it, so the
+bridge, the pods' veths and portmap's iptables rules live and die there).
+A runc pod and a confidential pod (sealpod, one TCG UVM) share the bridge:
+
+- the confidential pod's busybox httpd answers at its pod IP from the host
+  side (the test's namespace);
+- the runc pod reaches it (ExecSync wget), and it reaches the runc pod (its
+  container fetches the runc pod's page at start, the log shows it);
+- a hostPort reaches it through portmap;
+- the guest got CRI's DNSConfig as resolv.conf, and the pod's hostname;
+- after the pods are gone: no tap, no qdisc, no pod namespace left.
+
+All traffic stays inside the test's namespaces."""
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "cri"))
+
+import harness  # noqa: E402
+import shimtest  # noqa: E402
+
+NEEDS_ROOT = True
+SANITIZE = True
+IMAGE = "docker.io/library/sp-web:1"
+PAUSE = "docker.io/library/sp-pause:1"
+NS = "k8s.io"
+SUBNET, GATEWAY = "10.88.7.0/24", "10.88.7.1"
+HOST_PORT = 18080
+
+NET_CONF = {
+    "cniVersion": "1.0.0", "name": "sptest",
+    "plugins": [
+        {"type": "bridge", "bridge": "spbr0", "isGateway": True, "ipMasq": False,
+         "hairpinMode": True,
+         "ipam": {"type": "host-local", "ranges": [[{"subnet": SUBNET, "gateway": GATEWAY}]],
+                  "routes": [{"dst": "0.0.0.0/0"}], "dataDir": None}},
+        {"type": "portmap", "capabilities": {"portMappings": True}},
+    ],
+}
+
+RUNC_RUNTIME = '''    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".cni]'''
+
+
+def sh(*argv, check=True, timeout=60):
+    r = subprocess.run(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=timeout)
+    if check and r.returncode != 0:
+        raise harness.Failure("%s: %s%s" % (" ".join(argv), r.stdout, r.stderr))
+    return r
+
+
+class NetContainerd(shimtest.Containerd):
+    """containerd inside namespace `netns`, CNI from /usr/lib/cni, a runc
+    runtime next to sealpod's."""
+
+    def __init__(self, base, build, netns, env):
+        super().__init__(base, build, env=env, pause=PAUSE)
+        self.netns = netns
+        with open(self.config) as f:
+            text = f.read()
+        text = text.replace('  [plugins."io.containerd.grpc.v1.cri".cni]', RUNC_RUNTIME)
+        text = text.replace('bin_dir = "%s/cni-bin"' % self.root, 'bin_dir = "/usr/lib/cni"')
+        # runc pods: this host lets no process lower its oom_score_adj
+        # (pause asks for -998); containerd then keeps it at its own.
+        text = text.replace('  disable_tcp_service = true',
+                            '  disable_tcp_service = true\n  restrict_oom_score_adj = true')
+        with open(self.config, "w") as f:
+            f.write(text)
+        conf = json.loads(json.dumps(NET_CONF))
+        conf["plugins"][0]["ipam"]["dataDir"] = os.path.join(base, "ipam")
+        os.makedirs(os.path.join(self.root, "cni-conf"), exist_ok=True)
+        with open(os.path.join(self.root, "cni-conf", "10-sptest.conflist"), "w") as f:
+            json.dump(conf, f)
+
+    def start(self, spawn):
+        real = spawn
+
+        def in_netns(argv, **kw):
+            return real(["nsenter", "--net=/run/netns/" + self.netns] + argv, **kw)
+        super().start(in_netns)
+
+
+def setup_module(m):
+    shimtest.require_modules(harness)
+    try:
+        import cri  # noqa: F401
+    except ImportError as e:
+        raise harness.Skip("CRI client needs python3-grpcio and python3-protobuf: %s" % e)
+    for plugin in ("bridge", "host-local", "loopback", "portmap"):
+        if not os.path.exists("/usr/lib/cni/" + plugin):
+            raise harness.Skip("CNI plugin %s missing (Debian's containernetworking-plugins)"
+                               % plugin)
+    build = harness.build_dir()
+    plain = os.path.join(harness.ROOT, "build")
+    m.guest = shimtest.guest_image(plain if os.path.exists(os.path.join(plain, "sealpod-agent"))
+                                   else build)
+    # The examples' busybox image (the one `sealpod run`'s httpd test
+    # serves from), named for containerd.
+    m.layout = m.path("layout")
+    r = subprocess.run([os.path.join(harness.ROOT, "scripts", "example-images"), m.layout],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if r.returncode != 0:
+        raise harness.Failure("example images: " + r.stdout)
+    with open(os.path.join(m.layout, "index.json")) as f:
+        index = json.load(f)
+    index["manifests"][0]["annotations"] = {"io.containerd.image.name": IMAGE,
+                                            "org.opencontainers.image.ref.name": "1"}
+    with open(os.path.join(m.layout, "index.json"), "w") as f:
+        json.dump(index, f)
+    m.image_tar = m.path("image.tar")
+    shimtest.tar_layout(m.layout, m.image_tar)
+    pause_layout = m.path("pause-layout")
+    shimtest.make_image_layout(pause_layout, PAUSE, cmd=["/bin/sleep", "100000"])
+    pause_tar = m.path("pause.tar")
+    shimtest.tar_layout(pause_layout, pause_tar)
+    with open(os.path.join(m.guest, "cmdline")) as f:
+        cmdline = f.read().strip()
+    m.runtime_config = m.path("runtime.json")
+    with open(m.runtime_config, "w") as f:
+        json.dump({"backend": "vm", "kernel": os.path.join(m.guest, "vmlinuz"),
+                   "initrd": os.path.join(m.guest, "initrd.img"), "kernel_cmdline": cmdline,
+                   "accel": "tcg", "tee": "sim", "memory_mib": 512, "image_store": m.image_tar,
+                   "state_dir": m.path("run"), "boot_timeout_s": 300, "log_level": "debug"}, f)
+    m.netns = "sp-crinet-%d" % os.getpid()
+    sh("ip", "netns", "add", m.netns)
+    m.cleanup(lambda: subprocess.run(["ip", "netns", "del", m.netns]))
+    sh("ip", "-n", m.netns, "link", "set", "lo", "up")
+    m.cd = NetContainerd(m.path("cd"), build, m.netns, env={
+        "SEALPOD_CONFIG": m.runtime_config,
+        "SEALPOD_SIM_STATE": m.path("sim"),
+        "SEALPOD_SHIM_LOG": m.path("shim.log"),
+    })
+    m.cd.start(m.spawn)
+    m.cleanup(m.cd.stop)
+    m.cd.ctr(["image", "import", m.image_tar], ns=NS)
+    m.cd.ctr(["image", "import", pause_tar], ns=NS)
+
+
+def in_ns(m, *argv, check=True, timeout=60):
+    return sh("nsenter", "--net=/run/netns/" + m.netns, *argv, check=check, timeout=timeout)
+
+
+def diag(m):
+    try:
+        with open(m.path("shim.log")) as f:
+            shim = "".join(l[:300] for l in f.readlines() if "pod network" in l or
+                           "error" in l.lower() or "warn" in l.lower())[-4000:]
+    except OSError:
+        shim = "(no shim log)"
+    out = ["shim log:", shim]
+    import glob
+    for cmd in (["busybox", "ping", "-c", "2", "-W", "3", "10.88.7.3"],
+                ["curl", "-sS", "-m", "5", "http://10.88.7.3:8080/index.html"],
+                ["ip", "neigh"], ["ip", "route"]):
+        r = in_ns(m, *cmd, check=False)
+        out += [" ".join(cmd), r.stdout + r.stderr]
+    for lg in glob.glob(m.path("logs", "*.log")):
+        out += [lg, open(lg, errors="replace").read()[-1500:]]
+    out += ["run dir: %r" % glob.glob(m.path("run", "*", "*"))]
+    for con in glob.glob(m.path("run", "*", "vm", "console.log")):
+        out += ["console " + con, open(con, errors="replace").read()[-3000:]]
+    for ns in sh("ip", "netns", "list").stdout.split():
+        if ns.startswith("cni-"):
+            for cmd in (["ip", "-n", ns, "-d", "link"], ["ip", "-n", ns, "addr"],
+                        ["tc", "-n", ns, "-s", "filter", "show", "dev", "eth0", "ingress"],
+                        ["tc", "-n", ns, "-s", "filter", "show", "dev", "sptap0", "ingress"]):
+                out += [" ".join(cmd), sh(*cmd, check=False).stdout]
+    return "\n".join(out)
+
+
+def pod_config(name, logdir, annotations=None, ports=()):
+    import cri
+    return cri.msg(
+        "PodSandboxConfig",
+        metadata=cri.msg("PodSandboxMetadata", name=name, namespace="default",
+                         uid=str(uuid.uuid4()), attempt=0),
+        hostname=name, log_directory=logdir, annotations=annotations or {},
+        dns_config=cri.msg("DNSConfig", servers=["10.88.7.53"], searches=["svc.test"],
+                           options=["ndots:2"]),
+        port_mappings=[cri.msg("PortMapping", protocol=0, container_port=c, host_port=h)
+                       for c, h in ports],
+        linux=cri.msg("LinuxPodSandboxConfig", security_context=cri.msg(
+            "LinuxSandboxSecurityContext",
+            namespace_options=cri.msg("NamespaceOption", network=cri.POD))))
+
+
+def container_config(name, command, log):
+    import cri
+    return cri.msg("ContainerConfig", metadata=cri.msg("ContainerMetadata", name=name),
+                   image=cri.msg("ImageSpec", image=IMAGE), command=command, log_path=log)
+
+
+WEB = "mkdir -p /tmp/www; echo %(text)s > /tmp/www/index.html; "
+SERVE = "exec /bin/busybox httpd -f -p 8080 -h /tmp/www"
+
+CONF_POD = """apiVersion: v1
+kind: Pod
+metadata:
+  name: confweb
+  namespace: default
+  annotations:
+    io.sealpod.policy/logs: "*"
+    io.sealpod.policy/exec: '{"web": [["cat", "/etc/resolv.conf"], ["hostname"]]}'
+spec:
+  automountServiceAccountToken: false
+  containers:
+  - name: web
+    image: %(image)s
+    command: ["sh", "-c", "%(cmd)s"]
+"""
+
+
+def wait(what, fn, timeout):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            v = fn()
+            if v:
+                return v
+        except Exception as e:  # noqa: BLE001 (retrying)
+            last = e
+        time.sleep(1)
+    raise harness.Failure("timed out waiting for %s (%s)" % (what, last))
+
+
+def test_confidential_pod_on_a_cni_bridge(t):
+    import cri
+    m = t.module
+    rs = cri.RuntimeService(m.cd.sock)
+    t.cleanup(rs.close)
+    logdir = m.path("logs")
+    os.makedirs(logdir, exist_ok=True)
+    pods = []
+
+    def remove_pods():
+        for sid in pods:
+            for fn in (rs.stop_pod_sandbox, rs.remove_pod_sandbox):
+                try:
+                    fn(sid)
+                except Exception:  # noqa: BLE001 (best effort)
+                    pass
+    t.cleanup(remove_pods)
+
+    # The runc pod: a page the confidential pod fetches.
+    rconf = pod_config("runcweb", logdir)
+    try:
+        rsid = rs.run_pod_sandbox(rconf, "runc")
+    except Exception as e:
+        raise harness.Failure("RunPodSandbox (runc): %s\n%s" % (e, diag(m)))
+    pods.append(rsid)
+    rip = rs.pod_sandbox_status(rsid).network.ip
+    t.check(rip.startswith("10.88.7."), "the runc pod has a bridge address", rip)
+    rcid = rs.create_container(rsid, container_config(
+        "web", ["sh", "-c", WEB % {"text": "runc-pod"} + SERVE], "runc-web.log"),
+        rconf)
+    rs.start_container(rcid)
+
+    # The confidential pod: its policy is generated for this command.
+    cmd = (WEB % {"text": "confidential-pod"} +
+           "(until /bin/busybox wget -q -O - http://%s:8080/index.html; do sleep 1; done) & "
+           % rip + SERVE)
+    yaml = CONF_POD % {"image": IMAGE, "cmd": cmd}
+    policy = shimtest.policy_for(harness.build_dir(), yaml, m.layout, m.tmp)
+    cconf = pod_config("confweb", logdir, {"io.sealpod.policy": policy},
+                       ports=[(8080, HOST_PORT)])
+    try:
+        csid = rs.run_pod_sandbox(cconf, "sealpod")
+    except Exception as e:
+        raise harness.Failure("RunPodSandbox: %s\n%s" % (e, diag(m)))
+    pods.append(csid)
+    cip = rs.pod_sandbox_status(csid).network.ip
+    t.check(cip.startswith("10.88.7.") and cip != rip, "the confidential pod's IP", cip)
+    try:
+        ccid = rs.create_container(csid, container_config("web", ["sh", "-c", cmd], "conf-web.log"),
+                                   cconf)
+        rs.start_container(ccid)
+    except Exception as e:
+        raise harness.Failure("confidential container: %s\n%s" % (e, diag(m)))
+
+    # Host side (the test's namespace) -> the pod's IP.
+    try:
+        page = wait("the confidential pod's page at %s" % cip, lambda: in_ns(
+            m, "curl", "-sS", "-m", "5", "http://%s:8080/index.html" % cip,
+            check=False).stdout, 240)
+    except harness.Failure as e:
+        raise harness.Failure("%s\n%s" % (e, diag(m)))
+    t.eq(page.strip(), "confidential-pod", "host -> pod IP")
+    # runc pod -> confidential pod.
+    # (busybox nc: busybox-static's wget crashes on this host's kernel.)
+    r = rs.exec_sync(rcid, ["sh", "-c", "printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | "
+                            "/bin/busybox nc %s 8080" % cip])
+    t.check(r.exit_code == 0 and "200 OK" in r.stdout.decode() and
+            "confidential-pod" in r.stdout.decode(), "runc pod -> pod",
+            (r.exit_code, r.stdout, r.stderr))
+    # confidential pod -> runc pod (its container's log).
+    log = os.path.join(logdir, "conf-web.log")
+    wait("the confidential pod's fetch of the runc pod's page",
+         lambda: "runc-pod" in open(log).read(), 120)
+    # hostPort through portmap (DNAT in the test namespace).
+    page = wait("the hostPort", lambda: in_ns(
+        m, "curl", "-sS", "-m", "5", "http://%s:%d/index.html" % (GATEWAY, HOST_PORT),
+        check=False).stdout, 60)
+    t.eq(page.strip(), "confidential-pod", "hostPort -> pod")
+    # DNS and hostname from CRI, as the workload sees them.
+    r = rs.exec_sync(ccid, ["cat", "/etc/resolv.conf"])
+    out = r.stdout.decode()
+    t.check("nameserver 10.88.7.53" in out and "search svc.test" in out, "resolv.conf", out)
+    r = rs.exec_sync(ccid, ["hostname"])
+    t.eq(r.stdout.decode().strip(), "confweb", "hostname")
+
+    # The CNI netns of the confidential pod holds QEMU's tap and the qdiscs.
+    # This test's pod namespaces: those whose veth's peer is in the test's
+    # namespace (other runs on this machine have CNI namespaces of their own).
+    netns_paths = [n for n in sh("ip", "netns", "list").stdout.split()
+                   if n.startswith("cni-") and re.search(
+                       r"link-netns %s\b" % re.escape(m.netns),
+                       sh("ip", "-n", n, "-o", "link", check=False).stdout)]
+    t.eq(len(netns_paths), 2, "two pod namespaces on the test's subnet")
+    for sid in (csid, rsid):
+        rs.stop_pod_sandbox(sid)
+        rs.remove_pod_sandbox(sid)
+    pods.clear()
+    left = shimtest.wait_gone(m.tmp, 60)
+    t.check(not left, "no shim, QEMU or agent left", left)
+    now = sh("ip", "netns", "list").stdout.split()
+    t.check(not [n for n in netns_paths if n in now], "the pods' namespaces are gone",
+            (netns_paths, now))
+    links = in_ns(m, "ip", "-o", "link").stdout
+    t.check("sptap" not in links and "veth" not in links, "no tap or veth left", links)
+    qd = in_ns(m, "tc", "qdisc", "show").stdout
+    t.check("ingress" not in qd, "no ingress qdisc left", qd)
