@@ -427,8 +427,8 @@ spec:
   restartPolicy: Never
   containers:
   - name: app
-    image: docker.io/library/busybox:latest
-    command: ["/bin/sh", "-c", "echo env=$(echo $SECRET | cut -c1-7) len=${#SECRET}; printf %%s \\"$SECRET\\" | sha256sum"]
+    image: localhost/busybox:latest
+    command: ["/bin/sh", "-c", "echo env=$(echo $SECRET | cut -c1-7) len=${#SECRET}; printf %%s \\"$SECRET\\" | sha256sum; %s"]
     env:
     - name: SECRET
       value: "%s"
@@ -438,16 +438,15 @@ spec:
 def test_sealed_env_in_uvm(t):
     """`sealpod run` of a pod whose env var is a sealed secret, in a UVM
     under TCG with the sim TEE: the agent unseals it from sealpod-kbs on
-    the host (10.0.2.2 through QEMU user networking; the uplink is there
-    because the images come from a registry), so the container sees the
-    secret (it prints its SHA-256 and length, not the secret, so that the
-    host's logs need not hold it), while the host only ever held the
-    sealed form. With the broker's rule naming another HOST_DATA the pod
-    does not start, and the error names the resource."""
+    the host, reached at 10.0.2.2 over the pod's own network (QEMU user
+    networking; no registry: the images come on a disk), so the container
+    sees the secret — it prints its SHA-256, length and first characters,
+    not the secret — while `sealpod ps`, `sealpod logs` and the pod's
+    files on the host hold only the sealed form. With the broker's rule
+    naming another HOST_DATA the pod does not start, and the error names
+    the variable and the resource."""
     import hashlib
     import json
-    import guest
-    import images
     import test_kbs
     s = t.prog("sealpod")
     secret = b"uvm-sealed-secret-7f3a"
@@ -460,41 +459,60 @@ def test_sealed_env_in_uvm(t):
         f.write(t.admin_token + "\n")
     url, port = test_kbs.start_kbs(t, "kbs", ["--allow-sim", "--sim-root",
                                               os.path.join(state, "ark.pem")])
-    reg = images.Registry(t)
-    reg.push(images.busybox_layout(), images.TAG, "library/busybox:latest")
     sealed = t.run([s, "kbs", "seal", "kbs:///r/t/k"], check=True).stdout.strip()
-    src = t.path("sealed.yaml")
-    with open(src, "w") as f:
-        f.write(SEALED_POD % sealed)
-    gen = t.path("sealed-gen.yaml")
-    r = t.run([s, "policy", "gen", src, "--registry", reg.url, "--kbs",
-               "http://10.0.2.2:%d" % port, "--print-hash", "--output", gen])
-    t.eq(r.returncode, 0, "policy gen: " + r.stderr)
-    host_data = r.stdout.split()[-1]
+
+    def gen(name, tail):
+        src, out = t.path(name + ".yaml"), t.path(name + "-gen.yaml")
+        with open(src, "w") as f:
+            f.write(SEALED_POD % (tail, sealed))
+        r = t.run([s, "policy", "gen", src, "--image-dir", t.module.images, "--kbs",
+                   "http://10.0.2.2:%d" % port, "--print-hash", "--output", out])
+        t.eq(r.returncode, 0, "policy gen: " + r.stderr)
+        return out, r.stdout.split()[-1]
     test_kbs.admin(port, "POST", "/kbs/v0/resource/r/t/k", secret, t.admin_token, 200)
 
     def rule(hd):
         test_kbs.admin(port, "POST", "/kbs/v0/resource-policy", json.dumps(
             {"path": "r/t/k", "rule": {"host_data": [hd]}}).encode(), t.admin_token, 200)
 
-    def run_pod():
-        return t.run([s, "run", "--registry", reg.url, "--guest-dir", guest.guest_image(),
-                      "--accel", "tcg", gen], timeout=600)
+    # Detached, so that ps, logs and the state files can be looked at.
+    yaml, host_data = gen("sealed-detached", "sleep 600")
     rule(host_data)
-    r = run_pod()
-    t.eq(r.returncode, 0, "exit code\n" + r.stdout + r.stderr)
-    t.check("app | env=%s len=%d" % (secret[:7].decode(), len(secret)) in r.stdout,
-            "the container sees the unsealed value", r.stdout)
-    t.check(hashlib.sha256(secret).hexdigest() in r.stdout, "its SHA-256", r.stdout)
-    t.check(secret.decode() not in r.stdout + r.stderr, "the secret is not on the host",
-            r.stdout + r.stderr)
-    with open(gen) as f:
-        t.check(secret.decode() not in f.read(), "the pod's YAML holds the sealed form only")
+    t.cleanup(lambda: sealpod(t, "stop", "sealedpod", "--grace", "0", timeout=120))
+    r = run(t, yaml, "--detach", timeout=600)
+    t.eq(r.returncode, 0, "run --detach\n" + r.stdout + r.stderr)
+    want = "env=%s len=%d" % (secret[:7].decode(), len(secret))
+    t.wait_for(lambda: want in sealpod(t, "logs", "sealedpod").stdout, 120,
+               "the container's output")
+    logs = sealpod(t, "logs", "sealedpod").stdout
+    t.check(hashlib.sha256(secret).hexdigest() in logs, "the container saw the secret", logs)
+    ps = sealpod(t, "ps")
+    t.check("sealedpod" in ps.stdout, "sealpod ps lists the pod", ps.stdout)
+    held = []
+    for root in (os.path.join(PODS, "sealedpod"), "/run/sealpod"):
+        for d, _, files in os.walk(root):
+            for fn in files:
+                path = os.path.join(d, fn)
+                if os.path.islink(path) or not os.path.isfile(path):
+                    continue  # sockets, FIFOs (an open would block)
+                try:
+                    with open(path, "rb") as f:
+                        data = f.read()
+                except OSError:
+                    continue
+                if secret in data:
+                    held.append(path)
+    t.eq(held, [], "no file of the host holds the secret")
+    t.check(secret.decode() not in ps.stdout + logs + r.stdout + r.stderr,
+            "ps and logs show no secret", ps.stdout)
+    r = sealpod(t, "stop", "sealedpod", "--grace", "0", timeout=120)
+    t.eq(r.returncode, 0, "stop: " + r.stderr)
     no_leftovers(t, "sealedpod")
     # The broker releases r/t/k only to another pod policy: the pod does
-    # not start, and the error names the resource.
+    # not start, and the error names the variable and the resource.
+    yaml, _ = gen("sealed-once", "true")
     rule(hashlib.sha256(b"another pod's policy").hexdigest())
-    r = run_pod()
+    r = run(t, yaml, timeout=600)
     t.check(r.returncode != 0, "the pod does not start", r.stdout)
     t.check("r/t/k" in r.stderr and "SECRET" in r.stderr and "403" in r.stderr,
             "the error names the variable, the resource and the broker's answer", r.stderr)
