@@ -966,3 +966,111 @@ def test_sealed_env_native(t):
     t.check("SECRET_B: sealed secret unsealed" in log or "sealed secret unsealed" in log,
             "the agent logged the unsealing (without the value)", log[-2000:])
     t.check(a.alive(), "agent alive", a.log_text())
+
+
+def test_sealed_env_broker_stall_holds_no_lock(t):
+    """The agent lock is not held while CreateContainer waits for the key
+    broker: with a broker that accepts the connection and says nothing,
+    another container is created and started meanwhile; RemoveContainer of
+    the stalled one waits for its creator, which gives up when the broker
+    finally answers (ABORTED), and the id is free again."""
+    import threading
+    import agentpod
+    s = t.prog("sealpod")
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(4)
+    t.cleanup(lst.close)
+    url = "http://127.0.0.1:%d" % lst.getsockname()[1]
+    got, release, conns = threading.Event(), threading.Event(), []
+
+    def stub():
+        while True:
+            try:
+                c, _ = lst.accept()
+            except OSError:
+                return
+            conns.append(c)
+            got.set()
+            release.wait(60)
+            c.close()
+    threading.Thread(target=stub, daemon=True).start()
+    t.cleanup(release.set)
+    good = t.run([s, "kbs", "seal", "kbs:///r/t/sealed"], check=True).stdout.strip()
+    pod = agentpod.Pod(t, gen_args=["--kbs", url], yaml_text=sealed_pod_yaml(good),
+                       prefix="stall")
+    # The module's sim keys (psp-good's state), this pod's HOST_DATA.
+    sock = t.path("psp-stall.sock")
+    t.spawn([s, "sim-psp", "--listen", "unix:" + sock, "--state",
+             os.path.join(os.path.dirname(M.psp_good), "psp-good-state"),
+             "--measurement", "00" * 48, "--host-data", pod.host_data],
+            stdout=subprocess.DEVNULL, stderr=open(t.path("psp-stall.log"), "w"))
+    wait_path(sock, 120, "the sim PSP socket")
+    a = Agent(t, psp=sock)
+    c = a.c
+    c.call("SetPolicy", policy=pod.policy.decode(), timeout_s=30)
+    c.call("CreateSandbox", hostname=agentpod.HOSTNAME, sandbox_id="pod2", pod_name="pod2",
+           pod_namespace="default", dns=[agentpod.DNS],
+           storages=[{"driver": "oci-store", "source": pod.disk}], timeout_s=30)
+    res = {}
+
+    def create():
+        c2 = Client(a.sock)
+        try:
+            c2.call("CreateContainer", container_id="w", container_name="writer",
+                    image=pod.image, oci_spec=pod.specs["writer"], timeout_s=120)
+            res["ok"] = True
+        except RpcError as e:
+            res["err"] = e
+        finally:
+            c2.close()
+    th = threading.Thread(target=create)
+    th.start()
+    t.check(got.wait(60), "the agent dialled the broker")
+    # The creator waits for the broker: the agent still creates and
+    # starts another container (this needs its lock).
+    since = time.time()
+    c.call("CreateContainer", container_id="r", container_name="reader", image=pod.image,
+           oci_spec=pod.specs["reader"], timeout_s=60)
+    c.call("StartContainer", container_id="r", timeout_s=30)
+    t.check(time.time() - since < 8, "the other container was created meanwhile (%.1f s)"
+            % (time.time() - since))
+    t.check(th.is_alive(), "the sealed container's creation still waits for the broker")
+    # RemoveContainer of the stalled one waits for its creator; the broker
+    # answers (closes) meanwhile.
+    rm = {}
+
+    def remove():
+        c3 = Client(a.sock)
+        try:
+            c3.call("RemoveContainer", container_id="w", timeout=1, timeout_s=60)
+            rm["ok"] = True
+        except RpcError as e:
+            rm["err"] = e
+        finally:
+            c3.close()
+    th2 = threading.Thread(target=remove)
+    th2.start()
+    time.sleep(1)
+    release.set()
+    th.join(60)
+    th2.join(60)
+    t.check("err" in res and res["err"].code == 10, "CreateContainer aborted", res)
+    t.eq(rm, {"ok": True}, "RemoveContainer finished the removal")
+    # The id is free again (the broker now answers nothing useful: refused
+    # with the variable named, not the value).
+    lst.close()
+    msg = None
+    try:
+        c.call("CreateContainer", container_id="w", container_name="writer", image=pod.image,
+               oci_spec=pod.specs["writer"], timeout_s=60)
+    except RpcError as e:
+        msg = e.message
+    t.check(msg is not None, "with the broker unreachable the container is not created")
+    t.check("SECRET_A" in msg and "r/t/sealed" in msg and good[25:60] not in msg,
+            "named, not echoed", msg)
+    c.call("RemoveContainer", container_id="r", timeout=1, timeout_s=60)
+    c.call("DestroySandbox", timeout_s=60)
+    for x in conns:
+        x.close()
+    t.check(a.alive(), "agent alive", a.log_text())
