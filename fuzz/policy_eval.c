@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Agent requests against a fixed policy: the input is a length-prefixed
- * request name then the protobuf bytes, exactly what the agent decodes. */
+ * request name then the protobuf bytes, exactly what the agent decodes.
+ * The policy marks env T sealed (r/t/k): sealed values are parsed there. */
 #include <string.h>
 
 #include "agent.pb-c.h"
@@ -10,11 +11,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char policy_json[] =
 	"{\"containers\":[{\"args\":[\"sh\"],\"capabilities\":{\"bounding\":[\"CAP_CHOWN\"]},"
-	"\"cwd\":\"/\",\"env\":[{\"name\":\"A\",\"value\":\"1\"},{\"name\":\"S\",\"pattern\":\".*\",\"from\":\"secret\"}],"
+	"\"cwd\":\"/\",\"env\":[{\"name\":\"A\",\"value\":\"1\"},{\"name\":\"S\",\"pattern\":\".*\",\"from\":\"secret\"},"
+	"{\"name\":\"T\",\"pattern\":\".*\",\"from\":\"secret\",\"optional\":true,\"sealed\":[\"r/t/k\"]}],"
 	"\"exec\":[[\"true\"]],\"image\":\"x@sha256:0000000000000000000000000000000000000000000000000000000000000000\","
 	"\"logs\":true,\"mounts\":[{\"destination\":\"/d\",\"kind\":\"emptyDir\",\"volume\":\"d\"}],"
 	"\"name\":\"c\",\"namespaces\":{\"mount\":\"new\",\"network\":\"pod\",\"pid\":\"new\"},"
-	"\"user\":{\"gid\":0,\"uid\":0}}],\"requests\":{\"copy_file\":[\"/run/sealpod/sandbox/configmap/x\"]},\"version\":1}";
+	"\"user\":{\"gid\":0,\"uid\":0}}],\"kbs\":{\"url\":\"http://10.0.2.2:8080\"},\"requests\":{\"copy_file\":[\"/run/sealpod/sandbox/configmap/x\"]},\"version\":1}";
 
 static const char *const names[] = {
 	"CreateSandbox", "DestroySandbox", "CreateContainer", "StartContainer", "RemoveContainer",

@@ -61,6 +61,15 @@ SP_PUBLIC int sp_policy_kbs_entry(json_t **out, const char *url, const char *ca_
 				  sp_err **err);
 /* Index of the container named `name` (init containers too), or -1. */
 SP_PUBLIC int sp_policy_container_find(const sp_policy *p, const char *name);
+/* Sealed secrets (docs/policy.md, "Sealed values"): the broker resources
+ * ("repo/type/tag", a JSON array) that env variable `name` of container
+ * `index` must name as a sealed value, or NULL when the policy does not
+ * mark the variable sealed (then a sealed value is refused). */
+SP_PUBLIC const json_t *sp_policy_env_sealed(const sp_policy *p, size_t index,
+					     const char *name);
+/* Does that array list repo/type/tag? */
+SP_PUBLIC bool sp_policy_sealed_listed(const json_t *resources, const char *repo,
+				       const char *type, const char *tag);
 /* A human-readable summary (new string). */
 SP_PUBLIC char *sp_policy_explain(const sp_policy *p);
 

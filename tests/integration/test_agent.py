@@ -811,3 +811,266 @@ def test_cdh_resource_from_kbs_native(t):
     t.eq(seen, [True], "the resource checks ran")
     t.check(a.alive(), "agent alive", a.log_text())
 
+
+
+SEALED_SECRET = b"sealed-secret-plaintext-42"
+
+
+def sealed_pod_yaml(sealed_a):
+    """agentpod's two containers; the writer's env carries sealed secrets:
+    SECRET_A as a literal in the YAML (the generator marks it), SECRET_B
+    from a Secret (the generator cannot see it: the annotation marks it
+    and lists what it may name)."""
+    import agentpod
+    pod = agentpod.POD.replace(
+        '    io.sealpod.policy/logs: "writer"\n',
+        '    io.sealpod.policy/logs: "writer"\n'
+        '    io.sealpod.policy/sealed: \'{"writer": {"SECRET_B": ["r/t/sealed", "r/t/other"]}}\'\n')
+    pod = pod.replace(
+        '    command: ["/bin/sh", "-c", "echo hello > /data/msg; echo written; sleep 60"]\n',
+        '    command: ["/bin/sh", "-c", "echo hello > /data/msg; echo written; '
+        'echo A=$SECRET_A; echo B=$SECRET_B; sleep 60"]\n'
+        '    env:\n'
+        '    - name: SECRET_A\n'
+        '      value: "%s"\n'
+        '    - name: SECRET_B\n'
+        '      valueFrom: {secretKeyRef: {name: creds, key: b, optional: true}}\n' % sealed_a)
+    # The writer may exec a command printing its env (it gets the
+    # container's unsealed values, not the sealed form the host sends).
+    pod = pod.replace('{"reader": [', '{"writer": [["/bin/sh", "-c", "echo $SECRET_B"]], "reader": [')
+    return pod
+
+
+def test_sealed_env_native(t):
+    """Sealed secrets in a container's env: unsealed by the agent at
+    CreateContainer through the policy's broker (attesting with its sim
+    TEE), so the container prints the secret while the host only ever
+    sent the sealed form; a resource the broker's rule does not release to
+    this HOST_DATA fails CreateContainer naming it (and not the value); a
+    tampered value (another resource, a broken payload), a plain value in a
+    sealed variable and a sealed value in another variable are refused by
+    the policy."""
+    import base64
+    import agentpod
+    import test_kbs
+    s = t.prog("sealpod")
+    meas = "00" * 48
+    state = t.path("sealed-psp-state")
+    os.makedirs(state, exist_ok=True)
+    t.run([s, "sim-psp", "--state", state, "--measurement", meas, "--out", t.path("warm.bin")],
+          check=True, timeout=300)
+    t.admin_token = "sealed-test-admin-token-0123456789"
+    t.admin_file = t.path("admin.token")
+    with open(t.admin_file, "w") as f:
+        f.write(t.admin_token + "\n")
+    url, port = test_kbs.start_kbs(t, "kbs", ["--allow-sim", "--sim-root",
+                                              os.path.join(state, "ark.pem"),
+                                              "--allow-measurement", meas])
+
+    def seal(res):
+        return t.run([s, "kbs", "seal", "kbs:///" + res], check=True).stdout.strip()
+    good, other = seal("r/t/sealed"), seal("r/t/other")
+    unlisted = seal("r/t/unlisted")
+    pod = agentpod.Pod(t, gen_args=["--kbs", url], yaml_text=sealed_pod_yaml(good),
+                       prefix="sealed")
+    pol = json.loads(pod.policy)
+    rules = {r.get("name"): r for c in pol["containers"] if c["name"] == "writer"
+             for r in c["env"]}
+    t.eq(rules["SECRET_A"].get("sealed"), ["r/t/sealed"], "literal sealed value marked")
+    t.eq(rules["SECRET_B"].get("sealed"), ["r/t/sealed", "r/t/other"],
+         "annotated Secret key marked")
+    t.check("sealed" not in rules["HOSTNAME"], "other variables not sealed", rules["HOSTNAME"])
+    sock = t.path("psp-sealed.sock")
+    t.spawn([s, "sim-psp", "--listen", "unix:" + sock, "--state", state, "--measurement", meas,
+             "--host-data", pod.host_data],
+            stdout=subprocess.DEVNULL, stderr=open(t.path("psp-sealed.log"), "w"))
+    wait_path(sock, 120, "the sim PSP socket")
+    other_hd = hashlib.sha256(b"another pod's policy").hexdigest()
+    for path, data, hd in (("r/t/sealed", SEALED_SECRET, pod.host_data),
+                           ("r/t/other", b"not yours", other_hd)):
+        test_kbs.admin(port, "POST", "/kbs/v0/resource/" + path, data, t.admin_token, 200)
+        test_kbs.admin(port, "POST", "/kbs/v0/resource-policy", json.dumps(
+            {"path": path, "rule": {"host_data": [hd]}}).encode(), t.admin_token, 200)
+
+    def writer_spec(b):
+        spec = json.loads(json.dumps(pod.specs["writer"]))
+        spec["process"]["env"].append("SECRET_B=" + b)
+        return spec
+
+    a = Agent(t, psp=sock)
+    c = a.c
+    c.call("SetPolicy", policy=pod.policy.decode(), timeout_s=30)
+    c.call("CreateSandbox", hostname=agentpod.HOSTNAME, sandbox_id="pod2", pod_name="pod2",
+           pod_namespace="default", dns=[agentpod.DNS],
+           storages=[{"driver": "oci-store", "source": pod.disk}], timeout_s=30)
+
+    def create(cid, spec):
+        return c.call("CreateContainer", container_id=cid, container_name="writer",
+                      image=pod.image, oci_spec=spec, timeout_s=120)
+
+    # The broker's rule does not release r/t/other to this pod's HOST_DATA.
+    msg = expect_code(t, 7, lambda: create("w", writer_spec(other)),
+                      "a resource the broker refuses to this pod")
+    t.check("r/t/other" in msg and "403" in msg and "SECRET_B" in msg,
+            "the failure names the variable, the resource and the broker's answer", msg)
+    t.check(other[20:60] not in msg, "the sealed value is not echoed", msg)
+    # Tampered: the payload swapped for one naming a resource the policy
+    # does not list; a payload that is not base64url JSON; a plain value.
+    parts = good.split(".")
+    swapped = ".".join(parts[:2] + [unlisted.split(".")[2]] + parts[3:])
+    broken = ".".join(parts[:2] + [parts[2][:-6] + "!!!!!!"] + parts[3:])
+    for value, want, what in ((swapped, "r/t/unlisted", "another resource"),
+                              (broken, "malformed", "a broken payload"),
+                              ("hunter2", "not sealed", "a plain value in a sealed variable")):
+        agentpod.expect_denied(t, lambda: create("w", writer_spec(value)), what)
+        try:
+            create("w", writer_spec(value))
+        except RpcError as e:
+            t.check(want in e.message and "SECRET_B" in e.message, what + ": explained",
+                    e.message)
+            t.check("hunter2" not in e.message and parts[2][10:40] not in e.message,
+                    what + ": value not echoed", e.message)
+    # A sealed value in a variable the policy does not mark sealed.
+    spec = writer_spec(good)
+    spec["process"]["env"] = [e if not e.startswith("HOSTNAME=") else "HOSTNAME=" + good
+                              for e in spec["process"]["env"]]
+    agentpod.expect_denied(t, lambda: create("w", spec), "a sealed value in HOSTNAME")
+
+    # Released: the container prints the secrets; the host sent the sealed form.
+    create("w", writer_spec(good))
+    c.call("StartContainer", container_id="w", timeout_s=30)
+    out = b""
+    deadline = time.time() + 60
+    while out.count(b"\n") < 3 and time.time() < deadline:
+        out += agentpod.first(c.call("ReadStdout", container_id="w", len=1000, timeout_s=30),
+                              1, b"")
+    t.eq(out, b"written\nA=" + SEALED_SECRET + b"\nB=" + SEALED_SECRET + b"\n",
+         "the container sees the unsealed values")
+    # An exec gets the container's secrets (the host sends the sealed env).
+    proc = json.loads(json.dumps(writer_spec(good)["process"]))
+    proc["args"] = ["/bin/sh", "-c", "echo $SECRET_B"]
+    c.call("ExecProcess", container_id="w", exec_id="e1", process=proc, timeout_s=30)
+    t.eq(agentpod.read_all(c, "w", "e1", timeout_s=60), SEALED_SECRET + b"\n",
+         "exec sees the unsealed value")
+    # An exec cannot bring another sealed value for the agent to fetch.
+    proc["env"] = [e if not e.startswith("SECRET_B=") else "SECRET_B=" + other
+                   for e in proc["env"]]
+    msg = expect_code(t, 7, lambda: c.call("ExecProcess", container_id="w", exec_id="e2",
+                                           process=proc, timeout_s=30),
+                      "an exec with another sealed value")
+    t.check("SECRET_B" in msg, "named", msg)
+    c.call("RemoveContainer", container_id="w", timeout=1, timeout_s=60)
+    c.call("DestroySandbox", timeout_s=60)
+    log = a.log_text()
+    t.check(SEALED_SECRET.decode() not in log, "the agent's log has no secret", log[-2000:])
+    t.check("SECRET_B: sealed secret unsealed" in log or "sealed secret unsealed" in log,
+            "the agent logged the unsealing (without the value)", log[-2000:])
+    t.check(a.alive(), "agent alive", a.log_text())
+
+
+def test_sealed_env_broker_stall_holds_no_lock(t):
+    """The agent lock is not held while CreateContainer waits for the key
+    broker: with a broker that accepts the connection and says nothing,
+    another container is created and started meanwhile; RemoveContainer of
+    the stalled one waits for its creator, which gives up when the broker
+    finally answers (ABORTED), and the id is free again."""
+    import threading
+    import agentpod
+    s = t.prog("sealpod")
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(4)
+    t.cleanup(lst.close)
+    url = "http://127.0.0.1:%d" % lst.getsockname()[1]
+    got, release, conns = threading.Event(), threading.Event(), []
+
+    def stub():
+        while True:
+            try:
+                c, _ = lst.accept()
+            except OSError:
+                return
+            conns.append(c)
+            got.set()
+            release.wait(60)
+            c.close()
+    threading.Thread(target=stub, daemon=True).start()
+    t.cleanup(release.set)
+    good = t.run([s, "kbs", "seal", "kbs:///r/t/sealed"], check=True).stdout.strip()
+    pod = agentpod.Pod(t, gen_args=["--kbs", url], yaml_text=sealed_pod_yaml(good),
+                       prefix="stall")
+    # The module's sim keys (psp-good's state), this pod's HOST_DATA.
+    sock = t.path("psp-stall.sock")
+    t.spawn([s, "sim-psp", "--listen", "unix:" + sock, "--state",
+             os.path.join(os.path.dirname(M.psp_good), "psp-good-state"),
+             "--measurement", "00" * 48, "--host-data", pod.host_data],
+            stdout=subprocess.DEVNULL, stderr=open(t.path("psp-stall.log"), "w"))
+    wait_path(sock, 120, "the sim PSP socket")
+    a = Agent(t, psp=sock)
+    c = a.c
+    c.call("SetPolicy", policy=pod.policy.decode(), timeout_s=30)
+    c.call("CreateSandbox", hostname=agentpod.HOSTNAME, sandbox_id="pod2", pod_name="pod2",
+           pod_namespace="default", dns=[agentpod.DNS],
+           storages=[{"driver": "oci-store", "source": pod.disk}], timeout_s=30)
+    res = {}
+
+    def create():
+        c2 = Client(a.sock)
+        try:
+            c2.call("CreateContainer", container_id="w", container_name="writer",
+                    image=pod.image, oci_spec=pod.specs["writer"], timeout_s=120)
+            res["ok"] = True
+        except RpcError as e:
+            res["err"] = e
+        finally:
+            c2.close()
+    th = threading.Thread(target=create)
+    th.start()
+    t.check(got.wait(60), "the agent dialled the broker")
+    # The creator waits for the broker: the agent still creates and
+    # starts another container (this needs its lock).
+    since = time.time()
+    c.call("CreateContainer", container_id="r", container_name="reader", image=pod.image,
+           oci_spec=pod.specs["reader"], timeout_s=60)
+    c.call("StartContainer", container_id="r", timeout_s=30)
+    t.check(time.time() - since < 8, "the other container was created meanwhile (%.1f s)"
+            % (time.time() - since))
+    t.check(th.is_alive(), "the sealed container's creation still waits for the broker")
+    # RemoveContainer of the stalled one waits for its creator; the broker
+    # answers (closes) meanwhile.
+    rm = {}
+
+    def remove():
+        c3 = Client(a.sock)
+        try:
+            c3.call("RemoveContainer", container_id="w", timeout=1, timeout_s=60)
+            rm["ok"] = True
+        except RpcError as e:
+            rm["err"] = e
+        finally:
+            c3.close()
+    th2 = threading.Thread(target=remove)
+    th2.start()
+    time.sleep(1)
+    release.set()
+    th.join(60)
+    th2.join(60)
+    t.check("err" in res and res["err"].code == 10, "CreateContainer aborted", res)
+    t.eq(rm, {"ok": True}, "RemoveContainer finished the removal")
+    # The id is free again (the broker now answers nothing useful: refused
+    # with the variable named, not the value).
+    lst.close()
+    msg = None
+    try:
+        c.call("CreateContainer", container_id="w", container_name="writer", image=pod.image,
+               oci_spec=pod.specs["writer"], timeout_s=60)
+    except RpcError as e:
+        msg = e.message
+    t.check(msg is not None, "with the broker unreachable the container is not created")
+    t.check("SECRET_A" in msg and "r/t/sealed" in msg and good[25:60] not in msg,
+            "named, not echoed", msg)
+    c.call("RemoveContainer", container_id="r", timeout=1, timeout_s=60)
+    c.call("DestroySandbox", timeout_s=60)
+    for x in conns:
+        x.close()
+    t.check(a.alive(), "agent alive", a.log_text())

@@ -418,6 +418,109 @@ def test_disk_full_is_a_clear_error(t):
     no_leftovers(t, "hello")
 
 
+SEALED_POD = """apiVersion: v1
+kind: Pod
+metadata:
+  name: sealedpod
+  annotations:
+    io.sealpod.policy/logs: "*"
+spec:
+  restartPolicy: Never
+  containers:
+  - name: app
+    image: localhost/busybox:latest
+    command: ["/bin/sh", "-c", "echo env=$(echo $SECRET | cut -c1-7) len=${#SECRET}; printf %%s \\"$SECRET\\" | sha256sum; %s"]
+    env:
+    - name: SECRET
+      value: "%s"
+"""
+
+
+def test_sealed_env_in_uvm(t):
+    """`sealpod run` of a pod whose env var is a sealed secret, in a UVM
+    under TCG with the sim TEE: the agent unseals it from sealpod-kbs on
+    the host, reached at 10.0.2.2 over the pod's own network (QEMU user
+    networking; no registry: the images come on a disk), so the container
+    sees the secret — it prints its SHA-256, length and first characters,
+    not the secret — while `sealpod ps`, `sealpod logs` and the pod's
+    files on the host hold only the sealed form. With the broker's rule
+    naming another HOST_DATA the pod does not start, and the error names
+    the variable and the resource."""
+    import hashlib
+    import json
+    import test_kbs
+    s = t.prog("sealpod")
+    secret = b"uvm-sealed-secret-7f3a"
+    state = "/var/lib/sealpod/sim-psp"  # sealpod run's sim PSP (SEALPOD_SIM_STATE unset)
+    t.run([s, "sim-psp", "--measurement", "00" * 48, "--out", t.path("warm.bin")],
+          check=True, timeout=300)
+    t.admin_token = "run-sealed-admin-token-0123456789"
+    t.admin_file = t.path("admin.token")
+    with open(t.admin_file, "w") as f:
+        f.write(t.admin_token + "\n")
+    url, port = test_kbs.start_kbs(t, "kbs", ["--allow-sim", "--sim-root",
+                                              os.path.join(state, "ark.pem")])
+    sealed = t.run([s, "kbs", "seal", "kbs:///r/t/k"], check=True).stdout.strip()
+
+    def gen(name, tail):
+        src, out = t.path(name + ".yaml"), t.path(name + "-gen.yaml")
+        with open(src, "w") as f:
+            f.write(SEALED_POD % (tail, sealed))
+        r = t.run([s, "policy", "gen", src, "--image-dir", t.module.images, "--kbs",
+                   "http://10.0.2.2:%d" % port, "--print-hash", "--output", out])
+        t.eq(r.returncode, 0, "policy gen: " + r.stderr)
+        return out, r.stdout.split()[-1]
+    test_kbs.admin(port, "POST", "/kbs/v0/resource/r/t/k", secret, t.admin_token, 200)
+
+    def rule(hd):
+        test_kbs.admin(port, "POST", "/kbs/v0/resource-policy", json.dumps(
+            {"path": "r/t/k", "rule": {"host_data": [hd]}}).encode(), t.admin_token, 200)
+
+    # Detached, so that ps, logs and the state files can be looked at.
+    yaml, host_data = gen("sealed-detached", "sleep 600")
+    rule(host_data)
+    t.cleanup(lambda: sealpod(t, "stop", "sealedpod", "--grace", "0", timeout=120))
+    r = run(t, yaml, "--detach", timeout=600)
+    t.eq(r.returncode, 0, "run --detach\n" + r.stdout + r.stderr)
+    want = "env=%s len=%d" % (secret[:7].decode(), len(secret))
+    t.wait_for(lambda: want in sealpod(t, "logs", "sealedpod").stdout, 120,
+               "the container's output")
+    logs = sealpod(t, "logs", "sealedpod").stdout
+    t.check(hashlib.sha256(secret).hexdigest() in logs, "the container saw the secret", logs)
+    ps = sealpod(t, "ps")
+    t.check("sealedpod" in ps.stdout, "sealpod ps lists the pod", ps.stdout)
+    held = []
+    for root in (os.path.join(PODS, "sealedpod"), "/run/sealpod"):
+        for d, _, files in os.walk(root):
+            for fn in files:
+                path = os.path.join(d, fn)
+                if os.path.islink(path) or not os.path.isfile(path):
+                    continue  # sockets, FIFOs (an open would block)
+                try:
+                    with open(path, "rb") as f:
+                        data = f.read()
+                except OSError:
+                    continue
+                if secret in data:
+                    held.append(path)
+    t.eq(held, [], "no file of the host holds the secret")
+    t.check(secret.decode() not in ps.stdout + logs + r.stdout + r.stderr,
+            "ps and logs show no secret", ps.stdout)
+    r = sealpod(t, "stop", "sealedpod", "--grace", "0", timeout=120)
+    t.eq(r.returncode, 0, "stop: " + r.stderr)
+    no_leftovers(t, "sealedpod")
+    # The broker releases r/t/k only to another pod policy: the pod does
+    # not start, and the error names the variable and the resource.
+    yaml, _ = gen("sealed-once", "true")
+    rule(hashlib.sha256(b"another pod's policy").hexdigest())
+    r = run(t, yaml, timeout=600)
+    t.check(r.returncode != 0, "the pod does not start", r.stdout)
+    t.check("r/t/k" in r.stderr and "SECRET" in r.stderr and "403" in r.stderr,
+            "the error names the variable, the resource and the broker's answer", r.stderr)
+    t.check("app | env=" not in r.stdout, "the container never ran", r.stdout)
+    no_leftovers(t, "sealedpod")
+
+
 # A web server with a published port and an HTTP readiness probe
 # (docs/network.md): QEMU user networking, hostPort as a hostfwd on the
 # host, the probe from the host as kubelet runs it.

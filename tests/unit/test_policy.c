@@ -18,6 +18,7 @@
 #include "sealpod/bytes.h"
 #include "sealpod/hash.h"
 #include "sealpod/policy.h"
+#include "sealpod/sealed.h"
 #include "agent.pb-c.h"
 #include "policy/internal.h"
 
@@ -244,6 +245,57 @@ static void test_kbs(void **state)
 	assert_true(sp_policy_kbs_entry(&e, "10.0.2.2:8080", NULL, &err) < 0);
 	assert_non_null(strstr(err->msg, "10.0.2.2:8080"));
 	sp_err_clear(&err);
+	sp_policy_free(p);
+}
+
+/* env[].sealed: what loads, what is refused, and the lookup the agent uses. */
+static void test_sealed_load(void **state)
+{
+	(void)state;
+	sp_policy *p = load_named("sealed.json");
+	int web = sp_policy_container_find(p, "web");
+	assert_true(web >= 0);
+	const json_t *b = sp_policy_env_sealed(p, (size_t)web, "SECRET_B");
+	assert_non_null(b);
+	assert_true(sp_policy_sealed_listed(b, "r", "t", "c"));
+	assert_false(sp_policy_sealed_listed(b, "r", "t", "a"));
+	assert_null(sp_policy_env_sealed(p, (size_t)web, "PASSWORD"));
+	assert_null(sp_policy_env_sealed(p, (size_t)web, "NOPE"));
+	assert_null(sp_policy_env_sealed(p, 99, "SECRET_B"));
+	static const struct {
+		const char *sealed; /* JSON */
+		bool name_pattern, no_kbs;
+		const char *want;
+	} cases[] = {
+		{"[\"r/t/x\"]", false, true, "key broker"},
+		{"[\"r/t/x\"]", true, false, "only for a rule with `name`"},
+		{"[]", false, false, "1 to 64"},
+		{"\"r/t/x\"", false, false, "1 to 64"},
+		{"[1]", false, false, "expected a string"},
+		{"[\"r/t\"]", false, false, "not a resource path"},
+		{"[\"r/t/x/y\"]", false, false, "not a resource path"},
+		{"[\"r/.t/x\"]", false, false, "not a resource path"},
+		{"[\"r/t/x\", \"r/t/x\"]", false, false, "listed twice"},
+	};
+	for (size_t i = 0; i < SP_ARRAY_LEN(cases); i++) {
+		_cleanup_json_ json_t *doc = json_deep_copy(sp_policy_json(p));
+		if (cases[i].no_kbs)
+			json_object_del(doc, "kbs");
+		json_t *env = json_object_get(json_array_get(json_object_get(doc, "containers"), (size_t)web), "env");
+		json_t *rule = json_pack("{s:s, s:s}", cases[i].name_pattern ? "name_pattern" : "name", "X",
+					 "pattern", ".*");
+		json_object_set_new(rule, "sealed", json_loads(cases[i].sealed, JSON_DECODE_ANY, NULL));
+		json_array_append_new(env, rule);
+		if (cases[i].no_kbs) /* the other sealed rules would fail first otherwise */
+			for (size_t k = 0; k + 1 < json_array_size(env); k++)
+				json_object_del(json_array_get(env, k), "sealed");
+		sp_policy *q = NULL;
+		sp_err *err = NULL;
+		assert_int_equal(sp_policy_load_json(&q, doc, &err), SP_ERR_PARSE);
+		if (!strstr(err->msg, cases[i].want) || !strstr(err->msg, "sealed"))
+			fail_msg("case %zu: %s", i, err->msg);
+		sp_err_clear(&err);
+	}
 	sp_policy_free(p);
 }
 
@@ -538,6 +590,74 @@ static void test_gen_refusals(void **state)
 	_cleanup_json_ json_t *none = gen_one("kind: Service\nmetadata: {name: s}\n", &err);
 	assert_null(none);
 	assert_null(err);
+}
+
+/* Sealed values at generation: a literal is marked with the resource it
+ * names; the annotation marks Secret keys; what is refused. */
+static json_t *gen_kbs(const char *yaml, bool kbs, sp_err **err)
+{
+	_cleanup_json_ json_t *k = json_pack("{s:s}", "url", "http://10.0.2.2:8080");
+	sp_policy_gen_opts o = {.version = 1, .resolve = fake_resolve, .kbs = kbs ? k : NULL};
+	_cleanup_json_ json_t *docs = NULL;
+	if (sp_yaml_to_json(yaml, strlen(yaml), &docs, err) < 0)
+		return NULL;
+	json_t *pol = NULL;
+	if (sp_policy_generate(json_array_get(docs, 0), NULL, &o, &pol, err) < 0)
+		return NULL;
+	return pol;
+}
+
+static const json_t *env_rule(json_t *pol, const char *name)
+{
+	size_t i;
+	json_t *r;
+	json_array_foreach(json_object_get(c0(pol, 0), "env"), i, r) if (
+		json_string_value(json_object_get(r, "name")) && !strcmp(json_string_value(json_object_get(r, "name")), name)) return r;
+	return NULL;
+}
+
+static void test_gen_sealed(void **state)
+{
+	(void)state;
+	sp_err *err = NULL;
+	_cleanup_free_ char *sv = NULL;
+	assert_int_equal(sp_sealed_seal_vault(&sv, "kbs:///r/t/a", NULL, NULL, &err), 0);
+#define SEALED_TMPL "kind: Pod\nmetadata:\n  name: p\n  annotations: {io.sealpod.policy/sealed: '%s'}\n" \
+			   "spec:\n  containers:\n  - name: a\n    image: x:1\n    env:\n" \
+			   "    - {name: LIT, value: \"%s\"}\n" \
+			   "    - {name: SEC, valueFrom: {secretKeyRef: {name: s, key: k}}}\n"
+	_cleanup_free_ char *y1 = sp_xasprintf(SEALED_TMPL, "{\"a\": {\"SEC\": [\"r/t/b\"]}}", sv);
+	_cleanup_json_ json_t *pol = gen_kbs(y1, true, &err);
+	if (!pol)
+		fail_msg("%s", err->msg);
+	_cleanup_free_ char *lit = sp_json_dump_canonical(json_object_get(env_rule(pol, "LIT"), "sealed"));
+	assert_string_equal(lit, "[\"r/t/a\"]");
+	assert_string_equal(json_string_value(json_object_get(env_rule(pol, "LIT"), "value")), sv);
+	_cleanup_free_ char *sec = sp_json_dump_canonical(json_object_get(env_rule(pol, "SEC"), "sealed"));
+	assert_string_equal(sec, "[\"r/t/b\"]");
+	assert_null(json_object_get(env_rule(pol, "HOSTNAME"), "sealed"));
+	static const struct {
+		const char *ann, *lit; /* lit NULL: the sealed value */
+		bool kbs;
+		const char *want;
+	} bad[] = {
+		{"{}", NULL, false, "--kbs"},
+		{"{\"a\": {\"SEC\": [\"r/t/b\"]}}", "sealed.x.y.z", true, "sealed secret"},
+		{"{\"a\": {\"LIT\": [\"r/t/b\"]}}", NULL, true, "does not list"},
+		{"{\"a\": {\"NOPE\": [\"r/t/b\"]}}", NULL, true, "no env variable NOPE"},
+		{"{\"b\": {\"SEC\": [\"r/t/b\"]}}", NULL, true, "no container b"},
+		{"{\"a\": {\"SEC\": []}}", NULL, true, "non-empty array"},
+		{"{\"a\": {\"SEC\": [\"r/t\"]}}", NULL, true, "resource path"},
+		{"[1]", NULL, true, "expected a JSON object"},
+		{"{\"a\": {\"LIT\": [\"r/t/b\"]}}", "plain", true, "not a sealed secret"},
+	};
+	for (size_t i = 0; i < SP_ARRAY_LEN(bad); i++) {
+		_cleanup_free_ char *y = sp_xasprintf(SEALED_TMPL, bad[i].ann, bad[i].lit ? bad[i].lit : sv);
+		json_t *p = gen_kbs(y, bad[i].kbs, &err);
+		if (p || !err || !strstr(err->msg, bad[i].want))
+			fail_msg("case %zu: %s", i, err ? err->msg : "generated");
+		sp_err_clear(&err);
+	}
 }
 
 static void test_gen_yaml_roundtrip(void **state)
@@ -1024,10 +1144,12 @@ int main(void)
 		cmocka_unit_test(test_canonical_only),
 		cmocka_unit_test(test_registries),
 		cmocka_unit_test(test_kbs),
+		cmocka_unit_test(test_sealed_load),
 		cmocka_unit_test(test_gen_command_args),
 		cmocka_unit_test(test_gen_security_context),
 		cmocka_unit_test(test_gen_resources),
 		cmocka_unit_test(test_gen_refusals),
+		cmocka_unit_test(test_gen_sealed),
 		cmocka_unit_test(test_state_decide_commit),
 		cmocka_unit_test(test_gen_yaml_roundtrip),
 		cmocka_unit_test(test_yaml_limits),

@@ -109,6 +109,7 @@ typedef struct container {
 	bool rootfs_owned;/* rootfs is inside bundle (pulled image) */
 	struct sp_container *ct; /* the engine's container, once created */
 	uint64_t oom_seen;/* OOM kills already reported (GetOOMEvent) */
+	json_t *secrets;  /* unsealed env values for execs (unseal.c), or NULL */
 } container;
 
 struct exit_note {
@@ -330,6 +331,24 @@ void attest_bind_runtime_data(uint8_t out[64], const void *data, size_t len);
  * before the policy is in force. */
 int attest_set_kbs(sp_agent *a, const char *url, const char *ca_pem, sp_err **err);
 void attest_kbs_free(sp_agent *a);
+/* The policy's broker (fixed once set) for other callers than the
+ * endpoint's thread; -1 when there is no broker or no TEE. */
+struct attest_kbs_ref {
+	const char *url, *ca_file;
+};
+int attest_kbs_ref(sp_agent *a, struct attest_kbs_ref *out);
+/* The KBS client's evidence producer over the agent's TEE (TEE lock). */
+int agent_kbs_evidence(void *ctx, const uint8_t report_data[SP_TEE_REPORT_DATA_LEN],
+		       json_t **evidence, sp_err **err);
+
+/* Sealed secrets (unseal.c). CreateContainer: with the agent lock held
+ * (dropped during broker I/O), unseals the env variables that policy
+ * container `index` marks sealed, in process.env, and returns the
+ * record {NAME: [sealed, "NAME=secret"]} for execs. */
+int agent_unseal_env(sp_agent *a, int index, json_t *process, json_t **secrets, sp_err **err);
+/* ExecProcess: sealed values in process.env replaced by the container's
+ * record (no I/O); a sealed value not in the record is refused. */
+int agent_unseal_exec_env(const json_t *secrets, json_t *process, bool *changed, sp_err **err);
 /* Handles one HTTP request (already read, bounded); writes the response
  * into *resp. Exposed for the unit tests and the fuzzer. */
 void attest_handle(sp_agent *a, const uint8_t *req, size_t len, sp_buf *resp);

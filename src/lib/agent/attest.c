@@ -217,8 +217,8 @@ void attest_kbs_free(sp_agent *a)
 /* The KBS client's evidence producer: the agent's TEE through its lock
  * (agent_tee_report), so a broker request never races SetPolicy or
  * GetReport for the PSP. */
-static int agent_kbs_evidence(void *ctx, const uint8_t report_data[SP_TEE_REPORT_DATA_LEN],
-			      json_t **evidence, sp_err **err)
+int agent_kbs_evidence(void *ctx, const uint8_t report_data[SP_TEE_REPORT_DATA_LEN],
+		       json_t **evidence, sp_err **err)
 {
 	sp_agent *a = ctx;
 	_cleanup_free_ uint8_t *rep = NULL, *certs = NULL;
@@ -226,6 +226,17 @@ static int agent_kbs_evidence(void *ctx, const uint8_t report_data[SP_TEE_REPORT
 	if (agent_tee_report(a, report_data, &rep, &rl, &certs, &cl, err) < 0)
 		return (*err)->code;
 	return sp_kbs_evidence_json(rep, rl, certs, cl, evidence, err);
+}
+
+int attest_kbs_ref(sp_agent *a, struct attest_kbs_ref *out)
+{
+	/* url and ca_file never change once published (SetPolicy). */
+	const struct attest_kbs *k = __atomic_load_n(&a->kbs, __ATOMIC_ACQUIRE);
+	if (!k || !a->have_tee)
+		return -1;
+	out->url = k->url;
+	out->ca_file = k->ca_file;
+	return 0;
 }
 
 /* The broker the policy names, or an answer saying why there is none. */

@@ -17,6 +17,9 @@
 #include "agent_internal.h"
 #include "sealpod/dns.h"
 #include "sealpod/file.h"
+#ifdef SP_AGENT_HAVE_POLICY
+#include "sealpod/policy.h"
+#endif
 #include "sealpod/json.h"
 #include "sealpod/log.h"
 #include "sealpod/oci.h"
@@ -99,6 +102,7 @@ static void maybe_forget_exec(sp_agent *a, proc *p)
 static void container_free(container *c)
 {
 	sp_container_free(c->ct);
+	json_decref(c->secrets);
 	free(c->id);
 	free(c->name);
 	free(c->rootfs);
@@ -507,6 +511,26 @@ int h_create_container(sp_agent *a, const ACreateContainer *q, void **change,
 	}
 	if (rc != 0)
 		goto fail;
+	/* Sealed secrets: unsealed after the policy decision, before the
+	 * engine sees the spec; the lock is dropped for the broker. */
+	int pidx = -1;
+#ifdef SP_AGENT_HAVE_POLICY
+	pidx = a->policy_state ? sp_policy_state_container(a->policy_state, c->id) : -1;
+#endif
+	if (agent_unseal_env(a, pidx, process, &c->secrets, &e) < 0) {
+		rc = c->phase != CP_CREATING
+			     ? reply_err(r, SP_RPC_ABORTED,
+					 "CreateContainer: container `%s` was removed while it was being created",
+					 c->id)
+			     : reply_sp_err(r, e, "CreateContainer");
+		goto fail;
+	}
+	if (c->phase != CP_CREATING) {
+		rc = reply_err(r, SP_RPC_ABORTED,
+			       "CreateContainer: container `%s` was removed while it was being created",
+			       c->id);
+		goto fail;
+	}
 	/* After the pull (the lock was dropped): the sandbox may have
 	 * changed meanwhile, so the pod's paths are resolved only now. */
 	if (sandbox_prepare_spec(a, spec, c->id, &e) < 0) {
@@ -517,7 +541,10 @@ int h_create_container(sp_agent *a, const ACreateContainer *q, void **change,
 	if (!text)
 		sp_oom();
 	proc *p = proc_new(c, "");
-	if (proc_start(a, p, text, strlen(text), terminal, &e) < 0) {
+	int started = proc_start(a, p, text, strlen(text), terminal, &e);
+	if (c->secrets)
+		explicit_bzero(text, strlen(text));
+	if (started < 0) {
 		if (p->pid > 0) {
 			kill(p->pid, SIGKILL);
 			c->procs = p; /* collected and freed with the container */
@@ -617,9 +644,17 @@ int h_exec_process(sp_agent *a, const AExecProcess *q, void **change,
 		return reply_err(r, SP_RPC_INVALID_ARGUMENT,
 				 "ExecProcess: process must be a JSON object (runtime-spec process)");
 	bool terminal = json_is_true(json_object_get(pj, "terminal"));
+	bool unsealed = false;
+	if (agent_unseal_exec_env(c->secrets, pj, &unsealed, &e) < 0)
+		return reply_sp_err(r, e, "ExecProcess");
+	_cleanup_free_ char *ptext = unsealed ? json_dumps(pj, JSON_COMPACT) : NULL;
+	if (unsealed && !ptext)
+		sp_oom();
 	proc *p = proc_new(c, q->exec_id);
-	int rc = proc_start(a, p, (const char *)q->process.data, q->process.len,
-			    terminal, &e);
+	int rc = proc_start(a, p, ptext ? ptext : (const char *)q->process.data,
+			    ptext ? strlen(ptext) : q->process.len, terminal, &e);
+	if (ptext)
+		explicit_bzero(ptext, strlen(ptext));
 	if (p->pid <= 0) {
 		proc_bury(a, p);
 		return reply_sp_err(r, e, "ExecProcess");

@@ -11,6 +11,7 @@
 
 #include "internal.h"
 #include "sealpod/json.h"
+#include "sealpod/sealed.h"
 
 #define MAX_SPEC (1u << 20)
 
@@ -283,6 +284,51 @@ bool sp_eval_spec_fast(const struct pcontainer *c, const void *spec, size_t len)
 	return ok;
 }
 
+/* Sealed values (docs/policy.md, "Sealed values"): a variable the policy
+ * marks sealed must carry a well-formed sealed secret naming, on the
+ * policy's own broker, one of the resources listed; any other variable
+ * must not carry one (the agent unseals only what the policy marks). The
+ * messages name the resource, never the value. */
+static bool check_sealed(const struct env_rule *r, struct sp_eval *e, const char *path,
+			 const char *name, const char *val)
+{
+	bool is = sp_sealed_is_sealed(val, strlen(val));
+	if (!r->sealed) {
+		if (!is)
+			return true;
+		return sp_eval_deny(e, sp_xasprintf("a plain value (the policy does not mark %s sealed)", name),
+				    sp_xstrdup("a sealed secret (sealed.…)"), "%s (%s)", path, name);
+	}
+	_cleanup_free_ char *allowed = sp_policy_render(r->sealed);
+	if (!is)
+		return sp_eval_deny(e, sp_xasprintf("a sealed secret naming one of %s", allowed),
+				    sp_xstrdup("a value that is not sealed (not shown)"), "%s (%s)", path, name);
+	sp_sealed_secret s = {0};
+	_cleanup_err_ sp_err *err = NULL;
+	if (sp_sealed_parse(&s, val, strlen(val), &err) < 0) {
+		sp_sealed_clear(&s);
+		return sp_eval_deny(e, sp_xasprintf("a sealed secret naming one of %s", allowed),
+				    sp_xasprintf("a malformed sealed secret (%s)", sp_err_msg(err)), "%s (%s)",
+				    path, name);
+	}
+	bool ok = true;
+	if (s.type != SP_SEALED_VAULT || strcmp(s.provider, "kbs"))
+		ok = sp_eval_deny(e, sp_xasprintf("a sealed secret naming one of %s", allowed),
+				  sp_xstrdup("a sealed secret that is not a kbs vault pointer"), "%s (%s)", path,
+				  name);
+	else if (s.resource.host[0])
+		ok = sp_eval_deny(e, sp_xasprintf("a sealed secret on the policy's broker (kbs:///...)"),
+				  sp_xasprintf("a sealed secret naming the broker `%s`", s.resource.host),
+				  "%s (%s)", path, name);
+	else if (!sp_policy_sealed_listed(r->sealed, s.resource.repo, s.resource.type, s.resource.tag))
+		ok = sp_eval_deny(e, sp_xasprintf("a sealed secret naming one of %s", allowed),
+				  sp_xasprintf("a sealed secret naming %s/%s/%s", s.resource.repo,
+					       s.resource.type, s.resource.tag),
+				  "%s (%s)", path, name);
+	sp_sealed_clear(&s);
+	return ok;
+}
+
 bool sp_eval_env_entry(const struct pcontainer *c, struct sp_eval *e, const char *entry,
 		       const char *path, int *rule_out)
 {
@@ -298,7 +344,7 @@ bool sp_eval_env_entry(const struct pcontainer *c, struct sp_eval *e, const char
 			continue;
 		if (r->value ? !strcmp(r->value, val) : sp_policy_re_match(&r->value_re, val)) {
 			*rule_out = (int)i;
-			return true;
+			return check_sealed(r, e, path, name, val);
 		}
 		char *exp = r->value ? (r->secret ? sp_xstrdup("the value from a Secret") : q(r->value))
 				     : sp_xasprintf("a value matching /%s/%s%s%s", r->pattern,
@@ -313,7 +359,7 @@ bool sp_eval_env_entry(const struct pcontainer *c, struct sp_eval *e, const char
 			continue;
 		if (r->value ? !strcmp(r->value, val) : sp_policy_re_match(&r->value_re, val)) {
 			*rule_out = (int)i;
-			return true;
+			return check_sealed(r, e, path, name, val);
 		}
 	}
 	return sp_eval_deny(e, sp_xstrdup("no such variable (the policy does not list it)"), q(entry),

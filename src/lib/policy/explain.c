@@ -58,7 +58,13 @@ char *sp_policy_explain(const sp_policy *p)
 			sp_buf_printf(&b, "  env      %s%s", r->name ? r->name : "/", r->name ? "" : r->name_pattern);
 			if (!r->name)
 				sp_buf_printf(&b, "/");
-			if (r->value)
+			if (r->sealed) {
+				/* The sealed string says nothing to a reader; what it
+				 * may name does. */
+				_cleanup_free_ char *res = sp_policy_render(r->sealed);
+				sp_buf_printf(&b, " = sealed secret, unsealed in the guest from %s%s\n", res,
+					      r->optional ? " (optional)" : "");
+			} else if (r->value)
 				sp_buf_printf(&b, " = %s\n", r->secret ? "(secret)" : r->value);
 			else
 				sp_buf_printf(&b, " ~ /%s/%s%s%s\n", r->pattern, r->from ? " from " : "",

@@ -11,6 +11,7 @@
 #include "internal.h"
 #include "sealpod/bytes.h"
 #include "sealpod/json.h"
+#include "sealpod/sealed.h"
 
 /* containerd's default capability set (oci.WithDefaultSpec). */
 static const char *const default_caps[] = {
@@ -365,8 +366,84 @@ struct podctx {
 	const char *kind;
 	const sp_policy_gen_opts *opts;
 	json_t *volumes; /* name -> {kind, source} */
-	json_t *logs_ann, *exec_ann;
+	json_t *logs_ann, *exec_ann, *sealed_ann;
 };
+
+/* Sealed values (docs/policy.md, "Sealed values"). A rule whose exact value
+ * is a sealed secret (a literal in the YAML, an image Env, a key of a
+ * ConfigMap in the file) is marked sealed with the resource it names; a
+ * malformed one fails generation. The values of Secrets (and of ConfigMaps
+ * not in the file) are not visible here: the annotation
+ * io.sealpod.policy/sealed, {"container": {"VAR": ["repo/type/tag", ...]}},
+ * marks those variables and lists the resources they may name. */
+static int mark_sealed(const struct podctx *pc, json_t *rules, const char *cname, sp_err **err)
+{
+	const json_t *ann = json_object_get(pc->sealed_ann, cname);
+	if (ann && !json_is_object(ann))
+		return sp_error(err, SP_ERR_PARSE,
+				"annotation io.sealpod.policy/sealed: %s: expected an object {\"VAR\": [\"repo/type/tag\", ...]}",
+				cname);
+	size_t i;
+	json_t *r;
+	json_array_foreach(rules, i, r) {
+		const char *name = jstr(r, "name"), *val = jstr(r, "value");
+		const json_t *listed = name ? json_object_get(ann, name) : NULL;
+		if (listed && (!json_is_array(listed) || !json_array_size(listed)))
+			return sp_error(err, SP_ERR_PARSE,
+					"annotation io.sealpod.policy/sealed: %s.%s: expected a non-empty array of resource paths",
+					cname, name);
+		json_t *res = NULL;
+		if (val && sp_sealed_is_sealed(val, strlen(val))) {
+			sp_sealed_secret sec = {0};
+			if (sp_sealed_parse(&sec, val, strlen(val), err) < 0) {
+				sp_sealed_clear(&sec);
+				return sp_error_wrap(err, "container %s env %s", cname, name ? name : "?");
+			}
+			if (sec.type != SP_SEALED_VAULT || strcmp(sec.provider, "kbs") || sec.resource.host[0]) {
+				sp_sealed_clear(&sec);
+				return sp_error(err, SP_ERR_UNSUPPORTED,
+						"container %s env %s: only sealed secrets of type vault with provider kbs naming the pod's broker (kbs:///repo/type/tag) can be unsealed",
+						cname, name ? name : "?");
+			}
+			_cleanup_free_ char *path = sp_xasprintf("%s/%s/%s", sec.resource.repo, sec.resource.type,
+							       sec.resource.tag);
+			bool in = !listed || sp_policy_sealed_listed(listed, sec.resource.repo, sec.resource.type,
+								     sec.resource.tag);
+			sp_sealed_clear(&sec);
+			if (!in)
+				return sp_error(err, SP_ERR_INVALID,
+						"container %s env %s: its sealed value names %s, which annotation io.sealpod.policy/sealed does not list",
+						cname, name, path);
+			res = listed ? json_deep_copy(listed) : json_pack("[s]", path);
+		} else if (listed) {
+			if (val)
+				return sp_error(err, SP_ERR_INVALID,
+						"container %s env %s: annotation io.sealpod.policy/sealed marks it sealed, but its value in the file is not a sealed secret",
+						cname, name);
+			res = json_deep_copy(listed);
+		}
+		if (!res)
+			continue;
+		if (!pc->opts->kbs) {
+			json_decref(res);
+			return sp_error(err, SP_ERR_INVALID,
+					"container %s env %s: a sealed value is unsealed from the pod's key broker: give --kbs URL",
+					cname, name ? name : "?");
+		}
+		json_object_set_new(r, "sealed", res);
+	}
+	const char *k;
+	json_t *v;
+	json_object_foreach((json_t *)ann, k, v) {
+		bool found = false;
+		json_array_foreach(rules, i, r) if (jstr(r, "name") && !strcmp(jstr(r, "name"), k)) found = true;
+		if (!found)
+			return sp_error(err, SP_ERR_NOT_FOUND,
+					"annotation io.sealpod.policy/sealed: container %s has no env variable %s", cname,
+					k);
+	}
+	return 0;
+}
 
 static const char *const volume_kinds[] = {"emptyDir", "configMap", "secret", "projected",
 					   "downwardAPI", "hostPath"};
@@ -553,7 +630,8 @@ static int gen_container(struct podctx *pc, const json_t *cont, bool init, json_
 
 	/* env first: args may refer to it. */
 	json_t *esl = json_object_get(pc->spec, "enableServiceLinks");
-	if (build_env(&e, cont, &img, pc->meta, pc->kind, pc->cms, !json_is_false(esl), err) < 0)
+	if (build_env(&e, cont, &img, pc->meta, pc->kind, pc->cms, !json_is_false(esl), err) < 0 ||
+	    mark_sealed(pc, e.rules, cname, err) < 0)
 		goto out;
 
 	/* Kubernetes: command replaces Entrypoint (and drops Cmd); args
@@ -793,7 +871,7 @@ int sp_policy_generate(const json_t *object, const json_t *config_maps,
 	json_t *ann = json_object_get(meta, "annotations");
 	pc.logs_ann = json_object_get(ann, "io.sealpod.policy/logs");
 	int rc = -1;
-	json_t *pol = NULL, *exec_ann = NULL, *req_ann = NULL;
+	json_t *pol = NULL, *exec_ann = NULL, *req_ann = NULL, *sealed_ann = NULL;
 	if (jstr(ann, "io.sealpod.policy/exec") &&
 	    sp_json_parse(&exec_ann, jstr(ann, "io.sealpod.policy/exec"), strlen(jstr(ann, "io.sealpod.policy/exec")),
 			  "annotation io.sealpod.policy/exec", err) < 0)
@@ -803,6 +881,36 @@ int sp_policy_generate(const json_t *object, const json_t *config_maps,
 			  strlen(jstr(ann, "io.sealpod.policy/requests")), "annotation io.sealpod.policy/requests", err) < 0)
 		goto out;
 	pc.exec_ann = exec_ann;
+	if (jstr(ann, "io.sealpod.policy/sealed") &&
+	    (sp_json_parse(&sealed_ann, jstr(ann, "io.sealpod.policy/sealed"),
+			   strlen(jstr(ann, "io.sealpod.policy/sealed")), "annotation io.sealpod.policy/sealed",
+			   err) < 0 ||
+	     !json_is_object(sealed_ann))) {
+		if (sealed_ann)
+			sp_error(err, SP_ERR_PARSE,
+				 "annotation io.sealpod.policy/sealed: expected a JSON object {\"container\": {\"VAR\": [\"repo/type/tag\"]}}");
+		goto out;
+	}
+	pc.sealed_ann = sealed_ann;
+	{
+		const char *cn;
+		json_t *cv;
+		json_object_foreach(sealed_ann, cn, cv) {
+			bool found = false;
+			static const char *const ls[] = {"initContainers", "containers"};
+			for (int l = 0; l < 2; l++) {
+				size_t ci;
+				json_t *cont;
+				json_array_foreach(json_object_get(pc.spec, ls[l]), ci, cont) if (
+					jstr(cont, "name") && !strcmp(jstr(cont, "name"), cn)) found = true;
+			}
+			if (!found) {
+				sp_error(err, SP_ERR_NOT_FOUND,
+					 "annotation io.sealpod.policy/sealed: the pod has no container %s", cn);
+				goto out;
+			}
+		}
+	}
 	static const char *const host_ns[] = {"hostNetwork", "hostPID", "hostIPC", "hostUsers"};
 	for (size_t i = 0; i < 3; i++)
 		if (json_is_true(json_object_get(pc.spec, host_ns[i]))) {
@@ -879,6 +987,7 @@ out:
 	json_decref(pol);
 	json_decref(exec_ann);
 	json_decref(req_ann);
+	json_decref(sealed_ann);
 	json_decref(pc.volumes);
 	json_decref(meta);
 	return rc < 0 ? (*err)->code : 0;

@@ -32,6 +32,9 @@ struct env_rule {
 	const char *from;
 	bool secret;         /* never echo the value */
 	bool optional;
+	/* "sealed": the broker resources ("repo/type/tag") a sealed value of
+	 * this variable may name; NULL when the variable is not sealed. */
+	const json_t *sealed;
 };
 
 struct mount_rule {

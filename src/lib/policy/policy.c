@@ -7,6 +7,7 @@
 #include "internal.h"
 #include "sealpod/codec.h"
 #include "sealpod/json.h"
+#include "sealpod/sealed.h"
 
 const char *const sp_policy_cap_sets[SP_CAP_SETS] = {
 	"bounding", "effective", "inheritable", "permitted", "ambient",
@@ -101,11 +102,49 @@ bool sp_policy_re_match(const regex_t *re, const char *s)
 	return regexec(re, s, 0, NULL, 0) == 0;
 }
 
-static int load_env(struct pcontainer *c, const json_t *env, const char *path,
+/* env[].sealed: 1..64 distinct "repo/type/tag" resource paths (the
+ * broker's path rules, sp_sealed_uri_parse). Needs policy.kbs: the broker
+ * comes from the policy, never from the value. */
+static int load_sealed(const sp_policy *p, struct env_rule *r, const json_t *rule, const char *ep,
+		       sp_err **err)
+{
+	const json_t *s = json_object_get(rule, "sealed");
+	if (!s)
+		return 0;
+	if (!json_is_array(s) || json_array_size(s) == 0 || json_array_size(s) > 64)
+		return sp_error(err, SP_ERR_PARSE, "%s.sealed: expected an array of 1 to 64 resource paths", ep);
+	if (!r->name)
+		return sp_error(err, SP_ERR_PARSE, "%s.sealed: only for a rule with `name`", ep);
+	if (!p->kbs_url)
+		return sp_error(err, SP_ERR_PARSE,
+				"%s.sealed: a sealed variable needs the policy's key broker (`kbs`, sealpod policy gen --kbs URL)",
+				ep);
+	size_t i;
+	json_t *v;
+	json_array_foreach(s, i, v) {
+		const char *path = json_string_value(v);
+		if (!path)
+			return sp_error(err, SP_ERR_PARSE, "%s.sealed[%zu]: expected a string", ep, i);
+		_cleanup_free_ char *uri = sp_xasprintf("kbs:///%s", path);
+		sp_sealed_uri u;
+		_cleanup_err_ sp_err *e = NULL;
+		if (sp_sealed_uri_parse(&u, uri, &e) < 0)
+			return sp_error(err, SP_ERR_PARSE,
+					"%s.sealed[%zu]: `%s` is not a resource path repo/type/tag (%s)", ep, i,
+					path, sp_err_msg(e));
+		for (size_t k = 0; k < i; k++)
+			if (!strcmp(json_string_value(json_array_get(s, k)), path))
+				return sp_error(err, SP_ERR_PARSE, "%s.sealed[%zu]: `%s` listed twice", ep, i, path);
+	}
+	r->sealed = s;
+	return 0;
+}
+
+static int load_env(const sp_policy *p, struct pcontainer *c, const json_t *env, const char *path,
 		    sp_err **err)
 {
 	static const char *const keys[] = {"name", "name_pattern", "value", "pattern",
-					   "from", "optional", NULL};
+					   "from", "optional", "sealed", NULL};
 	if (!json_is_array(env))
 		return sp_error(err, SP_ERR_PARSE, "%s.env: expected an array", path);
 	c->n_env = json_array_size(env);
@@ -133,6 +172,8 @@ static int load_env(struct pcontainer *c, const json_t *env, const char *path,
 		if (r->from && !in_list(r->from, env_froms, SP_ARRAY_LEN(env_froms)))
 			return sp_error(err, SP_ERR_PARSE, "%s.from: unknown source `%s`", ep, r->from);
 		r->secret = r->from && !strcmp(r->from, "secret");
+		if (load_sealed(p, r, e, ep, err) < 0)
+			return (*err)->code;
 		if (r->name_pattern) {
 			if (compile_re(&r->name_re, r->name_pattern, ep, err) < 0)
 				return (*err)->code;
@@ -258,7 +299,7 @@ static int load_container(sp_policy *p, struct pcontainer *c, const json_t *j,
 	c->digest = at + 1;
 
 	json_t *v = json_object_get(j, "env");
-	if (v && load_env(c, v, path, err) < 0)
+	if (v && load_env(p, c, v, path, err) < 0)
 		return (*err)->code;
 	if (!v)
 		c->env = sp_xcalloc(1, sizeof(*c->env));
@@ -538,6 +579,28 @@ int sp_policy_container_find(const sp_policy *p, const char *name)
 		if (!strcmp(p->c[i].name, name))
 			return (int)i;
 	return -1;
+}
+
+const json_t *sp_policy_env_sealed(const sp_policy *p, size_t index, const char *name)
+{
+	if (!p || index >= p->n_c || !name)
+		return NULL;
+	const struct pcontainer *c = &p->c[index];
+	for (size_t i = 0; i < c->n_env; i++)
+		if (c->env[i].name && !strcmp(c->env[i].name, name))
+			return c->env[i].sealed;
+	return NULL;
+}
+
+bool sp_policy_sealed_listed(const json_t *resources, const char *repo, const char *type,
+			     const char *tag)
+{
+	size_t i;
+	json_t *v;
+	_cleanup_free_ char *want = sp_xasprintf("%s/%s/%s", repo, type, tag);
+	json_array_foreach(resources, i, v) if (json_is_string(v) && !strcmp(json_string_value(v), want))
+		return true;
+	return false;
 }
 
 char *sp_policy_path_normalize(const char *path)
