@@ -113,6 +113,12 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 [debug]
   level = "debug"
 
+# containerd kills a dead shim's `delete` after 5 s by default; the ASan
+# shim on a loaded 2-core machine can take longer, and then the sandbox's
+# state directory stays behind (test_shim_faults).
+[timeouts]
+  "io.containerd.timeout.shim.cleanup" = "60s"
+
 [plugins."io.containerd.internal.v1.opt"]
   path = "{root}/opt"
 
