@@ -47,6 +47,7 @@ class Pods:
         self.timeout = create_timeout
         self.pods = []   # (sandbox id, container id, sandbox config)
         self.errors = []
+        self.retried = []
         self.ready_s = {}
         self.lock = threading.Lock()
 
@@ -111,11 +112,20 @@ class Pods:
         t0 = time.time()
 
         def down(p):
-            try:
-                self.rs.stop_pod_sandbox(p[0])
-                self.rs.remove_pod_sandbox(p[0])
-            except Exception as e:  # noqa: BLE001
-                self.errors.append("stop %s: %s" % (p[0], e))
+            # kubelet retries a StopPodSandbox that failed; so do we, once,
+            # and report the first error separately (docs/shim.md: a stop
+            # racing the shim's exit has answered "ttrpc: closed").
+            for attempt in (1, 2):
+                try:
+                    self.rs.stop_pod_sandbox(p[0])
+                    self.rs.remove_pod_sandbox(p[0])
+                    return
+                except Exception as e:  # noqa: BLE001
+                    if attempt == 2:
+                        self.errors.append("stop %s: %s" % (p[0], e))
+                    else:
+                        self.retried.append("stop %s: %s" % (p[0], str(e)[:200]))
+                        time.sleep(1)
         with concurrent.futures.ThreadPoolExecutor(max(1, len(self.pods))) as ex:
             list(ex.map(down, list(self.pods)))
         self.pods = []
