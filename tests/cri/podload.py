@@ -57,7 +57,10 @@ class Pods:
             "PodSandboxConfig",
             metadata=cri.msg("PodSandboxMetadata", name="loadpod", namespace="default",
                              uid=str(uuid.uuid4()), attempt=0),
-            hostname="loadpod-%d" % i, log_directory=self.logdir, annotations=ann,
+            # A host-network runc pod shares the node's UTS namespace: kubelet
+            # sends no hostname for it (runc refuses to set one).
+            hostname="" if self.handler == "runc" else "loadpod-%d" % i,
+            log_directory=self.logdir, annotations=ann,
             linux=cri.msg("LinuxPodSandboxConfig", security_context=cri.msg(
                 "LinuxSandboxSecurityContext",
                 namespace_options=cri.msg("NamespaceOption", network=cri.NODE))))
@@ -69,9 +72,13 @@ class Pods:
                            "RunPodSandboxResponse", timeout=self.timeout).pod_sandbox_id
         with self.lock:
             self.pods.append([sid, None, cfg])
+        # kubelet sends the pod's command; the sealpod shim runs the one
+        # the policy fixed, runc the one sent.
+        cmd = {"command": ["sh", "-c", "echo up; exec sleep 3600"]} \
+            if self.handler == "runc" else {}
         ccfg = cri.msg("ContainerConfig", metadata=cri.msg("ContainerMetadata", name="app"),
                        image=cri.msg("ImageSpec", image=self.image),
-                       log_path="app-%d.log" % i)
+                       log_path="app-%d.log" % i, **cmd)
         cid = self.rs.call("CreateContainer", cri.msg("CreateContainerRequest",
                                                       pod_sandbox_id=sid, config=ccfg,
                                                       sandbox_config=cfg),
