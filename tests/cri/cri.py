@@ -132,6 +132,29 @@ def msg(_type, **kw):
     return _CLASSES[PACKAGE + "." + _type](**kw)
 
 
+def host_pod_config(name, logdir, annotations=None, hostname=None, namespace="default"):
+    """A PodSandboxConfig for a host-network pod, as kubelet sends one (a
+    fresh uid each time)."""
+    import uuid
+    return msg("PodSandboxConfig",
+               metadata=msg("PodSandboxMetadata", name=name, namespace=namespace,
+                            uid=str(uuid.uuid4()), attempt=0),
+               hostname=name if hostname is None else hostname, log_directory=logdir,
+               annotations=annotations or {},
+               linux=msg("LinuxPodSandboxConfig", security_context=msg(
+                   "LinuxSandboxSecurityContext",
+                   namespace_options=msg("NamespaceOption", network=NODE))))
+
+
+def remove_pod_quietly(rs, sid):
+    """Stops and removes a pod in a test's cleanup path, ignoring errors."""
+    try:
+        rs.stop_pod_sandbox(sid)
+        rs.remove_pod_sandbox(sid)
+    except Exception:  # noqa: BLE001 - cleanup after a failure already raised
+        pass
+
+
 class RuntimeService:
     def __init__(self, address):
         target = address if address.startswith("unix:") else "unix://" + address

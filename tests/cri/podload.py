@@ -6,7 +6,6 @@ bench/bench-cri-pods (with the runc runtime as the peer)."""
 import concurrent.futures
 import threading
 import time
-import uuid
 
 import cri
 
@@ -53,17 +52,10 @@ class Pods:
 
     def _config(self, i):
         ann = {"io.sealpod.policy": self.policy} if self.policy else {}
-        return cri.msg(
-            "PodSandboxConfig",
-            metadata=cri.msg("PodSandboxMetadata", name="loadpod", namespace="default",
-                             uid=str(uuid.uuid4()), attempt=0),
-            # A host-network runc pod shares the node's UTS namespace: kubelet
-            # sends no hostname for it (runc refuses to set one).
-            hostname="" if self.handler == "runc" else "loadpod-%d" % i,
-            log_directory=self.logdir, annotations=ann,
-            linux=cri.msg("LinuxPodSandboxConfig", security_context=cri.msg(
-                "LinuxSandboxSecurityContext",
-                namespace_options=cri.msg("NamespaceOption", network=cri.NODE))))
+        # A host-network runc pod shares the node's UTS namespace: kubelet
+        # sends no hostname for it (runc refuses to set one).
+        return cri.host_pod_config("loadpod", self.logdir, ann,
+                                   hostname="" if self.handler == "runc" else "loadpod-%d" % i)
 
     def _one(self, i, t0):
         cfg = self._config(i)

@@ -8,7 +8,6 @@ StopPodSandbox, RemovePodSandbox, and nothing left behind.
 One boot (the pod); the pod uses the host network, so no CNI is needed."""
 import os
 import sys
-import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "cri"))
@@ -116,15 +115,7 @@ def _read(path):
 
 def _pod_config(logdir, policy):
     import cri
-    return cri.msg(
-        "PodSandboxConfig",
-        metadata=cri.msg("PodSandboxMetadata", name="cripod", namespace="default",
-                         uid=str(uuid.uuid4()), attempt=0),
-        hostname="cripod", log_directory=logdir,
-        annotations={"io.sealpod.policy": policy},
-        linux=cri.msg("LinuxPodSandboxConfig", security_context=cri.msg(
-            "LinuxSandboxSecurityContext",
-            namespace_options=cri.msg("NamespaceOption", network=cri.NODE))))
+    return cri.host_pod_config("cripod", logdir, {"io.sealpod.policy": policy})
 
 
 def test_pod_with_two_containers_in_one_uvm(t):

@@ -8,7 +8,6 @@ with a clear reason, not a hang.
 One boot (the pod); the pod uses the host network."""
 import os
 import sys
-import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "cri"))
@@ -81,15 +80,7 @@ def _container(cri, name, limit=None):
 
 
 def _sandbox_config(cri, m, logdir):
-    return cri.msg(
-        "PodSandboxConfig",
-        metadata=cri.msg("PodSandboxMetadata", name="oompod", namespace="default",
-                         uid=str(uuid.uuid4()), attempt=0),
-        hostname="oompod", log_directory=logdir,
-        annotations={"io.sealpod.policy": m.policy},
-        linux=cri.msg("LinuxPodSandboxConfig", security_context=cri.msg(
-            "LinuxSandboxSecurityContext",
-            namespace_options=cri.msg("NamespaceOption", network=cri.NODE))))
+    return cri.host_pod_config("oompod", logdir, {"io.sealpod.policy": m.policy})
 
 
 def test_oom_killed_container_is_reported_and_the_pod_survives(t):
@@ -137,11 +128,7 @@ def test_oom_killed_container_is_reported_and_the_pod_survives(t):
         sid = None
     finally:
         if sid:
-            try:
-                rs.stop_pod_sandbox(sid)
-                rs.remove_pod_sandbox(sid)
-            except Exception:
-                pass
+            cri.remove_pod_quietly(rs, sid)
     left = shimtest.wait_gone(m.tmp, 60)
     t.check(not left, "no shim, QEMU or agent left", "%r\n%s" % (left, _diag(t)))
     t.eq(shimtest.sanitizer_reports(m.path("shim.log")), "", "sanitizer reports in the shim log")
@@ -178,11 +165,7 @@ def test_qemu_killed_cri_shows_every_container_exited(t):
         sid = None
     finally:
         if sid:
-            try:
-                rs.stop_pod_sandbox(sid)
-                rs.remove_pod_sandbox(sid)
-            except Exception:
-                pass
+            cri.remove_pod_quietly(rs, sid)
     left = shimtest.wait_gone(m.tmp, 60)
     t.check(not left, "no shim, QEMU or agent left", "%r\n%s" % (left, _diag(t)))
     run = m.path("run")
