@@ -25,7 +25,7 @@ metadata:
   name: load
   namespace: default
   annotations:
-    io.sealpod.policy/exec: '{"app": [["/bin/true"]]}'
+    io.sealpod.policy/exec: '{"app": [["/bin/true"], ["/bin/sh", "-c", "sleep 2 & exit 0"]]}'
 spec:
   containers:
   - name: app
@@ -142,6 +142,44 @@ def test_thousand_execs_keep_the_agent_flat(t):
     t.check(after[1] <= before[1], "open fds stay flat", (before, after))
     flat(t, samples, "%d execs" % EXECS)
     t.check(a.alive(), "agent alive", a.log_text())
+    a.c.call("RemoveContainer", container_id="app", timeout=1, timeout_s=60)
+    a.c.call("DestroySandbox", timeout_s=60)
+
+
+def test_exec_whose_output_outlives_it_is_forgotten(t):
+    """An exec whose output ends after WaitProcess returned (a background
+    child holds the pipes): once the last EOF arrives the agent forgets the
+    exec and closes its descriptors, as it does when the EOF came first.
+    (Seen once under load: 1,000 execs left 2 stdin pipes open.)"""
+    m = t.module
+    a = start_pod(t)
+    a.c.call("CreateContainer", container_id="app", container_name="app", image=image(t),
+             oci_spec=m.specs["app"], timeout_s=120)
+    a.c.call("StartContainer", container_id="app", timeout_s=30)
+    before = usage(a.proc.pid)[1]
+    proc = dict(m.specs["app"]["process"], args=["/bin/sh", "-c", "sleep 2 & exit 0"])
+    a.c.call("ExecProcess", container_id="app", exec_id="late", process=proc, timeout_s=60)
+    r = a.c.call("WaitProcess", container_id="app", exec_id="late", timeout_s=60)
+    t.eq(first(r, 1, 0), 0, "the exec's status")
+    t.check(usage(a.proc.pid)[1] > before, "the output is still open when WaitProcess returns",
+            (before, usage(a.proc.pid)[1]))
+    t.wait_for(lambda: usage(a.proc.pid)[1] <= before, 30,
+               "the exec's descriptors closed after its output ended")
+
+    def gone():
+        try:
+            a.c.call("WaitProcess", container_id="app", exec_id="late", timeout_s=5)
+        except test_agent.RpcError as e:
+            # The policy forgot the id with the process: refused before
+            # the lookup.
+            return e.code == test_agent.PERMISSION_DENIED and "exec_id" in e.message
+        return False
+    t.check(gone(), "the exec is forgotten (its id no longer allowed)")
+    # Its id is free again, as after an exec whose output ended first.
+    a.c.call("ExecProcess", container_id="app", exec_id="late",
+             process=dict(proc, args=["/bin/true"]), timeout_s=60)
+    r = a.c.call("WaitProcess", container_id="app", exec_id="late", timeout_s=60)
+    t.eq(first(r, 1, 0), 0, "the reused id's status")
     a.c.call("RemoveContainer", container_id="app", timeout=1, timeout_s=60)
     a.c.call("DestroySandbox", timeout_s=60)
 

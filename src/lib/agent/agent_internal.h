@@ -237,6 +237,8 @@ char *oci_root(sp_agent *a);
 void proc_exited(sp_agent *a, proc *p, int wait_status);
 /* Unlinks p from the epoll set and hands it to the I/O thread to free. */
 void proc_bury(sp_agent *a, proc *p);
+/* containers.c: an exec waited for and read to the end is forgotten. */
+void maybe_forget_exec(sp_agent *a, proc *p);
 proc *proc_new(container *c, const char *exec_id);
 
 /* containers.c: the container and process handlers. */

@@ -83,7 +83,7 @@ static int lookup_rc(reply *r)
 /* An exec process that was waited for and whose output was read to the
  * end is forgotten, so its slot can be reused; the policy forgets its id
  * with it (the record stays bounded). */
-static void maybe_forget_exec(sp_agent *a, proc *p)
+void maybe_forget_exec(sp_agent *a, proc *p)
 {
 	container *c = p->c;
 	if (!c || p == c->procs || p->state != PROC_EXITED || !p->waited ||

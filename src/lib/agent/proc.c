@@ -325,8 +325,13 @@ static void *io_loop(void *arg)
 					quit = true;
 			} else if (tag == TAG_STREAM) {
 				stream *s = ptr;
-				if (!s->proc->dead)
+				if (!s->proc->dead) {
 					stream_fill(a, s);
+					/* The last EOF may come after WaitProcess
+					 * returned: the exec is forgotten here then. */
+					if (s->eof)
+						maybe_forget_exec(a, s->proc);
+				}
 			} else if (tag == TAG_PROC) {
 				proc *p = ptr;
 				if (!p->dead && p->pidfd >= 0)
