@@ -400,7 +400,7 @@ static int pod_policy(uint8_t **out, size_t *len, const json_t *spec, sp_err **e
 			ANN_POLICY, S.cfg->source);
 }
 
-static int start_sandbox(const char *id, const json_t *spec,
+static int start_sandbox(const char *id, const char *bundle, const json_t *spec,
 			 const Containerd__V1__Types__Any *opts, sp_err **err)
 {
 	if (!S.cfg) {
@@ -410,6 +410,11 @@ static int start_sandbox(const char *id, const json_t *spec,
 		if (S.cfg->log_level && !S.f.debug)
 			sp_log_set_level(sp_log_level_parse(S.cfg->log_level));
 	}
+	/* `delete` after a crash learns the state directory from the bundle:
+	 * containerd runs it without the runtime options that named the
+	 * configuration. */
+	if (shim_record_state_dir(bundle, S.cfg->state_dir, err) < 0)
+		return SP_ERR_SYSTEM;
 	_cleanup_free_ uint8_t *policy = NULL;
 	size_t policy_len = 0;
 	if (pod_policy(&policy, &policy_len, spec, err) < 0)
@@ -624,7 +629,7 @@ static int task_create(void *user, const sp_ttrpc_call *call, uint8_t **out,
 		if (S.sb)
 			return fail(status_msg, SP_RPC_FAILED_PRECONDITION,
 				    "container %s: this shim already runs pod %s", req->id, S.sandbox_id);
-		if (start_sandbox(req->id, spec, req->options, &err) < 0)
+		if (start_sandbox(req->id, req->bundle, spec, req->options, &err) < 0)
 			return fail_err(status_msg, err);
 		started_here = true;
 	}

@@ -44,6 +44,8 @@ int shim_delete(const shim_flags *f);
 char *shim_socket_path(const char *address, const char *ns, const char *group);
 /* Annotations of a bundle's config.json (new reference, maybe empty). */
 int shim_read_spec(json_t **out, const char *bundle, sp_err **err);
+/* Records in the bundle where the sandbox's state lives, for `delete`. */
+int shim_record_state_dir(const char *bundle, const char *state_dir, sp_err **err);
 const char *shim_annotation(const json_t *spec, const char *key);
 
 /* net.c: the pod's network from the sandbox spec (its network namespace

@@ -251,8 +251,50 @@ int shim_start(const shim_flags *f, const char *self)
 	return 0;
 }
 
+#define STATE_DIR_FILE "sealpod-state-dir"
+
+int shim_record_state_dir(const char *bundle, const char *state_dir, sp_err **err)
+{
+	_cleanup_free_ char *path = sp_xasprintf("%s/" STATE_DIR_FILE, bundle);
+	if (sp_write_file_atomic(path, state_dir, strlen(state_dir), 0600, err) < 0)
+		return sp_error_wrap(err, "bundle %s", bundle);
+	return 0;
+}
+
+/* The state directory `start_sandbox` recorded in the bundle; else the
+ * configuration the environment names (a shim that died before). */
+static char *recorded_state_dir(const char *bundle)
+{
+	_cleanup_free_ char *path = sp_xasprintf("%s/" STATE_DIR_FILE, bundle);
+	_cleanup_free_ uint8_t *data = NULL;
+	size_t len = 0;
+	if (sp_read_file(&data, &len, path, 4096, NULL) == 0 && len && data[0] == '/' &&
+	    strlen((char *)data) == len)
+		return sp_xstrdup((char *)data);
+	sp_runtime_config *cfg = NULL;
+	_cleanup_err_ sp_err *err = NULL;
+	if (sp_runtime_config_load(&cfg, getenv(ENV_CONFIG_PATH), &err) < 0) {
+		sp_log_warn("delete: no state directory recorded in %s and %s", bundle,
+			    sp_err_msg(err));
+		return NULL;
+	}
+	char *dir = sp_xstrdup(cfg->state_dir);
+	sp_runtime_config_free(cfg);
+	return dir;
+}
+
 int shim_delete(const shim_flags *f)
 {
+	/* containerd keeps delete's stderr only when it fails; tests name a
+	 * log file, as for the daemon. */
+	const char *logfile = getenv("SEALPOD_SHIM_LOG");
+	if (logfile && *logfile) {
+		int log = open(logfile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (log >= 0) {
+			dup2(log, 2);
+			close(log);
+		}
+	}
 	char cwd[4096];
 	const char *bundle = f->bundle;
 	if (!bundle || !*bundle)
@@ -265,15 +307,18 @@ int shim_delete(const shim_flags *f)
 		/* The shim is gone (containerd runs delete only then), so is
 		 * its UVM: the VMM dies with it (PR_SET_PDEATHSIG). What can
 		 * remain is the socket and the sandbox's state directory. */
-		if (!socket_answers(sock)) {
+		if (socket_answers(sock)) {
+			sp_log_warn("delete %s: the pod's shim still answers on %s: its state stays",
+				    f->id, sock);
+		} else {
 			unlink(sock);
-			if (!strcmp(group, f->id)) {
-				sp_runtime_config *cfg = NULL;
-				if (sp_runtime_config_load(&cfg, getenv(ENV_CONFIG_PATH), NULL) == 0) {
-					_cleanup_free_ char *st = sp_xasprintf("%s/%s", cfg->state_dir, group);
-					sp_rm_rf(st, NULL);
-					sp_runtime_config_free(cfg);
-				}
+			_cleanup_free_ char *dir = NULL;
+			if (!strcmp(group, f->id) && (dir = recorded_state_dir(bundle))) {
+				_cleanup_free_ char *st = sp_xasprintf("%s/%s", dir, group);
+				if (sp_rm_rf(st, &err) < 0)
+					sp_log_warn("delete %s: %s", f->id, sp_err_msg(err));
+				else
+					sp_log_info("delete %s: state directory %s removed", f->id, st);
 			}
 		}
 	} else {

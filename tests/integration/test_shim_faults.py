@@ -83,8 +83,12 @@ def _assert_clean(t, cid, killed_shim=False):
     run = m.path(os.path.join("run", cid))
     # A killed shim's state goes with containerd's cleanup, which runs the
     # shim binary's `delete` when it notices: asynchronously.
-    t.wait_for(lambda: not os.path.exists(run) or (killed_shim and m.sanitized), 60,
-               "the sandbox state of %s to be removed (%s)" % (cid, _diag(t)))
+    try:
+        t.wait_for(lambda: not os.path.exists(run) or (killed_shim and m.sanitized), 60,
+                   "the sandbox state of %s to be removed" % cid)
+    except harness.Failure as e:
+        left = [os.path.join(d, f) for d, _, fs in os.walk(run) for f in fs + [""]]
+        raise harness.Failure("%s: %r\n%s" % (e, left, _diag(t)))
     # Known gap (docs/shim.md): with the ASan shim, in the full suite's
     # load, containerd's cleanup of a SIGKILLed shim has left this
     # directory behind; the normal build removes it every time.
