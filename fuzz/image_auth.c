@@ -9,9 +9,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const char *const refs[] = {"busybox", "quay.io/org/app:1",
-					   "127.0.0.1:5000/x/y@sha256:"
-					   "0000000000000000000000000000000000000000000000000000000000000000"};
+	static const char *const refs[] = {
+		"busybox",
+		"quay.io/org/app:1",
+		("127.0.0.1:5000/x/y@sha256:"
+		 "0000000000000000000000000000000000000000000000000000000000000000"),
+	};
 	for (size_t i = 0; i < sizeof(refs) / sizeof(refs[0]); i++) {
 		sp_image_ref *ref = NULL;
 		if (sp_image_ref_parse(&ref, refs[i], NULL) < 0)

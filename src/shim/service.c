@@ -154,8 +154,9 @@ static void unlockp(pthread_mutex_t **m)
 		pthread_mutex_unlock(*m);
 }
 
-/* A mutex held until the scope ends: handlers return from any point. */
-#define _cleanup_unlock_ __attribute__((cleanup(unlockp)))
+/* A mutex held until the scope ends: handlers return from any point. The
+ * guard variable is only read by its cleanup, hence "unused". */
+#define _cleanup_unlock_ __attribute__((cleanup(unlockp), unused))
 
 static int no_proc(char **status_msg, const char *id, const char *exec_id)
 {

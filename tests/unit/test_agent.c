@@ -624,6 +624,7 @@ static void test_exec_stdin_and_slow_reader(void **state)
 	assert_int_not_equal(p->state, PROC_EXITED);
 	pthread_mutex_unlock(&f->a->lock);
 	_cleanup_free_ char *big = H_read_all(f, "c2", "big", 1, 200000, 1000, &n);
+	assert_non_null(big);
 	assert_int_equal(n, 3145728);
 	assert_int_equal(H_wait(f, "c2", "big"), 0);
 

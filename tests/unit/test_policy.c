@@ -299,6 +299,74 @@ static void test_sealed_load(void **state)
 	sp_policy_free(p);
 }
 
+/* Env patterns are bounded before regcomp: stacked and nested repetitions
+ * (which glibc expands into copies: a fuzzer's `[0-9]++...+` took 2 GiB)
+ * are refused with the field named; the generator's own patterns load. */
+static void test_pattern_bounds(void **state)
+{
+	(void)state;
+	sp_policy *p = load_named("sealed.json");
+	int web = sp_policy_container_find(p, "web");
+	assert_true(web >= 0);
+	char many[200], deep[200], longp[1100];
+	memcpy(many, "[0-9]", 5);
+	memset(many + 5, '+', 100);
+	many[105] = 0;
+	size_t n = 0;
+	for (int i = 0; i < 40; i++)
+		deep[n++] = '(';
+	deep[n++] = 'a';
+	for (int i = 0; i < 40; i++)
+		deep[n++] = ')';
+	deep[n] = 0;
+	memset(longp, 'a', 1030);
+	longp[1030] = 0;
+	static const char *const good[] = {
+		"[a-z0-9]([-a-z0-9.]*[a-z0-9])?",
+		"[A-Z_][A-Z0-9_]*_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT(_[0-9]+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)?)",
+		"[]a-z0-9.:/[-]*",
+		"[[:alnum:]_]{1,63}",
+		"x{2,}",
+		"(a|b){64}",
+	};
+	const struct {
+		const char *pat;
+		const char *want;
+	} bad[] = {
+		{many, "too costly"},
+		{"((a{64}){64})", "too costly"},
+		{"(((a+)+)+){1000}", "too costly"},
+		{"a{70000}", "too costly"},
+		{deep, "deeper than"},
+		{longp, "longer than"},
+		{"a{5}{5}{5}{5}{5}{5}", "too costly"},
+		{"a{5", "bad pattern"},
+		{"(a*)*\\1", "back-reference"},
+	};
+	for (size_t i = 0; i < SP_ARRAY_LEN(good) + SP_ARRAY_LEN(bad); i++) {
+		bool ok = i < SP_ARRAY_LEN(good);
+		const char *pat = ok ? good[i] : bad[i - SP_ARRAY_LEN(good)].pat;
+		_cleanup_json_ json_t *doc = json_deep_copy(sp_policy_json(p));
+		json_t *env = json_object_get(
+			json_array_get(json_object_get(doc, "containers"), (size_t)web), "env");
+		json_array_append_new(env, json_pack("{s:s, s:s}", "name", "PAT", "pattern", pat));
+		sp_policy *q = NULL;
+		sp_err *err = NULL;
+		int r = sp_policy_load_json(&q, doc, &err);
+		if (ok) {
+			if (r != 0)
+				fail_msg("good pattern %zu refused: %s", i, err->msg);
+			sp_policy_free(q);
+			continue;
+		}
+		assert_int_equal(r, SP_ERR_PARSE);
+		if (!strstr(err->msg, bad[i - SP_ARRAY_LEN(good)].want) || !strstr(err->msg, "env["))
+			fail_msg("bad pattern %zu: %s", i - SP_ARRAY_LEN(good), err->msg);
+		sp_err_clear(&err);
+	}
+	sp_policy_free(p);
+}
+
 /* policy.registries: what loads, what is refused, and the CA lookup. */
 static void test_registries(void **state)
 {
@@ -1143,6 +1211,7 @@ int main(void)
 		cmocka_unit_test(test_spec_mutations),
 		cmocka_unit_test(test_canonical_only),
 		cmocka_unit_test(test_registries),
+		cmocka_unit_test(test_pattern_bounds),
 		cmocka_unit_test(test_kbs),
 		cmocka_unit_test(test_sealed_load),
 		cmocka_unit_test(test_gen_command_args),

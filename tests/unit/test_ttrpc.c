@@ -516,7 +516,6 @@ static void test_concurrent_out_of_order(void **state)
 {
 	fixture *f = *state;
 	sp_ttrpc_client *c = connect_ok(f);
-	_cleanup_err_ sp_err *err = NULL;
 	enum { N = 100 };
 	par ps[N];
 	pthread_t ts[N];

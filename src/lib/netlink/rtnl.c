@@ -506,14 +506,15 @@ int rtnl_tc_redirect(rtnl *n, int index, int to_index)
 	rtnl_attr(&m, TCA_KIND, "u32", sizeof("u32"));
 	struct rtattr *opts = rtnl_nest(&m, TCA_OPTIONS);
 	/* One key that matches everything (mask 0), terminal. */
-	struct {
+	/* The selector with its one key: keys[] is its flexible tail. */
+	union {
 		struct tc_u32_sel sel;
-		struct tc_u32_key key;
+		uint8_t bytes[sizeof(struct tc_u32_sel) + sizeof(struct tc_u32_key)];
 	} sel;
 	memset(&sel, 0, sizeof(sel));
 	sel.sel.flags = TC_U32_TERMINAL;
 	sel.sel.nkeys = 1;
-	rtnl_attr(&m, TCA_U32_SEL, &sel, sizeof(sel));
+	rtnl_attr(&m, TCA_U32_SEL, sel.bytes, sizeof(sel.bytes));
 	struct rtattr *acts = rtnl_nest(&m, TCA_U32_ACT);
 	struct rtattr *act = rtnl_nest(&m, 1);
 	rtnl_attr(&m, TCA_ACT_KIND, "mirred", sizeof("mirred"));

@@ -83,8 +83,131 @@ static int opt_bool(const json_t *obj, const char *key, bool *out,
 	return sp_json_get_bool(obj, key, false, out, path, err);
 }
 
+/* Patterns come with the policy, and glibc's regcomp copies a repeated
+ * operand once per repetition (`x{3}` is `xxx`, `x+` is `xx*`): stacked or
+ * nested repetitions grow the compiled tree geometrically (`[0-9]++...+`
+ * took gigabytes). So a pattern is bounded before it is compiled: at most
+ * RE_MAX_LEN bytes, and its size with every repetition expanded at most
+ * RE_MAX_COST atoms. The estimate walks the ERE: an atom costs 1, a group
+ * the sum of its alternatives' atoms, and a quantifier multiplies its
+ * operand's cost (`*`, `+`, `?` by 2, `{m,n}` by max(m, n) + 1).
+ * Back-references are refused: matching them backtracks. */
+#define RE_MAX_LEN 1024
+#define RE_MAX_COST 4096
+#define RE_MAX_DEPTH 32
+
+static int re_quantifier(const char **pp, unsigned long *mult)
+{
+	const char *p = *pp;
+	if (*p == '*' || *p == '+' || *p == '?') {
+		*pp = p + 1;
+		*mult = 2;
+		return 1;
+	}
+	if (*p != '{' || !(p[1] >= '0' && p[1] <= '9'))
+		return 0;
+	unsigned long m = 0, n = 0;
+	p++;
+	for (; *p >= '0' && *p <= '9'; p++) /* saturates past the bound */
+		m = m > RE_MAX_COST ? m : m * 10 + (unsigned long)(*p - '0');
+	n = m;
+	if (*p == ',') {
+		p++;
+		n = 0;
+		for (; *p >= '0' && *p <= '9'; p++)
+			n = n > RE_MAX_COST ? n : n * 10 + (unsigned long)(*p - '0');
+	}
+	if (*p != '}')
+		return -1;
+	*pp = p + 1;
+	*mult = (m > n ? m : n) + 1;
+	return 1;
+}
+
+static int re_bounded(const char *pat, const char *path, sp_err **err)
+{
+	if (strlen(pat) > RE_MAX_LEN)
+		return sp_error(err, SP_ERR_PARSE, "%s: pattern longer than %d bytes", path,
+				RE_MAX_LEN);
+	/* cost[d]: the finished alternatives and atoms of the open group at
+	 * depth d; last[d]: the cost of its latest operand (what a following
+	 * quantifier multiplies). */
+	unsigned long cost[RE_MAX_DEPTH + 1] = {0}, last[RE_MAX_DEPTH + 1] = {0};
+	int d = 0;
+	const char *p = pat;
+	while (*p) {
+		unsigned long mult;
+		int q = re_quantifier(&p, &mult);
+		if (q < 0) {
+			/* Not a bound: counted as a literal `{`; regcomp
+			 * names it if it is malformed. */
+			cost[d] += 1;
+			last[d] = 1;
+			p++;
+		} else if (q > 0) {
+			cost[d] += last[d] * (mult - 1);
+			last[d] *= mult;
+		} else if (*p == '(') {
+			if (d == RE_MAX_DEPTH)
+				return sp_error(err, SP_ERR_PARSE,
+						"%s: pattern nests groups deeper than %d", path,
+						RE_MAX_DEPTH);
+			d++;
+			cost[d] = last[d] = 0;
+			p++;
+		} else if (*p == ')' && d > 0) {
+			unsigned long g = cost[d] + 1;
+			d--;
+			cost[d] += g;
+			last[d] = g;
+			p++;
+		} else {
+			if (*p == '\\' && p[1] >= '1' && p[1] <= '9')
+				/* glibc's matcher backtracks on them: a host's
+				 * value could stall the agent. */
+				return sp_error(err, SP_ERR_PARSE,
+						"%s: pattern has a back-reference (\\%c): not allowed",
+						path, p[1]);
+			if (*p == '\\' && p[1])
+				p++;
+			else if (*p == '[') {
+				/* A bracket expression is one atom: `]` first is a
+				 * member, as are `[:class:]`, `[.x.]` and `[=x=]`. */
+				p++;
+				if (*p == '^')
+					p++;
+				if (*p == ']')
+					p++;
+				while (*p && *p != ']') {
+					if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
+						char end = p[1];
+						const char *c = p + 2;
+						while (*c && !(c[0] == end && c[1] == ']'))
+							c++;
+						p = *c ? c + 1 : c;
+					}
+					if (*p)
+						p++;
+				}
+				if (!*p)
+					break;
+			}
+			cost[d] += 1;
+			last[d] = 1;
+			p++;
+		}
+		if (cost[d] > RE_MAX_COST)
+			return sp_error(err, SP_ERR_PARSE,
+					"%s: pattern too costly to compile (its repetitions expand to more than %d atoms)",
+					path, RE_MAX_COST);
+	}
+	return 0;
+}
+
 static int compile_re(regex_t *re, const char *pat, const char *path, sp_err **err)
 {
+	if (re_bounded(pat, path, err) < 0)
+		return (*err)->code;
 	/* Patterns match the whole value: anchor them here so that a policy
 	 * author cannot forget to. */
 	_cleanup_free_ char *anch = sp_xasprintf("^(%s)$", pat);
