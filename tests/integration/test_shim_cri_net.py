@@ -504,10 +504,15 @@ def test_guest_pulls_from_a_registry_on_the_bridge(t):
 
 # A pod whose env var is a sealed secret (docs/agent.md "Sealed secrets"):
 # `app` prints what it got (the first characters, the length and the
-# SHA-256 of $SECRET, never the secret). `late` is the same container,
-# created after the broker's rule changed.
+# SHA-256 of $SECRET, never the secret) and the SHA-256 of what the
+# workload endpoint's /cdh/resource gives it for the same resource, after
+# the start of /aa/token's answer (the broker dialed from the pod's
+# namespace, docs/network.md). `late` is the
+# same container, created after the broker's rule changed.
 SEALED_CMD = ("echo \"env=`echo $SECRET | cut -c1-7` len=${#SECRET}\"; "
               "printf %s \"$SECRET\" | sha256sum; "
+              "echo \"token=`wget -q -O - 'http://127.0.0.1:8006/aa/token?token_type=kbs' | cut -c1-14`\"; "
+              "echo \"cdh=`wget -q -O - http://127.0.0.1:8006/cdh/resource/r/t/k | sha256sum`\"; "
               "exec sleep 1000")
 SEALED_POD = """apiVersion: v1
 kind: Pod
@@ -595,8 +600,11 @@ def test_sealed_env_through_cri(t):
     pod's interface (no registry: the image comes on a disk). The
     container's log shows the secret's hash; containerd's root and state,
     the log files, the shim's state and log and CRI's verbose
-    ContainerStatus hold only the sealed form. With the broker's rule
-    naming another HOST_DATA, a second container of the pod does not
+    ContainerStatus hold only the sealed form. The workload endpoint's
+    /aa/token and /cdh/resource in the same pod reach the broker over the
+    pod's network too (before, the agent dialed from its own namespace, which
+    has no route once the pod holds the device: 502). With the broker's
+    rule naming another HOST_DATA, a second container of the pod does not
     start, and CRI's error names the variable, the resource and the
     broker's 403."""
     import hashlib
@@ -663,9 +671,12 @@ def test_sealed_env_through_cri(t):
     log = os.path.join(logdir, "sealed-app.log")
     digest = hashlib.sha256(secret).hexdigest()
     want = "env=%s len=%d" % (secret[:7].decode(), len(secret))
-    wait("the container's output", lambda: "  -" in open(log).read(), 180)
+    wait("the container's output", lambda: "cdh=" in open(log).read(), 180)
     out = open(log).read()
     t.check(want in out and digest in out, "the container saw the unsealed secret", out)
+    t.check("cdh=" + digest in out,
+            "/cdh/resource in the pod fetched the resource over the pod's network", out)
+    t.check('token={"tee_keypair' in out, "/aa/token in the pod got the broker's token", out)
     st = rs.container_status_verbose(cid)
     t.eq(st.status.state, cri.CONTAINER_RUNNING, "app is running")
     info = "".join(st.info.values())

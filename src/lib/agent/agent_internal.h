@@ -150,6 +150,10 @@ struct sp_agent {
 	bool uplink_up;     /* eth0 configured for registry pulls (uplink.c) */
 	/* The pod's interfaces (UpdateInterface, network.c), NULL = none. */
 	struct agent_podnet *podnet;
+	/* Whether the pod holds the guest's network device: set with podnet
+	 * (release stores, agent lock held), read by the attestation
+	 * endpoint's thread, which never takes the agent lock (attest.c). */
+	bool podnet_up;
 	/* What CreateSandbox set up (sandbox.c), undone by DestroySandbox. */
 	bool ns_made[3];    /* network, ipc, uts bind-mounted under ns/ */
 	bool shm_mounted, emptydir_mounted;
