@@ -352,6 +352,12 @@ int agent_kbs_evidence(void *ctx, const uint8_t report_data[SP_TEE_REPORT_DATA_L
  * container `index` marks sealed, in process.env, and returns the
  * record {NAME: [sealed, "NAME=secret"]} for execs. */
 int agent_unseal_env(sp_agent *a, int index, json_t *process, json_t **secrets, sp_err **err);
+/* CreateContainer, before sandbox_prepare_spec: each mount of a volume
+ * directory whose files the policy marks sealed (requests.sealed_files)
+ * gets a private copy of the volume under <bundle>/sealed-volumes/<n>
+ * with those files unsealed, and its source is that copy. Lock held
+ * (dropped during the copy and broker I/O). */
+int agent_unseal_volumes(sp_agent *a, const char *bundle, json_t *spec, sp_err **err);
 /* ExecProcess: sealed values in process.env replaced by the container's
  * record (no I/O); a sealed value not in the record is refused. */
 int agent_unseal_exec_env(const json_t *secrets, json_t *process, bool *changed, sp_err **err);
