@@ -507,10 +507,12 @@ def test_guest_pulls_from_a_registry_on_the_bridge(t):
 # SHA-256 of $SECRET, never the secret) and the SHA-256 of what the
 # workload endpoint's /cdh/resource gives it for the same resource, after
 # the start of /aa/token's answer (the broker dialed from the pod's
-# namespace, docs/network.md). `late` is the
+# namespace, docs/network.md), and the SHA-256 of the sealed Secret volume
+# file it mounts (unsealed into its own copy of the volume). `late` is the
 # same container, created after the broker's rule changed.
 SEALED_CMD = ("echo \"env=`echo $SECRET | cut -c1-7` len=${#SECRET}\"; "
               "printf %s \"$SECRET\" | sha256sum; "
+              "echo \"file=`sha256sum < /etc/creds/password`\"; "
               "echo \"token=`wget -q -O - 'http://127.0.0.1:8006/aa/token?token_type=kbs' | cut -c1-14`\"; "
               "echo \"cdh=`wget -q -O - http://127.0.0.1:8006/cdh/resource/r/t/k | sha256sum`\"; "
               "exec sleep 1000")
@@ -521,20 +523,42 @@ metadata:
   namespace: default
   annotations:
     io.sealpod.policy/logs: "*"
+    io.sealpod.policy/sealed-files: '{"creds": {"password": ["r/t/k"]}}'
 spec:
   automountServiceAccountToken: false
+  volumes:
+  - {name: creds, secret: {secretName: creds}}
   containers:
   - name: app
     image: %(image)s
     command: %(cmd)s
     env:
     - {name: SECRET, value: "%(sealed)s"}
+    volumeMounts: [{name: creds, mountPath: /etc/creds, readOnly: true}]
   - name: late
     image: %(image)s
     command: %(cmd)s
     env:
     - {name: SECRET, value: "%(sealed)s"}
+    volumeMounts: [{name: creds, mountPath: /etc/creds, readOnly: true}]
 """
+
+
+def kubelet_secret_volume(root, uid, name, files):
+    """A Secret volume as kubelet's atomic writer leaves it on the host:
+    the files in a timestamped directory, ..data linking to it, each key a
+    link through ..data. Returns its directory."""
+    path = os.path.join(root, "pods", uid, "volumes", "kubernetes.io~secret", name)
+    ts = "..2026_01_02_03_04_05.000000001"
+    os.makedirs(os.path.join(path, ts))
+    for key, value in files.items():
+        with open(os.path.join(path, ts, key), "w") as f:
+            f.write(value)
+        os.chmod(os.path.join(path, ts, key), 0o644)
+    os.symlink(ts, os.path.join(path, "..data"))
+    for key in files:
+        os.symlink(os.path.join("..data", key), os.path.join(path, key))
+    return path
 
 
 def start_broker(t, m):
@@ -603,7 +627,10 @@ def test_sealed_env_through_cri(t):
     ContainerStatus hold only the sealed form. The workload endpoint's
     /aa/token and /cdh/resource in the same pod reach the broker over the
     pod's network too (before, the agent dialed from its own namespace, which
-    has no route once the pod holds the device: 502). With the broker's
+    has no route once the pod holds the device: 502). A Secret volume
+    whose key the policy marks sealed (kubelet's layout, copied in by
+    CopyFile in the sealed form) reaches the container unsealed in its own
+    copy of the volume. With the broker's
     rule naming another HOST_DATA, a second container of the pod does not
     start, and CRI's error names the variable, the resource and the
     broker's 403."""
@@ -657,11 +684,17 @@ def test_sealed_env_through_cri(t):
     ip = rs.pod_sandbox_status(sid).network.ip
     t.check(ip.startswith("10.88.7."), "the pod has a bridge address", ip)
 
+    # The Secret volume holds the sealed form (the same resource).
+    creds = kubelet_secret_volume(t.path("kubelet"), conf.metadata.uid, "creds",
+                                  {"password": sealed + "\n"})
+
     def config(name):
         return cri.msg("ContainerConfig", metadata=cri.msg("ContainerMetadata", name=name),
                        image=cri.msg("ImageSpec", image=IMAGE),
                        command=["sh", "-c", SEALED_CMD], log_path="sealed-%s.log" % name,
-                       envs=[cri.msg("KeyValue", key="SECRET", value=sealed)])
+                       envs=[cri.msg("KeyValue", key="SECRET", value=sealed)],
+                       mounts=[cri.msg("Mount", container_path="/etc/creds", host_path=creds,
+                                       readonly=True)])
     try:
         cid = rs.create_container(sid, config("app"), conf)
         rs.start_container(cid)
@@ -677,12 +710,15 @@ def test_sealed_env_through_cri(t):
     t.check("cdh=" + digest in out,
             "/cdh/resource in the pod fetched the resource over the pod's network", out)
     t.check('token={"tee_keypair' in out, "/aa/token in the pod got the broker's token", out)
+    t.check("file=" + digest in out,
+            "the sealed Secret volume file was unsealed in the container's copy", out)
     st = rs.container_status_verbose(cid)
     t.eq(st.status.state, cri.CONTAINER_RUNNING, "app is running")
     info = "".join(st.info.values())
     t.check(sealed in info, "CRI's verbose status shows the sealed form", info[:2000])
     t.check(secret.decode() not in info, "CRI's verbose status holds no secret")
-    held = _files_holding([m.path("cd"), m.path("run"), logdir, m.path("shim.log")], secret)
+    held = _files_holding([m.path("cd"), m.path("run"), logdir, m.path("shim.log"),
+                           t.path("kubelet")], secret)
     t.eq(held, [], "no file of containerd, the shim or the logs holds the secret")
     t.check(_files_holding([m.path("cd")], sealed.encode()),
             "containerd's files hold the sealed form")
