@@ -318,6 +318,9 @@ static void test_sealed_files_load(void **state)
 	assert_null(sp_policy_sealed_files(q, "/run/sealpod/sandbox/projected/kube-api-access"));
 	assert_null(sp_policy_sealed_files(q, "/run/sealpod/sandbox/configmap"));
 	assert_null(sp_policy_sealed_files(p, dir));
+	_cleanup_free_ char *ex = sp_policy_explain(q);
+	assert_non_null(strstr(ex, "sealed file /run/sealpod/sandbox/configmap/conf/password: "
+				   "unsealed from the key broker, one of [\"r/t/a\",\"r/t/b\"]"));
 	sp_policy_free(q);
 	static const struct {
 		const char *sf; /* JSON */
