@@ -67,6 +67,10 @@ SP_PUBLIC int sp_policy_container_find(const sp_policy *p, const char *name);
  * mark the variable sealed (then a sealed value is refused). */
 SP_PUBLIC const json_t *sp_policy_env_sealed(const sp_policy *p, size_t index,
 					     const char *name);
+/* requests.sealed_files for one of copy_file's directories (e.g.
+ * "/run/sealpod/sandbox/secret/creds"): {key: [repo/type/tag, ...]}, or
+ * NULL when none of its files is sealed. */
+SP_PUBLIC const json_t *sp_policy_sealed_files(const sp_policy *p, const char *dir);
 /* Does that array list repo/type/tag? */
 SP_PUBLIC bool sp_policy_sealed_listed(const json_t *resources, const char *repo,
 				       const char *type, const char *tag);

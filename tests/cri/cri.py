@@ -82,7 +82,8 @@ MESSAGES = {
     "ContainerStatus": [("id", 1, STR, None, None), ("state", 3, I32, None, None),
                         ("exit_code", 7, I32, None, None), ("reason", 10, STR, None, None),
                         ("message", 11, STR, None, None), ("log_path", 15, STR, None, None)],
-    "ContainerStatusResponse": [("status", 1, MSG, "ContainerStatus", None)],
+    "ContainerStatusResponse": [("status", 1, MSG, "ContainerStatus", None),
+                                ("info", 2, STR, None, MAP)],
     "ExecSyncRequest": [("container_id", 1, STR, None, None), ("cmd", 2, STR, None, REP),
                         ("timeout", 3, I64, None, None)],
     "PullImageRequest": [("image", 1, MSG, "ImageSpec", None),
@@ -207,6 +208,12 @@ class RuntimeService:
     def container_status(self, cid):
         return self.call("ContainerStatus", msg("ContainerStatusRequest", container_id=cid),
                          "ContainerStatusResponse").status
+
+    def container_status_verbose(self, cid):
+        """The whole response: status and the runtime's `info` map (crictl
+        inspect's view: containerd puts the container's config there)."""
+        return self.call("ContainerStatus", msg("ContainerStatusRequest", container_id=cid,
+                                                verbose=True), "ContainerStatusResponse")
 
     def exec_sync(self, cid, cmd, timeout=60):
         return self.call("ExecSync", msg("ExecSyncRequest", container_id=cid, cmd=cmd,

@@ -968,6 +968,144 @@ def test_sealed_env_native(t):
     t.check(a.alive(), "agent alive", a.log_text())
 
 
+def sealed_volume_pod_yaml():
+    """agentpod's pod; the writer mounts a Secret volume whose key
+    `password` holds a sealed secret (marked by the annotation
+    io.sealpod.policy/sealed-files: the generator cannot see Secrets) and
+    `plain` a plain value, and prints both."""
+    import agentpod
+    pod = agentpod.POD.replace(
+        '    io.sealpod.policy/logs: "writer"\n',
+        '    io.sealpod.policy/logs: "writer"\n'
+        '    io.sealpod.policy/sealed-files: \'{"creds": {"password": ["r/t/sealed", "r/t/other"]}}\'\n')
+    pod = pod.replace(
+        '    command: ["/bin/sh", "-c", "echo hello > /data/msg; echo written; sleep 60"]\n'
+        '    volumeMounts: [{name: data, mountPath: /data}]\n',
+        '    command: ["/bin/sh", "-c", "echo written; echo P=`cat /etc/creds/password`; '
+        'echo Q=`cat /etc/creds/plain`; ls -l /etc/creds/ | grep -c password; sleep 60"]\n'
+        '    volumeMounts: [{name: data, mountPath: /data}, {name: creds, mountPath: /etc/creds, readOnly: true}]\n')
+    pod = pod.replace('  - name: data\n    emptyDir: {}\n',
+                      '  - name: data\n    emptyDir: {}\n  - name: creds\n    secret: {secretName: creds}\n')
+    return pod
+
+
+def copy_secret_volume(c, name, files):
+    """CopyFile of a Secret volume as kubelet's atomic writer lays it out:
+    the files in a timestamped directory, ..data linking to it, each key a
+    link through ..data."""
+    base = "/run/sealpod/sandbox/secret/" + name
+    ts = "..2026_01_02_03_04_05.000000001"
+    c.call("CopyFile", path=base + "/" + ts, file_mode=0o040755, dir_mode=0o755, timeout_s=30)
+    for key, data in files.items():
+        c.call("CopyFile", path="%s/%s/%s" % (base, ts, key), file_size=len(data),
+               file_mode=0o100644, dir_mode=0o755, data=data, timeout_s=30)
+    c.call("CopyFile", path=base + "/..data", file_size=len(ts), file_mode=0o120777,
+           data=ts.encode(), timeout_s=30)
+    for key in files:
+        t = ("..data/" + key).encode()
+        c.call("CopyFile", path=base + "/" + key, file_size=len(t), file_mode=0o120777, data=t,
+               timeout_s=30)
+
+
+def test_sealed_volume_native(t):
+    """Sealed Secret volume files (docs/agent.md "Sealed secrets"): the
+    policy marks key `password` of volume `creds` sealed; CopyFile keeps
+    the sealed bytes the host sent; CreateContainer gives the writer a
+    private copy of the volume with the file unsealed through the
+    policy's broker (the plain key as sent), so the container prints the
+    secret while the pod's volume still holds the sealed form, and the
+    copy goes with the container. A resource the broker refuses to this
+    HOST_DATA, one the policy does not list, and a plain value in the
+    marked file each fail CreateContainer naming the volume and the file,
+    never the value."""
+    import agentpod
+    import test_kbs
+    s = t.prog("sealpod")
+    meas = "00" * 48
+    state = t.path("sealed-psp-state")
+    os.makedirs(state, exist_ok=True)
+    t.run([s, "sim-psp", "--state", state, "--measurement", meas, "--out", t.path("warm.bin")],
+          check=True, timeout=300)
+    t.admin_token = "sealed-vol-admin-token-0123456789"
+    t.admin_file = t.path("admin.token")
+    with open(t.admin_file, "w") as f:
+        f.write(t.admin_token + "\n")
+    url, port = test_kbs.start_kbs(t, "kbs", ["--allow-sim", "--sim-root",
+                                              os.path.join(state, "ark.pem"),
+                                              "--allow-measurement", meas])
+
+    def seal(res):
+        return t.run([s, "kbs", "seal", "kbs:///" + res], check=True).stdout.strip()
+    good, other, unlisted = seal("r/t/sealed"), seal("r/t/other"), seal("r/t/unlisted")
+    pod = agentpod.Pod(t, gen_args=["--kbs", url], yaml_text=sealed_volume_pod_yaml(),
+                       prefix="sealedvol")
+    pol = json.loads(pod.policy)
+    t.eq(pol["requests"].get("sealed_files"),
+         {"/run/sealpod/sandbox/secret/creds": {"password": ["r/t/sealed", "r/t/other"]}},
+         "the policy marks the Secret volume's key sealed")
+    sock = t.path("psp-sealedvol.sock")
+    t.spawn([s, "sim-psp", "--listen", "unix:" + sock, "--state", state, "--measurement", meas,
+             "--host-data", pod.host_data],
+            stdout=subprocess.DEVNULL, stderr=open(t.path("psp-sealedvol.log"), "w"))
+    wait_path(sock, 120, "the sim PSP socket")
+    other_hd = hashlib.sha256(b"another pod's policy").hexdigest()
+    for path, data, hd in (("r/t/sealed", SEALED_SECRET, pod.host_data),
+                           ("r/t/other", b"not yours", other_hd)):
+        test_kbs.admin(port, "POST", "/kbs/v0/resource/" + path, data, t.admin_token, 200)
+        test_kbs.admin(port, "POST", "/kbs/v0/resource-policy", json.dumps(
+            {"path": path, "rule": {"host_data": [hd]}}).encode(), t.admin_token, 200)
+
+    a = Agent(t, psp=sock)
+    c = a.c
+    c.call("SetPolicy", policy=pod.policy.decode(), timeout_s=30)
+    c.call("CreateSandbox", hostname=agentpod.HOSTNAME, sandbox_id="pod2", pod_name="pod2",
+           pod_namespace="default", dns=[agentpod.DNS],
+           storages=[{"driver": "oci-store", "source": pod.disk}], timeout_s=30)
+
+    def create(cid):
+        return c.call("CreateContainer", container_id=cid, container_name="writer",
+                      image=pod.image, oci_spec=pod.specs["writer"], timeout_s=120)
+    ts = "..2026_01_02_03_04_05.000000001"
+    for value, want, code, what in (
+            (other, ["r/t/other", "403"], 7, "a resource the broker refuses to this pod"),
+            (unlisted, ["r/t/unlisted", "not a resource the policy lists"], 7,
+             "a resource the policy does not list"),
+            ("hunter2", ["not a sealed secret"], 7, "a plain value in a sealed file")):
+        copy_secret_volume(c, "creds", {"password": value.encode() + b"\n", "plain": b"visible"})
+        msg = expect_code(t, code, lambda: create("w"), what)
+        t.check(all(w in msg for w in want) and "creds" in msg and "password" in msg,
+                what + ": the error names the volume, the file and the reason", msg)
+        t.check(value not in msg and (len(value) < 60 or value[20:60] not in msg),
+                what + ": value not echoed", msg)
+
+    # Released: the writer sees the secret in its copy of the volume.
+    copy_secret_volume(c, "creds", {"password": good.encode() + b"\n", "plain": b"visible"})
+    create("w")
+    c.call("StartContainer", container_id="w", timeout_s=30)
+    out = b""
+    deadline = time.time() + 60
+    while out.count(b"\n") < 4 and time.time() < deadline:
+        out += agentpod.first(c.call("ReadStdout", container_id="w", len=1000, timeout_s=30),
+                              1, b"")
+    t.eq(out, b"written\nP=" + SEALED_SECRET + b"\nQ=visible\n1\n",
+         "the container sees the unsealed file and the plain one, as links")
+    vol = os.path.join(t.path("state"), "sandbox", "secret", "creds", ts, "password")
+    with open(vol, "rb") as f:
+        t.eq(f.read(), good.encode() + b"\n", "the pod's volume keeps the sealed form")
+    copies = [os.path.join(d, fn) for d, _, fns in os.walk(t.path("state")) for fn in fns
+              if "sealed-volumes" in d]
+    t.check(copies, "the container's copy is in its bundle", t.path("state"))
+    c.call("RemoveContainer", container_id="w", timeout=1, timeout_s=60)
+    left = [d for d, _, _ in os.walk(t.path("state")) if "sealed-volumes" in d]
+    t.eq(left, [], "the copy went with the container")
+    c.call("DestroySandbox", timeout_s=60)
+    log = a.log_text()
+    t.check(SEALED_SECRET.decode() not in log, "the agent's log has no secret", log[-2000:])
+    t.check("file password: sealed secret unsealed" in log,
+            "the agent logged the unsealing (without the value)", log[-2000:])
+    t.check(a.alive(), "agent alive", a.log_text())
+
+
 def test_sealed_env_broker_stall_holds_no_lock(t):
     """The agent lock is not held while CreateContainer waits for the key
     broker: with a broker that accepts the connection and says nothing,

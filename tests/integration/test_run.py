@@ -429,7 +429,7 @@ spec:
   containers:
   - name: app
     image: localhost/busybox:latest
-    command: ["/bin/sh", "-c", "echo env=$(echo $SECRET | cut -c1-7) len=${#SECRET}; printf %%s \\"$SECRET\\" | sha256sum; %s"]
+    command: ["/bin/sh", "-c", "echo env=$(echo $SECRET | cut -c1-7) len=${#SECRET}; printf %%s \\"$SECRET\\" | sha256sum; echo token=$(wget -q -O - 'http://127.0.0.1:8006/aa/token?token_type=kbs' | cut -c1-14); echo cdh=$(wget -q -O - http://127.0.0.1:8006/cdh/resource/r/t/k | sha256sum); %s"]
     env:
     - name: SECRET
       value: "%s"
@@ -485,8 +485,15 @@ def test_sealed_env_in_uvm(t):
     want = "env=%s len=%d" % (secret[:7].decode(), len(secret))
     t.wait_for(lambda: want in sealpod(t, "logs", "sealedpod").stdout, 120,
                "the container's output")
+    t.wait_for(lambda: "cdh=" in sealpod(t, "logs", "sealedpod").stdout, 60,
+               "the container's endpoint lines")
     logs = sealpod(t, "logs", "sealedpod").stdout
     t.check(hashlib.sha256(secret).hexdigest() in logs, "the container saw the secret", logs)
+    # The workload endpoint reaches the broker over the pod's network too
+    # (the agent dials from the pod's namespace, which holds the device).
+    t.check("cdh=" + hashlib.sha256(secret).hexdigest() in logs,
+            "/cdh/resource from inside the container", logs)
+    t.check('token={"tee_keypair' in logs, "/aa/token from inside the container", logs)
     ps = sealpod(t, "ps")
     t.check("sealedpod" in ps.stdout, "sealpod ps lists the pod", ps.stdout)
     held = []

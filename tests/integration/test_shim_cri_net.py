@@ -14,7 +14,12 @@ A runc pod and a confidential pod (sealpod, one TCG UVM) share the bridge:
 - the guest pulls a pod's image (by the policy's digest) from a TLS
   registry on the bridge's gateway address, through the pod's interface,
   trusting the CA the policy pins (runtime handler "sealpodreg"); a
-  loopback registry is refused for a CNI pod.
+  loopback registry is refused for a CNI pod;
+- a pod whose env var is a sealed secret gets the secret from sealpod-kbs
+  on the bridge's gateway (the agent dials from the pod's namespace) while
+  containerd, the logs and CRI hold only the sealed form; a broker that
+  refuses the pod's report fails the container with a CRI error naming the
+  variable and the resource.
 
 All traffic stays inside the test's namespaces."""
 import json
@@ -495,3 +500,248 @@ def test_guest_pulls_from_a_registry_on_the_bridge(t):
                    r"link-netns %s\b" % re.escape(m.netns),
                    sh("ip", "-n", n, "-o", "link", check=False).stdout)]
     t.check(not mine_ns, "no pod namespace left", mine_ns)
+
+
+# A pod whose env var is a sealed secret (docs/agent.md "Sealed secrets"):
+# `app` prints what it got (the first characters, the length and the
+# SHA-256 of $SECRET, never the secret) and the SHA-256 of what the
+# workload endpoint's /cdh/resource gives it for the same resource, after
+# the start of /aa/token's answer (the broker dialed from the pod's
+# namespace, docs/network.md), and the SHA-256 of the sealed Secret volume
+# file it mounts (unsealed into its own copy of the volume). `late` is the
+# same container, created after the broker's rule changed.
+SEALED_CMD = ("echo \"env=`echo $SECRET | cut -c1-7` len=${#SECRET}\"; "
+              "printf %s \"$SECRET\" | sha256sum; "
+              "echo \"file=`sha256sum < /etc/creds/password`\"; "
+              "echo \"token=`wget -q -O - 'http://127.0.0.1:8006/aa/token?token_type=kbs' | cut -c1-14`\"; "
+              "echo \"cdh=`wget -q -O - http://127.0.0.1:8006/cdh/resource/r/t/k | sha256sum`\"; "
+              "exec sleep 1000")
+SEALED_POD = """apiVersion: v1
+kind: Pod
+metadata:
+  name: sealedweb
+  namespace: default
+  annotations:
+    io.sealpod.policy/logs: "*"
+    io.sealpod.policy/sealed-files: '{"creds": {"password": ["r/t/k"]}}'
+spec:
+  automountServiceAccountToken: false
+  volumes:
+  - {name: creds, secret: {secretName: creds}}
+  containers:
+  - name: app
+    image: %(image)s
+    command: %(cmd)s
+    env:
+    - {name: SECRET, value: "%(sealed)s"}
+    volumeMounts: [{name: creds, mountPath: /etc/creds, readOnly: true}]
+  - name: late
+    image: %(image)s
+    command: %(cmd)s
+    env:
+    - {name: SECRET, value: "%(sealed)s"}
+    volumeMounts: [{name: creds, mountPath: /etc/creds, readOnly: true}]
+"""
+
+
+def kubelet_secret_volume(root, uid, name, files):
+    """A Secret volume as kubelet's atomic writer leaves it on the host:
+    the files in a timestamped directory, ..data linking to it, each key a
+    link through ..data. Returns its directory."""
+    path = os.path.join(root, "pods", uid, "volumes", "kubernetes.io~secret", name)
+    ts = "..2026_01_02_03_04_05.000000001"
+    os.makedirs(os.path.join(path, ts))
+    for key, value in files.items():
+        with open(os.path.join(path, ts, key), "w") as f:
+            f.write(value)
+        os.chmod(os.path.join(path, ts, key), 0o644)
+    os.symlink(ts, os.path.join(path, "..data"))
+    for key in files:
+        os.symlink(os.path.join("..data", key), os.path.join(path, key))
+    return path
+
+
+def start_broker(t, m):
+    """sealpod-kbs in the test's namespace on the bridge's gateway address
+    (what a pod on the bridge reaches); admin calls go through curl there."""
+    if in_ns(m, "ip", "link", "show", "spbr0", check=False).returncode != 0:
+        in_ns(m, "ip", "link", "add", "spbr0", "type", "bridge")
+        in_ns(m, "ip", "addr", "add", GATEWAY + "/24", "dev", "spbr0")
+        in_ns(m, "ip", "link", "set", "spbr0", "up")
+    token = "cri-sealed-admin-token-0123456789"
+    tfile = t.path("admin.token")
+    with open(tfile, "w") as f:
+        f.write(token + "\n")
+    out = open(t.path("kbs.out"), "w+")
+    p = t.spawn(["nsenter", "--net=/run/netns/" + m.netns, harness.prog("sealpod-kbs"),
+                 "--db", t.path("kbs.db"), "--listen", GATEWAY + ":0",
+                 "--admin-token-file", tfile, "--log-level", "debug", "--allow-sim",
+                 "--sim-root", m.path("sim", "ark.pem")],
+                stdout=out, stderr=open(t.path("kbs.err"), "w"))
+    deadline = time.time() + 30
+    while True:
+        out.seek(0)
+        mm = re.search(r"listening on (http://[0-9.]+:\d+)", out.read())
+        if mm:
+            break
+        if p.poll() is not None or time.time() > deadline:
+            raise harness.Failure("sealpod-kbs did not start: " + open(t.path("kbs.err")).read())
+        time.sleep(0.05)
+    url = mm.group(1)
+
+    def admin(method, path, body):
+        r = subprocess.run(["nsenter", "--net=/run/netns/" + m.netns, "curl", "-sS", "-m", "30",
+                            "-o", "/dev/null", "-w", "%{http_code}", "-X", method,
+                            "-H", "Authorization: Bearer " + token, "--data-binary", "@-",
+                            url + path], input=body, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=60)
+        if r.stdout != b"200":
+            raise harness.Failure("broker admin %s %s: %r %r" % (method, path, r.stdout, r.stderr))
+    return url, admin
+
+
+def _files_holding(roots, needle):
+    held = []
+    for root in roots:
+        paths = [root] if os.path.isfile(root) else [
+            os.path.join(d, fn) for d, _, files in os.walk(root) for fn in files]
+        for path in paths:
+            if os.path.islink(path) or not os.path.isfile(path):
+                continue  # sockets, FIFOs (an open would block)
+            try:
+                with open(path, "rb") as f:
+                    if needle in f.read():
+                        held.append(path)
+            except OSError:
+                pass
+    return held
+
+
+def test_sealed_env_through_cri(t):
+    """A CNI pod (containerd's CRI, the shim, a TCG UVM, the sim TEE) whose
+    env var is a sealed secret: the agent unseals it from sealpod-kbs on
+    the bridge's gateway, dialing from the pod's namespace through the
+    pod's interface (no registry: the image comes on a disk). The
+    container's log shows the secret's hash; containerd's root and state,
+    the log files, the shim's state and log and CRI's verbose
+    ContainerStatus hold only the sealed form. The workload endpoint's
+    /aa/token and /cdh/resource in the same pod reach the broker over the
+    pod's network too (before, the agent dialed from its own namespace, which
+    has no route once the pod holds the device: 502). A Secret volume
+    whose key the policy marks sealed (kubelet's layout, copied in by
+    CopyFile in the sealed form) reaches the container unsealed in its own
+    copy of the volume. With the broker's
+    rule naming another HOST_DATA, a second container of the pod does not
+    start, and CRI's error names the variable, the resource and the
+    broker's 403."""
+    import hashlib
+    import base64
+    import cri
+    m = t.module
+    s = harness.prog("sealpod")
+    secret = b"cri-sealed-secret-5d1e"
+    # The shim's sim PSP state (its keys: the broker trusts its root).
+    t.run([s, "sim-psp", "--state", m.path("sim"), "--measurement", "00" * 48,
+           "--out", t.path("warm.bin")], check=True, timeout=300)
+    url, admin = start_broker(t, m)
+    sealed = t.run([s, "kbs", "seal", "kbs:///r/t/k"], check=True).stdout.strip()
+    src = t.path("sealed.yaml")
+    with open(src, "w") as f:
+        f.write(SEALED_POD % {"image": IMAGE, "cmd": json.dumps(["sh", "-c", SEALED_CMD]),
+                              "sealed": sealed})
+    r = t.run([s, "policy", "gen", src, "--image-dir", m.layout, "--kbs", url,
+               "--print-hash", "--output", src + ".gen"])
+    t.eq(r.returncode, 0, "policy gen: " + r.stderr)
+    host_data = r.stdout.split()[-1]
+    import yaml
+    with open(src + ".gen") as f:
+        pod = [d for d in yaml.safe_load_all(f) if d and d.get("kind") == "Pod"][0]
+    policy = pod["metadata"]["annotations"]["io.sealpod.policy"]
+    t.check('"sealed"' in base64.b64decode(policy).decode(), "the policy marks SECRET sealed")
+    admin("POST", "/kbs/v0/resource/r/t/k", secret)
+
+    def rule(hd):
+        admin("POST", "/kbs/v0/resource-policy", json.dumps(
+            {"path": "r/t/k", "rule": {"host_data": [hd]}}).encode())
+    rule(host_data)
+
+    rs = cri.RuntimeService(m.cd.sock)
+    t.cleanup(rs.close)
+    logdir = m.path("logs")
+    os.makedirs(logdir, exist_ok=True)
+    conf = pod_config("sealedweb", logdir, {"io.sealpod.policy": policy})
+    sids = []
+
+    def remove_pods():
+        for sid in sids:
+            cri.remove_pod_quietly(rs, sid)
+    t.cleanup(remove_pods)
+    try:
+        sid = rs.run_pod_sandbox(conf, "sealpod")
+    except Exception as e:
+        raise harness.Failure("RunPodSandbox: %s\n%s" % (e, diag(m)))
+    sids.append(sid)
+    ip = rs.pod_sandbox_status(sid).network.ip
+    t.check(ip.startswith("10.88.7."), "the pod has a bridge address", ip)
+
+    # The Secret volume holds the sealed form (the same resource).
+    creds = kubelet_secret_volume(t.path("kubelet"), conf.metadata.uid, "creds",
+                                  {"password": sealed + "\n"})
+
+    def config(name):
+        return cri.msg("ContainerConfig", metadata=cri.msg("ContainerMetadata", name=name),
+                       image=cri.msg("ImageSpec", image=IMAGE),
+                       command=["sh", "-c", SEALED_CMD], log_path="sealed-%s.log" % name,
+                       envs=[cri.msg("KeyValue", key="SECRET", value=sealed)],
+                       mounts=[cri.msg("Mount", container_path="/etc/creds", host_path=creds,
+                                       readonly=True)])
+    try:
+        cid = rs.create_container(sid, config("app"), conf)
+        rs.start_container(cid)
+    except Exception as e:
+        raise harness.Failure("sealed container: %s\nbroker: %s\n%s" % (
+            e, open(t.path("kbs.err"), errors="replace").read()[-1500:], diag(m)))
+    log = os.path.join(logdir, "sealed-app.log")
+    digest = hashlib.sha256(secret).hexdigest()
+    want = "env=%s len=%d" % (secret[:7].decode(), len(secret))
+    wait("the container's output", lambda: "cdh=" in open(log).read(), 180)
+    out = open(log).read()
+    t.check(want in out and digest in out, "the container saw the unsealed secret", out)
+    t.check("cdh=" + digest in out,
+            "/cdh/resource in the pod fetched the resource over the pod's network", out)
+    t.check('token={"tee_keypair' in out, "/aa/token in the pod got the broker's token", out)
+    t.check("file=" + digest in out,
+            "the sealed Secret volume file was unsealed in the container's copy", out)
+    st = rs.container_status_verbose(cid)
+    t.eq(st.status.state, cri.CONTAINER_RUNNING, "app is running")
+    info = "".join(st.info.values())
+    t.check(sealed in info, "CRI's verbose status shows the sealed form", info[:2000])
+    t.check(secret.decode() not in info, "CRI's verbose status holds no secret")
+    held = _files_holding([m.path("cd"), m.path("run"), logdir, m.path("shim.log"),
+                           t.path("kubelet")], secret)
+    t.eq(held, [], "no file of containerd, the shim or the logs holds the secret")
+    t.check(_files_holding([m.path("cd")], sealed.encode()),
+            "containerd's files hold the sealed form")
+
+    # The broker now releases r/t/k only to another pod policy.
+    rule(hashlib.sha256(b"another pod's policy").hexdigest())
+    late = rs.create_container(sid, config("late"), conf)
+    try:
+        rs.start_container(late)
+        raise harness.Failure("a container whose secret the broker refused started")
+    except harness.Failure:
+        raise
+    except Exception as e:  # noqa: BLE001 (the gRPC error)
+        msg = str(e)
+        t.check("SECRET" in msg and "r/t/k" in msg and "403" in msg,
+                "the CRI error names the variable, the resource and the broker's answer", msg)
+        t.check(secret.decode() not in msg, "the error holds no secret", msg)
+    t.check(rs.container_status(late).state != cri.CONTAINER_RUNNING, "late is not running")
+    t.eq(_files_holding([m.path("cd"), m.path("run"), logdir, m.path("shim.log")], secret), [],
+         "still no file holds the secret")
+
+    rs.stop_pod_sandbox(sid)
+    rs.remove_pod_sandbox(sid)
+    sids.clear()
+    left = shimtest.wait_gone(m.tmp, 60)
+    t.check(not left, "no shim, QEMU or agent left", left)

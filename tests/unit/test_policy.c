@@ -367,6 +367,75 @@ static void test_pattern_bounds(void **state)
 	sp_policy_free(p);
 }
 
+/* requests.sealed_files: a copy_file directory's keys marked sealed. */
+static void test_sealed_files_load(void **state)
+{
+	(void)state;
+	sp_policy *p = load_named("sealed.json");
+	const char *dir = "/run/sealpod/sandbox/configmap/conf";
+	_cleanup_json_ json_t *good = json_deep_copy(sp_policy_json(p));
+	json_object_set_new(json_object_get(good, "requests"), "sealed_files",
+			    json_pack("{s:{s:[s,s]}}", dir, "password", "r/t/a", "r/t/b"));
+	sp_policy *q = NULL;
+	sp_err *err = NULL;
+	if (sp_policy_load_json(&q, good, &err) < 0)
+		fail_msg("%s", err->msg);
+	const json_t *f = sp_policy_sealed_files(q, dir);
+	assert_non_null(f);
+	assert_true(sp_policy_sealed_listed(json_object_get(f, "password"), "r", "t", "b"));
+	assert_null(sp_policy_sealed_files(q, "/run/sealpod/sandbox/projected/kube-api-access"));
+	assert_null(sp_policy_sealed_files(q, "/run/sealpod/sandbox/configmap"));
+	assert_null(sp_policy_sealed_files(p, dir));
+	_cleanup_free_ char *ex = sp_policy_explain(q);
+	assert_non_null(strstr(ex, "sealed file /run/sealpod/sandbox/configmap/conf/password: "
+				   "unsealed from the key broker, one of [\"r/t/a\",\"r/t/b\"]"));
+	sp_policy_free(q);
+	static const struct {
+		const char *sf; /* JSON */
+		bool no_kbs;
+		const char *want;
+	} cases[] = {
+		{"{\"/run/sealpod/sandbox/configmap/conf\": {\"k\": [\"r/t/x\"]}}", true, "key broker"},
+		{"[]", false, "expected an object"},
+		{"{\"/run/sealpod/sandbox/secret/other\": {\"k\": [\"r/t/x\"]}}", false,
+		 "not one of copy_file's directories"},
+		{"{\"/run/sealpod/sandbox/configmap/conf\": {}}", false, "1 to 256 file names"},
+		{"{\"/run/sealpod/sandbox/configmap/conf\": {\"..data\": [\"r/t/x\"]}}", false,
+		 "not a volume key"},
+		{"{\"/run/sealpod/sandbox/configmap/conf\": {\"a/b\": [\"r/t/x\"]}}", false,
+		 "not a volume key"},
+		{"{\"/run/sealpod/sandbox/configmap/conf\": {\".\": [\"r/t/x\"]}}", false,
+		 "not a volume key"},
+		{"{\"/run/sealpod/sandbox/configmap/conf\": {\"k\": []}}", false, "1 to 64"},
+		{"{\"/run/sealpod/sandbox/configmap/conf\": {\"k\": [\"r/t\"]}}", false,
+		 "not a resource path"},
+		{"{\"/run/sealpod/sandbox/configmap/conf\": {\"k\": [\"r/t/x\", \"r/t/x\"]}}", false,
+		 "listed twice"},
+	};
+	for (size_t i = 0; i < SP_ARRAY_LEN(cases); i++) {
+		_cleanup_json_ json_t *doc = json_deep_copy(sp_policy_json(p));
+		if (cases[i].no_kbs) {
+			json_object_del(doc, "kbs");
+			/* the env's sealed rules would fail first otherwise */
+			size_t ci;
+			json_t *c;
+			json_array_foreach(json_object_get(doc, "containers"), ci, c) {
+				size_t k;
+				json_t *r;
+				json_array_foreach(json_object_get(c, "env"), k, r) json_object_del(r, "sealed");
+			}
+		}
+		json_object_set_new(json_object_get(doc, "requests"), "sealed_files",
+				    json_loads(cases[i].sf, JSON_DECODE_ANY, NULL));
+		q = NULL;
+		assert_int_equal(sp_policy_load_json(&q, doc, &err), SP_ERR_PARSE);
+		if (!strstr(err->msg, cases[i].want) || !strstr(err->msg, "sealed_files"))
+			fail_msg("case %zu: %s", i, err->msg);
+		sp_err_clear(&err);
+	}
+	sp_policy_free(p);
+}
+
 /* policy.registries: what loads, what is refused, and the CA lookup. */
 static void test_registries(void **state)
 {
@@ -721,6 +790,45 @@ static void test_gen_sealed(void **state)
 	};
 	for (size_t i = 0; i < SP_ARRAY_LEN(bad); i++) {
 		_cleanup_free_ char *y = sp_xasprintf(SEALED_TMPL, bad[i].ann, bad[i].lit ? bad[i].lit : sv);
+		json_t *p = gen_kbs(y, bad[i].kbs, &err);
+		if (p || !err || !strstr(err->msg, bad[i].want))
+			fail_msg("case %zu: %s", i, err ? err->msg : "generated");
+		sp_err_clear(&err);
+	}
+}
+
+/* The annotation io.sealpod.policy/sealed-files marks Secret volume keys. */
+static void test_gen_sealed_files(void **state)
+{
+	(void)state;
+	sp_err *err = NULL;
+#define SEALED_FILES_TMPL "kind: Pod\nmetadata:\n  name: p\n  annotations: {io.sealpod.policy/sealed-files: '%s'}\n" \
+			  "spec:\n  volumes:\n  - {name: creds, secret: {secretName: s}}\n" \
+			  "  - {name: conf, configMap: {name: c}}\n" \
+			  "  containers:\n  - name: a\n    image: x:1\n" \
+			  "    volumeMounts: [{name: creds, mountPath: /c}, {name: conf, mountPath: /d}]\n"
+	_cleanup_free_ char *y1 = sp_xasprintf(SEALED_FILES_TMPL, "{\"creds\": {\"password\": [\"r/t/a\"]}}");
+	_cleanup_json_ json_t *pol = gen_kbs(y1, true, &err);
+	if (!pol)
+		fail_msg("%s", err->msg);
+	_cleanup_free_ char *sf = sp_json_dump_canonical(
+		json_object_get(json_object_get(pol, "requests"), "sealed_files"));
+	assert_string_equal(sf, "{\"/run/sealpod/sandbox/secret/creds\":{\"password\":[\"r/t/a\"]}}");
+	static const struct {
+		const char *ann;
+		bool kbs;
+		const char *want;
+	} bad[] = {
+		{"{\"creds\": {\"password\": [\"r/t/a\"]}}", false, "--kbs"},
+		{"{\"conf\": {\"k\": [\"r/t/a\"]}}", true, "not a secret or projected volume"},
+		{"{\"nope\": {\"k\": [\"r/t/a\"]}}", true, "not a secret or projected volume"},
+		{"{\"creds\": {}}", true, "expected an object"},
+		{"[1]", true, "expected a JSON object"},
+		{"{\"creds\": {\"..data\": [\"r/t/a\"]}}", true, "not a volume key"},
+		{"{\"creds\": {\"k\": [\"r/t\"]}}", true, "resource path"},
+	};
+	for (size_t i = 0; i < SP_ARRAY_LEN(bad); i++) {
+		_cleanup_free_ char *y = sp_xasprintf(SEALED_FILES_TMPL, bad[i].ann);
 		json_t *p = gen_kbs(y, bad[i].kbs, &err);
 		if (p || !err || !strstr(err->msg, bad[i].want))
 			fail_msg("case %zu: %s", i, err ? err->msg : "generated");
@@ -1214,11 +1322,13 @@ int main(void)
 		cmocka_unit_test(test_pattern_bounds),
 		cmocka_unit_test(test_kbs),
 		cmocka_unit_test(test_sealed_load),
+		cmocka_unit_test(test_sealed_files_load),
 		cmocka_unit_test(test_gen_command_args),
 		cmocka_unit_test(test_gen_security_context),
 		cmocka_unit_test(test_gen_resources),
 		cmocka_unit_test(test_gen_refusals),
 		cmocka_unit_test(test_gen_sealed),
+		cmocka_unit_test(test_gen_sealed_files),
 		cmocka_unit_test(test_state_decide_commit),
 		cmocka_unit_test(test_gen_yaml_roundtrip),
 		cmocka_unit_test(test_yaml_limits),

@@ -150,6 +150,10 @@ struct sp_agent {
 	bool uplink_up;     /* eth0 configured for registry pulls (uplink.c) */
 	/* The pod's interfaces (UpdateInterface, network.c), NULL = none. */
 	struct agent_podnet *podnet;
+	/* Whether the pod holds the guest's network device: set with podnet
+	 * (release stores, agent lock held), read by the attestation
+	 * endpoint's thread, which never takes the agent lock (attest.c). */
+	bool podnet_up;
 	/* What CreateSandbox set up (sandbox.c), undone by DestroySandbox. */
 	bool ns_made[3];    /* network, ipc, uts bind-mounted under ns/ */
 	bool shm_mounted, emptydir_mounted;
@@ -348,6 +352,12 @@ int agent_kbs_evidence(void *ctx, const uint8_t report_data[SP_TEE_REPORT_DATA_L
  * container `index` marks sealed, in process.env, and returns the
  * record {NAME: [sealed, "NAME=secret"]} for execs. */
 int agent_unseal_env(sp_agent *a, int index, json_t *process, json_t **secrets, sp_err **err);
+/* CreateContainer, before sandbox_prepare_spec: each mount of a volume
+ * directory whose files the policy marks sealed (requests.sealed_files)
+ * gets a private copy of the volume under <bundle>/sealed-volumes/<n>
+ * with those files unsealed, and its source is that copy. Lock held
+ * (dropped during the copy and broker I/O). */
+int agent_unseal_volumes(sp_agent *a, const char *bundle, json_t *spec, sp_err **err);
 /* ExecProcess: sealed values in process.env replaced by the container's
  * record (no I/O); a sealed value not in the record is refused. */
 int agent_unseal_exec_env(const json_t *secrets, json_t *process, bool *changed, sp_err **err);

@@ -58,6 +58,7 @@ static uint64_t token_margin_s(long lifetime)
 
 struct attest_server {
 	int fd;
+	int netns_fd; /* the pod's network namespace: broker requests */
 	int stop_pipe[2];
 	pthread_t thread;
 	bool started;
@@ -256,6 +257,29 @@ static struct attest_kbs *kbs_or_respond(sp_agent *a, sp_buf *resp)
 	return k;
 }
 
+/* Broker requests go out where the pod's own traffic does (docs/network.md):
+ * through the pod's namespace once the pod holds the guest's network device
+ * (UpdateInterface; the agent's namespace has no route then), else from the
+ * agent's namespace (natively the host's network; in a UVM the uplink when
+ * a registry pull brought it up). This thread enters the pod's namespace
+ * for the request only; agent_pull_net_leave brings it back. */
+static int kbs_net_enter(sp_agent *a, int *saved, sp_err **err)
+{
+	*saved = -1;
+	if (!__atomic_load_n(&a->podnet_up, __ATOMIC_ACQUIRE))
+		return 0;
+	int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (self < 0)
+		return sp_error_sys(err, errno, "key broker: the agent's network namespace");
+	if (setns(a->attest->netns_fd, CLONE_NEWNET) < 0) {
+		int e = errno;
+		close(self);
+		return sp_error_sys(err, e, "key broker: enter the pod's network namespace");
+	}
+	*saved = self;
+	return 0;
+}
+
 static void kbs_opts(const struct attest_kbs *k, sp_kbs_client_opts *o)
 {
 	sp_kbs_client_opts_init(o);
@@ -320,7 +344,8 @@ static void handle_token(sp_agent *a, const char *q, size_t qn, sp_buf *resp)
 	if (!k)
 		return;
 	_cleanup_err_ sp_err *e = NULL;
-	if (kbs_attestation(a, k, false, &e) < 0) {
+	__attribute__((cleanup(agent_pull_net_leave))) int saved_ns = -1;
+	if (kbs_net_enter(a, &saved_ns, &e) < 0 || kbs_attestation(a, k, false, &e) < 0) {
 		sp_log_warn("/aa/token: %s", sp_err_msg(e));
 		respond_broker_error(resp, k, e);
 		return;
@@ -349,7 +374,10 @@ static void fetch_resource(sp_agent *a, const char *repo, const char *type, cons
 	size_t dlen = 0;
 	_cleanup_err_ sp_err *e = NULL;
 	bool cached = k->att.token && sp_now_ns() < k->att_until;
-	int r = kbs_attestation(a, k, false, &e);
+	__attribute__((cleanup(agent_pull_net_leave))) int saved_ns = -1;
+	int r = kbs_net_enter(a, &saved_ns, &e);
+	if (r == 0)
+		r = kbs_attestation(a, k, false, &e);
 	if (r == 0)
 		r = sp_kbs_client_fetch(&data, &dlen, k->url, k->att.token, k->att.key, repo, type,
 					tag, &o, &e);
@@ -589,8 +617,16 @@ int attest_start(sp_agent *a, const char *netns, sp_err **err)
 				    a->attest_listen, netns, j.what);
 	struct attest_server *s = sp_xzalloc(sizeof(*s));
 	s->fd = j.fd;
+	s->netns_fd = open(netns, O_RDONLY | O_CLOEXEC);
+	if (s->netns_fd < 0) {
+		int e = errno;
+		close(s->fd);
+		free(s);
+		return sp_error_sys(err, e, "attestation endpoint: open %s", netns);
+	}
 	if (pipe2(s->stop_pipe, O_CLOEXEC) < 0) {
 		close(s->fd);
+		close(s->netns_fd);
 		free(s);
 		return sp_error_sys(err, errno, "attestation endpoint: pipe");
 	}
@@ -619,6 +655,7 @@ void attest_stop(sp_agent *a)
 		pthread_join(s->thread, NULL);
 	}
 	close(s->fd);
+	close(s->netns_fd);
 	close(s->stop_pipe[0]);
 	close(s->stop_pipe[1]);
 	free(s);

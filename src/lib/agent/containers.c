@@ -531,6 +531,21 @@ int h_create_container(sp_agent *a, const ACreateContainer *q, void **change,
 			       c->id);
 		goto fail;
 	}
+	/* Sealed Secret volume files: the container mounts its own copy. */
+	if (agent_unseal_volumes(a, c->bundle, spec, &e) < 0) {
+		rc = c->phase != CP_CREATING
+			     ? reply_err(r, SP_RPC_ABORTED,
+					 "CreateContainer: container `%s` was removed while it was being created",
+					 c->id)
+			     : reply_sp_err(r, e, "CreateContainer");
+		goto fail;
+	}
+	if (c->phase != CP_CREATING) {
+		rc = reply_err(r, SP_RPC_ABORTED,
+			       "CreateContainer: container `%s` was removed while it was being created",
+			       c->id);
+		goto fail;
+	}
 	/* After the pull (the lock was dropped): the sandbox may have
 	 * changed meanwhile, so the pod's paths are resolved only now. */
 	if (sandbox_prepare_spec(a, spec, c->id, &e) < 0) {

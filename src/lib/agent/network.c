@@ -269,6 +269,7 @@ int h_update_interface(sp_agent *a, const AUpdateInterface *q, reply *r)
 	if (!old)
 		old = &a->podnet->ifaces[a->podnet->n++];
 	*old = want;
+	__atomic_store_n(&a->podnet_up, true, __ATOMIC_RELEASE);
 	sp_log_info("UpdateInterface: %s up in the pod with %zu address(es)", want.name,
 		    want.n_addrs);
 	/* The answer is the interface as applied: the request's own fields. */
@@ -362,6 +363,7 @@ int h_update_routes(sp_agent *a, const AUpdateRoutes *q, reply *r)
 
 void agent_net_forget(sp_agent *a)
 {
+	__atomic_store_n(&a->podnet_up, false, __ATOMIC_RELEASE);
 	free(a->podnet);
 	a->podnet = NULL;
 }

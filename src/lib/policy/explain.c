@@ -34,6 +34,19 @@ char *sp_policy_explain(const sp_policy *p)
 	sp_buf_printf(&b, "CopyFile under: ");
 	strv_line(&b, p->copy_file);
 	sp_buf_printf(&b, "\n");
+	if (p->sealed_files) {
+		const char *dir;
+		json_t *files;
+		json_object_foreach((json_t *)p->sealed_files, dir, files) {
+			const char *key;
+			json_t *res;
+			json_object_foreach(files, key, res) {
+				_cleanup_free_ char *r = sp_policy_render(res);
+				sp_buf_printf(&b, "sealed file %s/%s: unsealed from the key broker, one of %s\n",
+					      dir, key, r);
+			}
+		}
+	}
 	/* The CA's subject would need parsing here; its size and the host
 	 * say which entry it is, and the bytes are in the policy. */
 	for (size_t i = 0; i < p->n_regs; i++)

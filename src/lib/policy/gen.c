@@ -943,11 +943,62 @@ int sp_policy_generate(const json_t *object, const json_t *config_maps,
 								 !strcmp(k, "configMap") ? "configmap"
 								 : !strcmp(k, "downwardAPI") ? "downwardapi" : k, vn));
 	}
+	/* Sealed Secret volume files (docs/policy.md, "Sealed values"): the
+	 * annotation io.sealpod.policy/sealed-files, {"volume": {"key":
+	 * ["repo/type/tag", ...]}}, marks keys of secret (or projected)
+	 * volumes; the agent unseals them into the container's own copy. */
+	json_t *sealed_files = NULL;
+	if (jstr(ann, "io.sealpod.policy/sealed-files")) {
+		const char *sa = jstr(ann, "io.sealpod.policy/sealed-files");
+		json_t *sfa = NULL;
+		if (sp_json_parse(&sfa, sa, strlen(sa), "annotation io.sealpod.policy/sealed-files",
+				  err) < 0) {
+			json_decref(copy);
+			goto out;
+		}
+		sealed_files = json_object();
+		const char *svn;
+		json_t *sv;
+		json_object_foreach(json_is_object(sfa) ? sfa : NULL, svn, sv) {
+			const json_t *vol = json_object_get(pc.volumes, svn);
+			const char *vk = vol ? jstr(vol, "kind") : NULL;
+			if (!vk || (strcmp(vk, "secret") && strcmp(vk, "projected"))) {
+				sp_error(err, SP_ERR_INVALID,
+					 "annotation io.sealpod.policy/sealed-files: %s is not a secret or projected volume of the pod",
+					 svn);
+				break;
+			}
+			if (!json_is_object(sv) || !json_object_size(sv)) {
+				sp_error(err, SP_ERR_PARSE,
+					 "annotation io.sealpod.policy/sealed-files: %s: expected an object {\"key\": [\"repo/type/tag\", ...]}",
+					 svn);
+				break;
+			}
+			_cleanup_free_ char *dir = sp_xasprintf(SP_POLICY_VOLUME_ROOT "/%s/%s", vk, svn);
+			json_object_set(sealed_files, dir, sv);
+		}
+		bool bad = json_object_size(sealed_files) != (json_is_object(sfa) ? json_object_size(sfa) : 1);
+		if (!json_is_object(sfa))
+			sp_error(err, SP_ERR_PARSE,
+				 "annotation io.sealpod.policy/sealed-files: expected a JSON object {\"volume\": {\"key\": [\"repo/type/tag\"]}}");
+		else if (!bad && json_object_size(sealed_files) && !pc.opts->kbs)
+			bad = sp_error(err, SP_ERR_INVALID,
+				       "annotation io.sealpod.policy/sealed-files: sealed files are unsealed from the pod's key broker: give --kbs URL") < 0;
+		json_decref(sfa);
+		if (bad) {
+			json_decref(sealed_files);
+			json_decref(copy);
+			goto out;
+		}
+	}
 	/* Every pod gets its network from the host (CNI, or `sealpod run`):
 	 * UpdateInterface/UpdateRoutes before the first container
 	 * (docs/network.md). */
 	json_t *reqs = json_pack("{s:o, s:b, s:b, s:b}", "copy_file", copy, "network", 1, "stats", 1,
 				 "update_container", 1);
+	if (sealed_files && json_object_size(sealed_files))
+		json_object_set(reqs, "sealed_files", sealed_files);
+	json_decref(sealed_files);
 	if (json_is_object(req_ann))
 		json_object_update(reqs, req_ann);
 	json_object_set_new(pol, "requests", reqs);

@@ -96,6 +96,8 @@ struct sp_policy {
 	bool share_pid;
 	/* requests */
 	const json_t *copy_file;
+	/* requests.sealed_files: {copy_file dir: {key: [repo/type/tag]}} */
+	const json_t *sealed_files;
 	bool network, report, set_policy_again, stats, list_processes,
 		update_container;
 	struct pcontainer *c;

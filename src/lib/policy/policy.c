@@ -228,6 +228,8 @@ bool sp_policy_re_match(const regex_t *re, const char *s)
 /* env[].sealed: 1..64 distinct "repo/type/tag" resource paths (the
  * broker's path rules, sp_sealed_uri_parse). Needs policy.kbs: the broker
  * comes from the policy, never from the value. */
+static int check_sealed_list(const json_t *s, const char *ep, sp_err **err);
+
 static int load_sealed(const sp_policy *p, struct env_rule *r, const json_t *rule, const char *ep,
 		       sp_err **err)
 {
@@ -242,6 +244,17 @@ static int load_sealed(const sp_policy *p, struct env_rule *r, const json_t *rul
 		return sp_error(err, SP_ERR_PARSE,
 				"%s.sealed: a sealed variable needs the policy's key broker (`kbs`, sealpod policy gen --kbs URL)",
 				ep);
+	if (check_sealed_list(s, ep, err) < 0)
+		return (*err)->code;
+	r->sealed = s;
+	return 0;
+}
+
+/* 1..64 distinct "repo/type/tag" resource paths (ep names the member). */
+static int check_sealed_list(const json_t *s, const char *ep, sp_err **err)
+{
+	if (!json_is_array(s) || json_array_size(s) == 0 || json_array_size(s) > 64)
+		return sp_error(err, SP_ERR_PARSE, "%s.sealed: expected an array of 1 to 64 resource paths", ep);
 	size_t i;
 	json_t *v;
 	json_array_foreach(s, i, v) {
@@ -259,7 +272,66 @@ static int load_sealed(const sp_policy *p, struct env_rule *r, const json_t *rul
 			if (!strcmp(json_string_value(json_array_get(s, k)), path))
 				return sp_error(err, SP_ERR_PARSE, "%s.sealed[%zu]: `%s` listed twice", ep, i, path);
 	}
-	r->sealed = s;
+	return 0;
+}
+
+/* A file name a Secret volume may mark sealed: one component of
+ * Kubernetes' key characters [-._a-zA-Z0-9], 1-253 long, not "." and not
+ * starting with ".." (kubelet's own ..data and timestamped names). */
+static bool sealed_key_ok(const char *k)
+{
+	size_t n = strlen(k);
+	if (n == 0 || n > 253 || !strcmp(k, ".") || !strncmp(k, "..", 2))
+		return false;
+	for (const char *c = k; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		      (*c >= '0' && *c <= '9') || *c == '-' || *c == '_' || *c == '.'))
+			return false;
+	return true;
+}
+
+/* requests.sealed_files: {dir: {key: [repo/type/tag, ...]}} where dir is
+ * one of copy_file's directories. Needs policy.kbs. */
+static int load_sealed_files(sp_policy *p, const json_t *req, sp_err **err)
+{
+	const json_t *sf = req ? json_object_get(req, "sealed_files") : NULL;
+	if (!sf)
+		return 0;
+	const char *rp = "policy.requests.sealed_files";
+	if (!json_is_object(sf) || json_object_size(sf) > 64)
+		return sp_error(err, SP_ERR_PARSE, "%s: expected an object of at most 64 directories", rp);
+	if (json_object_size(sf) && !p->kbs_url)
+		return sp_error(err, SP_ERR_PARSE,
+				"%s: sealed files need the policy's key broker (`kbs`, sealpod policy gen --kbs URL)",
+				rp);
+	const char *dir;
+	json_t *files;
+	json_object_foreach((json_t *)sf, dir, files) {
+		bool listed = false;
+		size_t i;
+		json_t *d;
+		if (p->copy_file)
+			json_array_foreach(p->copy_file, i, d) listed |= !strcmp(json_string_value(d), dir);
+		if (!listed)
+			return sp_error(err, SP_ERR_PARSE, "%s: `%.200s` is not one of copy_file's directories",
+					rp, dir);
+		if (!json_is_object(files) || json_object_size(files) == 0 ||
+		    json_object_size(files) > 256)
+			return sp_error(err, SP_ERR_PARSE,
+					"%s[\"%.200s\"]: expected an object of 1 to 256 file names", rp, dir);
+		const char *key;
+		json_t *res;
+		json_object_foreach(files, key, res) {
+			if (!sealed_key_ok(key))
+				return sp_error(err, SP_ERR_PARSE,
+						"%s[\"%.200s\"]: `%.200s` is not a volume key (1-253 of [-._a-zA-Z0-9], not starting with \"..\")",
+						rp, dir, key);
+			_cleanup_free_ char *ep = sp_xasprintf("%s[\"%.200s\"][\"%s\"]", rp, dir, key);
+			if (check_sealed_list(res, ep, err) < 0)
+				return (*err)->code;
+		}
+	}
+	p->sealed_files = sf;
 	return 0;
 }
 
@@ -541,7 +613,7 @@ static int load_doc(sp_policy *p, sp_err **err)
 	static const char *const keys[] = {"version", "pod", "requests", "containers",
 					   "registries", "kbs", NULL};
 	static const char *const pkeys[] = {"name", "namespace", "share_process_namespace", NULL};
-	static const char *const rkeys[] = {"copy_file", "network", "report",
+	static const char *const rkeys[] = {"copy_file", "sealed_files", "network", "report",
 					    "set_policy_again", "stats", "list_processes",
 					    "update_container", NULL};
 	json_t *d = p->doc;
@@ -589,7 +661,8 @@ static int load_doc(sp_policy *p, sp_err **err)
 			}
 	}
 	if (sp_policy_load_registries(p, json_object_get(d, "registries"), err) < 0 ||
-	    sp_policy_load_kbs(p, json_object_get(d, "kbs"), err) < 0)
+	    sp_policy_load_kbs(p, json_object_get(d, "kbs"), err) < 0 ||
+	    load_sealed_files(p, req, err) < 0)
 		return (*err)->code;
 	p->n_c = json_array_size(cs);
 	p->c = sp_xcalloc(p->n_c ? p->n_c : 1, sizeof(*p->c));
@@ -713,6 +786,13 @@ const json_t *sp_policy_env_sealed(const sp_policy *p, size_t index, const char 
 		if (c->env[i].name && !strcmp(c->env[i].name, name))
 			return c->env[i].sealed;
 	return NULL;
+}
+
+const json_t *sp_policy_sealed_files(const sp_policy *p, const char *dir)
+{
+	if (!p || !p->sealed_files || !dir)
+		return NULL;
+	return json_object_get(p->sealed_files, dir);
 }
 
 bool sp_policy_sealed_listed(const json_t *resources, const char *repo, const char *type,
