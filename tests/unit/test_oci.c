@@ -87,6 +87,10 @@ static void test_errors_name_the_path(void **state)
 	parse_fails("{\"ociVersion\":\"1.0.0\",\"mounts\":[{\"destination\":\"/a\",\"type\":\"tmpfs\","
 		    "\"options\":[\"idmap\"]}]}",
 		    "mounts[0].options[0]");
+	/* An empty option (a fuzzer's: it also leaked the option buffer). */
+	parse_fails("{\"ociVersion\":\"1.0.0\",\"mounts\":[{\"destination\":\"/a\",\"type\":\"tmpfs\","
+		    "\"options\":[\"nosuid\",\"\"]}]}",
+		    "mounts[0].options[1]");
 	parse_fails("{\"ociVersion\":\"1.0.0\",\"linux\":{\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"pid\"}]}}",
 		    "linux.namespaces[1].type");
 	parse_fails("{\"ociVersion\":\"1.0.0\",\"linux\":{\"namespaces\":[{\"type\":\"user\"}]}}",

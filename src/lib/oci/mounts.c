@@ -79,9 +79,10 @@ int oci_mount_options_parse(struct oci_mount *m, const json_t *opts,
 	json_array_foreach(opts, i, e) {
 		const char *o = json_string_value(e);
 		bool known = false;
-		if (!o) {
+		if (!o || !*o) {
 			sp_buf_free(&data);
-			return sp_error(err, SP_ERR_PARSE, "%s.options[%zu]: expected a string", path, i);
+			return sp_error(err, SP_ERR_PARSE, "%s.options[%zu]: expected a non-empty string",
+					path, i);
 		}
 		if (!strcmp(o, "bind") || !strcmp(o, "rbind")) {
 			m->bind = true;
@@ -134,6 +135,7 @@ int oci_mount_options_parse(struct oci_mount *m, const json_t *opts,
 		sp_buf_terminate(&data);
 		m->data = (char *)sp_buf_steal(&data, NULL);
 	}
+	sp_buf_free(&data);
 	return 0;
 }
 
