@@ -4,9 +4,9 @@
  * variable (on CLOCK_MONOTONIC) wakes every blocked call when anything
  * changes. The agent is small and calls are few: simplicity over
  * fine-grained locking. The lock is never held across network or slow
- * disk I/O (image pulls, deleting a container's files): a request that
- * drops it holds a reference on its container, whose phase tells the
- * others what is going on (docs/agent.md, "Container lifecycle"). */
+ * disk I/O (image pulls, process starts, deleting a container's files): a
+ * request that drops it holds a reference on its container, whose phase
+ * tells the others what is going on (docs/agent.md, "Container lifecycle"). */
 #ifndef SEALPOD_AGENT_INTERNAL_H
 #define SEALPOD_AGENT_INTERNAL_H
 
