@@ -284,7 +284,8 @@ int h_get_oom_event(sp_agent *a, uint64_t deadline, reply *r);
 void containers_destroy_all(sp_agent *a);
 /* Stops and removes every container (DestroySandbox): 0, or
  * SP_ERR_SYSTEM (a process survived SIGKILL) / SP_ERR_TIMEOUT (still
- * being created at the deadline) with *stuck naming it. */
+ * being created at the deadline) / SP_ERR_STATE (an exec's start did not
+ * return) with *stuck naming it. */
 int containers_remove_all(sp_agent *a, uint64_t deadline, char **stuck);
 
 /* sandbox.c: the pod's shared resources (namespaces, /etc files, /dev/shm,
