@@ -484,6 +484,7 @@ int sp_agent_new(sp_agent **out, const sp_agent_opts *opts, sp_err **err)
 	a->watch_child = opts->watch_child;
 	pthread_mutex_init(&a->exit_lock, NULL);
 	pthread_mutex_init(&a->tee_lock, NULL);
+	pthread_mutex_init(&a->engine_lock, NULL);
 	if (opts->tee && opts->tee->get_report && opts->tee->kind &&
 	    strcmp(opts->tee->kind, "none") != 0) {
 		a->tee = *opts->tee;
@@ -557,6 +558,7 @@ void sp_agent_free(sp_agent *a)
 	}
 	pthread_mutex_destroy(&a->exit_lock);
 	pthread_mutex_destroy(&a->tee_lock);
+	pthread_mutex_destroy(&a->engine_lock);
 	pthread_cond_destroy(&a->cond);
 	pthread_mutex_destroy(&a->lock);
 	free(a);

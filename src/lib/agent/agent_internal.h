@@ -4,9 +4,9 @@
  * variable (on CLOCK_MONOTONIC) wakes every blocked call when anything
  * changes. The agent is small and calls are few: simplicity over
  * fine-grained locking. The lock is never held across network or slow
- * disk I/O (image pulls, deleting a container's files): a request that
- * drops it holds a reference on its container, whose phase tells the
- * others what is going on (docs/agent.md, "Container lifecycle"). */
+ * disk I/O (image pulls, process starts, deleting a container's files): a
+ * request that drops it holds a reference on its container, whose phase
+ * tells the others what is going on (docs/agent.md, "Container lifecycle"). */
 #ifndef SEALPOD_AGENT_INTERNAL_H
 #define SEALPOD_AGENT_INTERNAL_H
 
@@ -64,7 +64,11 @@ typedef struct stream {
 	int which;  /* 1 stdout, 2 stderr */
 } stream;
 
-enum proc_state { PROC_CREATED, PROC_RUNNING, PROC_EXITED };
+/* PROC_STARTING: an exec whose process the engine is making without the
+ * agent lock (proc_start); its id is taken, it has no pid nor streams yet.
+ * Blocking calls (WaitProcess, ReadStdout, WriteStdin) wait for it;
+ * SignalProcess, CloseStdin and TtyWinResize are refused. */
+enum proc_state { PROC_STARTING, PROC_CREATED, PROC_RUNNING, PROC_EXITED };
 
 typedef struct proc {
 	struct proc *next;
@@ -101,6 +105,9 @@ typedef struct container {
 	unsigned refs;    /* the table's, plus each request holding it */
 	enum container_phase phase;
 	bool finishing;   /* container_finish runs (or ran) */
+	unsigned starting;/* proc_start calls in the engine, unlocked: the
+			   * engine container (ct), bundle and rootfs stay
+			   * until they have returned (container_finish) */
 	enum container_state state;
 	proc *procs;      /* main process first */
 	size_t n_execs;
@@ -130,6 +137,11 @@ struct sp_agent {
 	size_t stream_max;
 	sp_agent_tee tee;   /* fixed at sp_agent_new: read without the lock */
 	bool have_tee;
+	/* Serializes the engine's process starts (proc_start), which run
+	 * without `lock`: a fork inherits every fd open at that moment, and
+	 * a child holding another start's pipe or sync socket would delay
+	 * that start's EOF until it execs. Taken only without `lock` held. */
+	pthread_mutex_t engine_lock;
 	/* Serializes TEE calls (agent_tee_report): the sim PSP's port in the
 	 * guest opens once at a time. Never held while taking `lock`. */
 	pthread_mutex_t tee_lock;
@@ -233,7 +245,12 @@ void io_stop(sp_agent *a);
 /* Starts p through the container engine with pipes (or a pty) the agent
  * owns, and registers them for I/O: the container's init (created, held
  * until StartContainer) when p->c has no engine container yet, else an
- * exec of the OCI `process` object in json. On failure p->pid stays -1. */
+ * exec of the OCI `process` object in json. On failure p->pid stays -1.
+ * Called with the lock held and a reference on p->c; the lock is dropped
+ * around the engine call and the terminal hand-over (p->c->starting
+ * counts it; p is not touched meanwhile) and taken again before the
+ * result is committed into p (and p->c->ct for an init). The caller then
+ * looks at p->c->phase: it may have changed meanwhile. */
 int proc_start(sp_agent *a, proc *p, const char *json, size_t len,
 	       bool terminal, sp_err **err);
 /* The engine's state root: <state_dir>/oci. */
@@ -271,7 +288,8 @@ int h_get_oom_event(sp_agent *a, uint64_t deadline, reply *r);
 void containers_destroy_all(sp_agent *a);
 /* Stops and removes every container (DestroySandbox): 0, or
  * SP_ERR_SYSTEM (a process survived SIGKILL) / SP_ERR_TIMEOUT (still
- * being created at the deadline) with *stuck naming it. */
+ * being created at the deadline) / SP_ERR_STATE (an exec's start did not
+ * return) with *stuck naming it. */
 int containers_remove_all(sp_agent *a, uint64_t deadline, char **stuck);
 
 /* sandbox.c: the pod's shared resources (namespaces, /etc files, /dev/shm,

@@ -73,6 +73,13 @@ static proc *lookup(sp_agent *a, const char *method, const char *cid,
 	return p;
 }
 
+static int still_starting(reply *r, const char *method, const proc *p)
+{
+	return reply_err(r, SP_RPC_FAILED_PRECONDITION,
+			 "%s: process `%s` of container `%s` is still being started (its ExecProcess has not returned)",
+			 method, p->exec_id, p->c->id);
+}
+
 static int lookup_rc(reply *r)
 {
 	if (r->msg && strstr(r->msg, ": no "))
@@ -146,6 +153,31 @@ static proc *lookup_held(sp_agent *a, const char *method, const char *cid,
 	return p;
 }
 
+static void kill_all(container *c, int sig);
+
+/* A wait on the agent's condition of at most ms, also while stopping
+ * (agent_wait returns at once then). */
+static void wait_plain(sp_agent *a, unsigned ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_nsec += (long)ms * 1000000L;
+	ts.tv_sec += ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	pthread_cond_timedwait(&a->cond, &a->lock, &ts);
+}
+
+/* Until no proc_start runs on c (lock held, dropped while waiting). A
+ * start ends once its child has exec'd or died: what it put in c's
+ * cgroup is killed meanwhile. */
+static void wait_starts(sp_agent *a, container *c)
+{
+	while (c->starting) {
+		kill_all(c, SIGKILL);
+		wait_plain(a, 100);
+	}
+}
+
 /* Finishes a removal: c is CP_REMOVING, every process exited, the caller
  * holds a reference. The engine's state, the rootfs and the bundle are
  * deleted without the agent lock (slow disk work); then the id is
@@ -157,6 +189,9 @@ static void container_finish(sp_agent *a, container *c)
 	if (c->finishing || c->phase == CP_GONE)
 		return;
 	c->finishing = true;
+	/* A process start still in the engine uses ct, the bundle and the
+	 * rootfs: wait for it (only a forced finish can get here with one). */
+	wait_starts(a, c);
 	proc *p = c->procs;
 	c->procs = NULL;
 	c->n_execs = 0;
@@ -209,8 +244,11 @@ static void kill_all(container *c, int sig)
 			kill(p->pid, sig);
 }
 
+/* Every process exited and no start is under way (one could add one). */
 static bool all_exited(container *c)
 {
+	if (c->starting)
+		return false;
 	for (proc *p = c->procs; p; p = p->next)
 		if (p->pid > 0 && p->state != PROC_EXITED)
 			return false;
@@ -218,8 +256,10 @@ static bool all_exited(container *c)
 }
 
 /* SIGTERM and up to timeout_s seconds (when > 0 and processes run), then
- * SIGKILL until every process exited. The caller holds a reference.
- * SP_ERR_SYSTEM when one survives SIGKILL for 10 s. */
+ * SIGKILL until every process exited and no process start (proc_start,
+ * unlocked) is under way. The caller holds a reference. SP_ERR_SYSTEM
+ * when one survives SIGKILL for 10 s; SP_ERR_STATE when a start has not
+ * returned by then (it waits for the engine, behind another start). */
 static int kill_and_wait(sp_agent *a, container *c, unsigned timeout_s,
 			 uint64_t deadline)
 {
@@ -238,13 +278,14 @@ static int kill_and_wait(sp_agent *a, container *c, unsigned timeout_s,
 		nanosleep(&ts, NULL);
 		pthread_mutex_lock(&a->lock);
 		if (sp_now_ns() > dl)
-			return SP_ERR_SYSTEM;
+			return c->starting ? SP_ERR_STATE : SP_ERR_SYSTEM;
 	}
 	return 0;
 }
 
 /* Removes c (lock held). 0 once it is gone; SP_ERR_SYSTEM when a process
- * survived SIGKILL (the container stays; a later removal tries again);
+ * survived SIGKILL, SP_ERR_STATE when a process start (ExecProcess) did
+ * not return in time (the container stays; a later removal tries again);
  * SP_ERR_TIMEOUT when c is being created or removed by another request
  * that did not finish before the deadline (that request finishes the
  * removal: the creating one when its image pull returns). */
@@ -280,6 +321,12 @@ void containers_destroy_all(sp_agent *a)
 	/* Called while stopping: agent_wait returns at once, so this kills. */
 	while (a->containers) {
 		container *c = a->containers;
+		if (c->finishing) {
+			/* Another request finishes it (disk work, unlocked):
+			 * let it take the lock. */
+			wait_plain(a, 100);
+			continue;
+		}
 		if (container_remove(a, c, 0, 0) < 0 && a->containers == c) {
 			/* It survived SIGKILL, or a request that never returned
 			 * holds it: release it anyway (the holder keeps the
@@ -555,21 +602,28 @@ int h_create_container(sp_agent *a, const ACreateContainer *q, void **change,
 	text = json_dumps(spec, JSON_COMPACT);
 	if (!text)
 		sp_oom();
+	/* The engine creates the container without the lock (proc_start);
+	 * the id stays CP_CREATING meanwhile. */
 	proc *p = proc_new(c, "");
 	int started = proc_start(a, p, text, strlen(text), terminal, &e);
 	if (c->secrets)
 		explicit_bzero(text, strlen(text));
+	if (p->pid > 0)
+		c->procs = p; /* from now on collected and freed with c */
+	else
+		proc_bury(a, p);
 	if (started < 0) {
-		if (p->pid > 0) {
+		if (p->pid > 0)
 			kill(p->pid, SIGKILL);
-			c->procs = p; /* collected and freed with the container */
-		} else {
-			proc_bury(a, p);
-		}
 		rc = reply_sp_err(r, e, "CreateContainer");
 		goto fail;
 	}
-	c->procs = p;
+	if (c->phase != CP_CREATING) {
+		rc = reply_err(r, SP_RPC_ABORTED,
+			       "CreateContainer: container `%s` was removed while it was being created",
+			       c->id);
+		goto fail;
+	}
 	c->state = C_CREATED;
 	c->phase = CP_LIVE;
 	agent_broadcast(a);
@@ -616,6 +670,10 @@ int h_remove_container(sp_agent *a, const ARemoveContainer *q,
 		return no_container(r, "RemoveContainer", q->container_id);
 	unsigned t = q->timeout > 3600 ? 3600 : q->timeout;
 	int rc = container_remove(a, c, t, deadline);
+	if (rc == SP_ERR_STATE)
+		return reply_err(r, SP_RPC_UNAVAILABLE,
+				 "RemoveContainer: container `%s` is starting a process (ExecProcess) that has not returned; nothing was removed, try again",
+				 q->container_id);
 	if (rc == SP_ERR_TIMEOUT) {
 		int w = reply_wait_end(a, r, "RemoveContainer");
 		return w ? w : reply_err(r, SP_RPC_DEADLINE_EXCEEDED,
@@ -665,23 +723,52 @@ int h_exec_process(sp_agent *a, const AExecProcess *q, void **change,
 	_cleanup_free_ char *ptext = unsealed ? json_dumps(pj, JSON_COMPACT) : NULL;
 	if (unsealed && !ptext)
 		sp_oom();
+	/* The exec id is taken now (PROC_STARTING); the engine starts the
+	 * process without the lock, holding a reference on c. c's removal
+	 * meanwhile kills what the start put in its cgroup and waits for it
+	 * (all_exited); p stays linked until the start returned. */
 	proc *p = proc_new(c, q->exec_id);
+	p->next = c->procs->next;
+	c->procs->next = p;
+	c->n_execs++;
+	container_ref(c);
 	int rc = proc_start(a, p, ptext ? ptext : (const char *)q->process.data,
 			    ptext ? strlen(ptext) : q->process.len, terminal, &e);
 	if (ptext)
 		explicit_bzero(ptext, strlen(ptext));
 	if (p->pid <= 0) {
+		/* Nothing started: the id is free again, nothing recorded. */
+		for (proc **pp = &c->procs; *pp; pp = &(*pp)->next)
+			if (*pp == p) {
+				*pp = p->next;
+				break;
+			}
+		c->n_execs--;
 		proc_bury(a, p);
-		return reply_sp_err(r, e, "ExecProcess");
+		rc = c->phase != CP_LIVE
+			     ? reply_err(r, SP_RPC_ABORTED,
+					 "ExecProcess: container `%s` is being removed",
+					 q->container_id)
+			     : reply_sp_err(r, e, "ExecProcess");
+		container_unref(c);
+		return rc;
 	}
 	/* Linked even if the terminal never came (it was killed): its exit
 	 * is collected like any other. */
-	p->next = c->procs->next;
-	c->procs->next = p;
-	c->n_execs++;
+	if (c->phase != CP_LIVE) {
+		/* The removal began meanwhile: the process goes with the
+		 * container; its id is never recorded. */
+		kill(p->pid, SIGKILL);
+		rc = reply_err(r, SP_RPC_ABORTED,
+			       "ExecProcess: container `%s` is being removed; exec `%s` was killed",
+			       q->container_id, q->exec_id);
+		container_unref(c);
+		return rc;
+	}
 	/* The process exists: the policy records its id (until the agent
 	 * forgets the process, maybe_forget_exec). */
 	gate_commit(a, change);
+	container_unref(c);
 	if (rc < 0)
 		return reply_sp_err(r, e, "ExecProcess");
 	return reply_empty(r);
@@ -696,6 +783,8 @@ int h_signal_process(sp_agent *a, const ASignalProcess *q, reply *r)
 	proc *p = lookup(a, "SignalProcess", q->container_id, q->exec_id, r);
 	if (!p)
 		return lookup_rc(r);
+	if (p->state == PROC_STARTING)
+		return still_starting(r, "SignalProcess", p);
 	if (p->state == PROC_EXITED || p->pid <= 0)
 		return reply_empty(r); /* already gone: nothing left to signal */
 	if (p->state == PROC_CREATED && (q->signal == SIGKILL || q->signal == SIGTERM)) {
@@ -790,6 +879,15 @@ static int write_stdin(sp_agent *a, const AWriteStream *q, uint64_t deadline,
 		proc *p = lookup_held(a, "WriteStdin", q->container_id, q->exec_id, held, r);
 		if (!p)
 			return lookup_rc(r);
+		if (p->state == PROC_STARTING) {
+			/* Its ExecProcess has not returned: wait for the pipe. */
+			if (!agent_wait(a, deadline))
+				return reply_wait_end(a, r, "WriteStdin") ?:
+					reply_err(r, SP_RPC_DEADLINE_EXCEEDED,
+						  "WriteStdin: process `%s` was still being started at the deadline",
+						  q->exec_id);
+			continue;
+		}
 		if (p->stdin_fd < 0)
 			return reply_err(r, SP_RPC_FAILED_PRECONDITION,
 					 "WriteStdin: stdin of process `%s` is closed",
@@ -849,6 +947,8 @@ int h_close_stdin(sp_agent *a, const ACloseStdin *q, reply *r)
 	proc *p = lookup(a, "CloseStdin", q->container_id, q->exec_id, r);
 	if (!p)
 		return lookup_rc(r);
+	if (p->state == PROC_STARTING)
+		return still_starting(r, "CloseStdin", p);
 	if (p->stdin_fd >= 0) {
 		if (p->terminal) {
 			/* A terminal has no half-close: send the EOF character. */
@@ -867,6 +967,8 @@ int h_tty_win_resize(sp_agent *a, const ATtyWinResize *q, reply *r)
 	proc *p = lookup(a, "TtyWinResize", q->container_id, q->exec_id, r);
 	if (!p)
 		return lookup_rc(r);
+	if (p->state == PROC_STARTING)
+		return still_starting(r, "TtyWinResize", p);
 	if (!p->terminal || p->out.fd < 0)
 		return reply_err(r, SP_RPC_FAILED_PRECONDITION,
 				 "TtyWinResize: process `%s` has no terminal",

@@ -43,7 +43,9 @@ proc *proc_new(container *c, const char *exec_id)
 	p->pid = -1;
 	p->pidfd = p->stdin_fd = p->pty = -1;
 	p->out.fd = p->err.fd = -1;
-	p->out.eof = p->err.eof = true;
+	/* PROC_STARTING: no streams yet, but no end of them either (a
+	 * reader waits); proc_start or proc_bury decides. */
+	p->state = PROC_STARTING;
 	return p;
 }
 
@@ -104,57 +106,84 @@ int proc_start(sp_agent *a, proc *p, const char *json, size_t len,
 	       bool terminal, sp_err **err)
 {
 	container *c = p->c;
+	/* Read under the lock; none of them changes while c->starting > 0
+	 * (id, bundle and rootfs are fixed once the container exists; ct is
+	 * only set by an init's start, freed by container_finish, which
+	 * waits for starting to drop to 0). */
+	bool init = c->ct == NULL;
+	struct sp_container *ct = c->ct;
+	const char *id = c->id, *bundle = c->bundle, *rootfs = c->rootfs;
+	_cleanup_free_ char *root = oci_root(a);
+	c->starting++;
+	pthread_mutex_unlock(&a->lock);
+
 	/* in[0] out[1] er[1] con[1] go to the engine, which dups them into
-	 * the process; the agent keeps the other ends. */
+	 * the process; the agent keeps the other ends. They exist only
+	 * inside engine_lock: no other start's fork inherits them. */
 	int fds[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
 	int *in = fds, *out = fds + 2, *er = fds + 4, *con = fds + 6;
+	pid_t pid = -1;
+	int rc = 0;
+	pthread_mutex_lock(&a->engine_lock);
 	if (terminal) {
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, con) < 0)
-			return sp_error_sys(err, errno, "container `%s`: console socket", c->id);
+			rc = sp_error_sys(err, errno, "container `%s`: console socket", id);
 	} else if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 ||
 		   pipe2(er, O_CLOEXEC) < 0) {
-		int e = errno;
-		close_fds(fds, SP_ARRAY_LEN(fds));
-		return sp_error_sys(err, e, "container `%s`: stdio pipes", c->id);
+		rc = sp_error_sys(err, errno, "container `%s`: stdio pipes", id);
 	}
-	sp_stdio io = {.in = in[0], .out = out[1], .err = er[1]};
-	_cleanup_free_ char *root = oci_root(a);
-	sp_container_opts o = {.version = SP_CONTAINER_OPTS_VERSION,
-			       .state_root = root, .bundle = c->bundle,
-			       .console_fd = terminal ? con[1] : -1};
-	bool init = c->ct == NULL;
-	pid_t pid = -1;
-	int rc;
-	if (init) {
-		rc = sp_container_create(&c->ct, c->id, json, len, c->rootfs, &io, &o, err);
-		if (rc >= 0)
-			pid = sp_container_pid(c->ct);
-	} else {
-		rc = sp_container_exec(c->ct, json, len, &io, &o, &pid, err);
+	if (rc == 0) {
+		sp_stdio io = {.in = in[0], .out = out[1], .err = er[1]};
+		sp_container_opts o = {.version = SP_CONTAINER_OPTS_VERSION,
+				       .state_root = root, .bundle = bundle,
+				       .console_fd = terminal ? con[1] : -1};
+		if (init) {
+			rc = sp_container_create(&ct, id, json, len, rootfs, &io, &o, err);
+			if (rc >= 0)
+				pid = sp_container_pid(ct);
+		} else {
+			rc = sp_container_exec(ct, json, len, &io, &o, &pid, err);
+		}
 	}
 	int keep[] = {in[0], out[1], er[1], con[1]};
 	close_fds(keep, SP_ARRAY_LEN(keep));
 	in[0] = out[1] = er[1] = con[1] = -1;
+	pthread_mutex_unlock(&a->engine_lock);
+
+	/* The terminal: the process sends its pty master before it execs,
+	 * so it is normally there already; a process that dies first closes
+	 * the socket. At most 10 s, still without the lock. */
+	int pty = -1;
+	if (rc >= 0 && terminal)
+		pty = recv_pty(con[0]);
+	close_fds(con, 1);
+	int pidfd = -1;
+	if (rc >= 0 && !a->watch_child)
+		pidfd = pidfd_open_(pid); /* our child: a zombie until collected */
+
+	pthread_mutex_lock(&a->lock);
+	c->starting--;
+	agent_broadcast(a);
 	if (rc < 0) {
 		close_fds(fds, SP_ARRAY_LEN(fds));
 		return rc;
 	}
-
+	if (init)
+		c->ct = ct;
 	p->pid = pid;
 	if (a->watch_child)
 		a->watch_child(a, pid);
 	else
-		p->pidfd = pidfd_open_(pid);
+		p->pidfd = pidfd;
 	p->state = init ? PROC_CREATED : PROC_RUNNING;
 	if (terminal) {
-		int pty = recv_pty(con[0]);
-		close_fds(con, 1);
 		if (pty < 0) {
 			/* Linked anyway by the caller: the exit is collected. */
 			kill(pid, SIGKILL);
 			rc = sp_error(err, SP_ERR_SYSTEM,
 				      "container `%s`: the process did not send its terminal",
 				      c->id);
+			p->out.eof = p->err.eof = true;
 		} else {
 			p->pty = pty;
 			p->terminal = true;
@@ -180,6 +209,7 @@ int proc_start(sp_agent *a, proc *p, const char *json, size_t len,
 					 .data.u64 = (uint64_t)(uintptr_t)p | TAG_PROC};
 		epoll_ctl(a->epfd, EPOLL_CTL_ADD, p->pidfd, &ev);
 	}
+	agent_broadcast(a);
 	return rc < 0 ? rc : 0;
 }
 

@@ -358,6 +358,10 @@ int h_destroy_sandbox(sp_agent *a, uint64_t deadline, reply *r)
 					 "DestroySandbox: container `%s` is still being created (its image pull has not returned); it is removed when the pull ends, call DestroySandbox again",
 					 stuck);
 	}
+	if (rc == SP_ERR_STATE)
+		return reply_err(r, SP_RPC_UNAVAILABLE,
+				 "DestroySandbox: container `%s` is starting a process (ExecProcess) that has not returned; call DestroySandbox again",
+				 stuck);
 	if (rc < 0)
 		return reply_err(r, SP_RPC_INTERNAL,
 				 "DestroySandbox: container `%s` did not die after SIGKILL",
