@@ -124,6 +124,8 @@ static void update_empty(struct gctx *g, uint64_t gpa, size_t len, int type)
 		page_update(g, gpa + off, type, zero);
 }
 
+#define SEV_SECTIONS_MAX (16u << 20)
+
 static int ovmf_parse(struct ovmf *o, const uint8_t *data, size_t len,
 		      sp_err **err)
 {
@@ -200,6 +202,10 @@ static int ovmf_parse(struct ovmf *o, const uint8_t *data, size_t len,
 		return sp_error(err, SP_ERR_LIMIT,
 				"OVMF: %u SEV metadata sections (at most %zu)",
 				n, SP_ARRAY_LEN(o->sections));
+	/* Each section's pages are measured one by one: a footer claiming
+	 * gigabytes would take minutes (the fuzz campaign's timeout). OVMF's
+	 * sections cover tens of KiB; 16 MiB in all is far above that. */
+	uint64_t covered = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		struct section *s = &o->sections[i];
 		sp_reader_u32le(&r, &s->gpa);
@@ -212,6 +218,12 @@ static int ovmf_parse(struct ovmf *o, const uint8_t *data, size_t len,
 			return sp_error(err, SP_ERR_PARSE,
 					"OVMF: SEV section %u (0x%x+0x%x) is not "
 					"page-aligned", i, s->gpa, s->size);
+		covered += s->size;
+		if ((uint64_t)s->gpa + s->size > (1ull << 32) || covered > SEV_SECTIONS_MAX)
+			return sp_error(err, SP_ERR_LIMIT,
+					"OVMF: SEV section %u (0x%x+0x%x) ends beyond 4 GiB or "
+					"brings the sections past %u MiB",
+					i, s->gpa, s->size, SEV_SECTIONS_MAX >> 20);
 	}
 	o->n_sections = n;
 	return 0;
