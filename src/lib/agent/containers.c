@@ -495,6 +495,15 @@ static int resolve_rootfs(sp_agent *a, const ACreateContainer *q, container *c,
 	return 0;
 }
 
+/* RemoveContainer (or DestroySandbox) came while CreateContainer had the
+ * lock dropped: the creation gives up, and finishing the removal is its. */
+static int removed_while_creating(const container *c, reply *r)
+{
+	return reply_err(r, SP_RPC_ABORTED,
+			 "CreateContainer: container `%s` was removed while it was being created",
+			 c->id);
+}
+
 int h_create_container(sp_agent *a, const ACreateContainer *q, void **change,
 		       reply *r)
 {
@@ -551,9 +560,7 @@ int h_create_container(sp_agent *a, const ACreateContainer *q, void **change,
 	if (c->phase != CP_CREATING) {
 		/* RemoveContainer (or DestroySandbox) came while the lock was
 		 * dropped: give up; finishing the removal is ours. */
-		rc = reply_err(r, SP_RPC_ABORTED,
-			       "CreateContainer: container `%s` was removed while it was being created",
-			       c->id);
+		rc = removed_while_creating(c, r);
 		goto fail;
 	}
 	if (rc != 0)
@@ -564,33 +571,15 @@ int h_create_container(sp_agent *a, const ACreateContainer *q, void **change,
 #ifdef SP_AGENT_HAVE_POLICY
 	pidx = a->policy_state ? sp_policy_state_container(a->policy_state, c->id) : -1;
 #endif
-	if (agent_unseal_env(a, pidx, process, &c->secrets, &e) < 0) {
-		rc = c->phase != CP_CREATING
-			     ? reply_err(r, SP_RPC_ABORTED,
-					 "CreateContainer: container `%s` was removed while it was being created",
-					 c->id)
-			     : reply_sp_err(r, e, "CreateContainer");
-		goto fail;
-	}
-	if (c->phase != CP_CREATING) {
-		rc = reply_err(r, SP_RPC_ABORTED,
-			       "CreateContainer: container `%s` was removed while it was being created",
-			       c->id);
-		goto fail;
-	}
 	/* Sealed Secret volume files: the container mounts its own copy. */
-	if (agent_unseal_volumes(a, c->bundle, spec, &e) < 0) {
-		rc = c->phase != CP_CREATING
-			     ? reply_err(r, SP_RPC_ABORTED,
-					 "CreateContainer: container `%s` was removed while it was being created",
-					 c->id)
-			     : reply_sp_err(r, e, "CreateContainer");
+	if (agent_unseal_env(a, pidx, process, &c->secrets, &e) < 0 ||
+	    (c->phase == CP_CREATING && agent_unseal_volumes(a, c->bundle, spec, &e) < 0)) {
+		rc = c->phase != CP_CREATING ? removed_while_creating(c, r)
+					     : reply_sp_err(r, e, "CreateContainer");
 		goto fail;
 	}
 	if (c->phase != CP_CREATING) {
-		rc = reply_err(r, SP_RPC_ABORTED,
-			       "CreateContainer: container `%s` was removed while it was being created",
-			       c->id);
+		rc = removed_while_creating(c, r);
 		goto fail;
 	}
 	/* After the pull (the lock was dropped): the sandbox may have
@@ -619,9 +608,7 @@ int h_create_container(sp_agent *a, const ACreateContainer *q, void **change,
 		goto fail;
 	}
 	if (c->phase != CP_CREATING) {
-		rc = reply_err(r, SP_RPC_ABORTED,
-			       "CreateContainer: container `%s` was removed while it was being created",
-			       c->id);
+		rc = removed_while_creating(c, r);
 		goto fail;
 	}
 	c->state = C_CREATED;

@@ -85,6 +85,18 @@ static void pending_clear(struct pending *p, size_t n)
 	free(p);
 }
 
+/* One KBS client for a request's unsealing: the policy's broker, its CA,
+ * this guest's TEE evidence. */
+static void broker_client(sp_agent *a, const struct attest_kbs_ref *kr, sp_kbs_client_opts *o,
+			  sp_sealed_kbs *k)
+{
+	sp_kbs_client_opts_init(o);
+	o->ca_file = kr->ca_file;
+	o->timeout_s = UNSEAL_TIMEOUT_S;
+	*k = (sp_sealed_kbs){.url = kr->url, .tee = a->tee.kind, .evidence = agent_kbs_evidence,
+			     .evidence_ctx = a, .opts = o};
+}
+
 int agent_unseal_env(sp_agent *a, int index, json_t *process, json_t **secrets, sp_err **err)
 {
 	*secrets = NULL;
@@ -135,11 +147,8 @@ int agent_unseal_env(sp_agent *a, int index, json_t *process, json_t **secrets, 
 		return (*err)->code;
 	}
 	sp_kbs_client_opts o;
-	sp_kbs_client_opts_init(&o);
-	o.ca_file = kr.ca_file;
-	o.timeout_s = UNSEAL_TIMEOUT_S;
-	sp_sealed_kbs k = {.url = kr.url, .tee = a->tee.kind, .evidence = agent_kbs_evidence,
-			   .evidence_ctx = a, .opts = &o};
+	sp_sealed_kbs k;
+	broker_client(a, &kr, &o, &k);
 	json_t *out = json_object();
 	int r = 0;
 	/* Network I/O: without the agent lock (the caller holds a
@@ -414,11 +423,8 @@ int agent_unseal_volumes(sp_agent *a, const char *bundle, json_t *spec, sp_err *
 	_cleanup_free_ char *sb = sandbox_dir(a);
 	_cleanup_free_ char *base = sp_xasprintf("%s/sealed-volumes", bundle);
 	sp_kbs_client_opts o;
-	sp_kbs_client_opts_init(&o);
-	o.ca_file = kr.ca_file;
-	o.timeout_s = UNSEAL_TIMEOUT_S;
-	sp_sealed_kbs k = {.url = kr.url, .tee = a->tee.kind, .evidence = agent_kbs_evidence,
-			   .evidence_ctx = a, .opts = &o};
+	sp_sealed_kbs k;
+	broker_client(a, &kr, &o, &k);
 	char **copies = sp_xcalloc(nv, sizeof(char *));
 	/* File and broker I/O without the agent lock (the caller holds a
 	 * reference on its container and looks at its phase afterwards). */
