@@ -841,6 +841,30 @@ def sealed_pod_yaml(sealed_a):
     return pod
 
 
+def sealed_broker(t, admin_token):
+    """A sim PSP's key chain (measurement zero) and sealpod-kbs trusting
+    it, with an admin token: (url, port, PSP state dir, measurement)."""
+    import test_kbs
+    meas = "00" * 48
+    state = t.path("sealed-psp-state")
+    os.makedirs(state, exist_ok=True)
+    t.run([t.prog("sealpod"), "sim-psp", "--state", state, "--measurement", meas,
+           "--out", t.path("warm.bin")], check=True, timeout=300)
+    t.admin_token = admin_token
+    t.admin_file = t.path("admin.token")
+    with open(t.admin_file, "w") as f:
+        f.write(t.admin_token + "\n")
+    url, port = test_kbs.start_kbs(t, "kbs", ["--allow-sim", "--sim-root",
+                                              os.path.join(state, "ark.pem"),
+                                              "--allow-measurement", meas])
+    return url, port, state, meas
+
+
+def sealed_value(t, resource):
+    return t.run([t.prog("sealpod"), "kbs", "seal", "kbs:///" + resource],
+                 check=True).stdout.strip()
+
+
 def test_sealed_env_native(t):
     """Sealed secrets in a container's env: unsealed by the agent at
     CreateContainer through the policy's broker (attesting with its sim
@@ -850,27 +874,11 @@ def test_sealed_env_native(t):
     tampered value (another resource, a broken payload), a plain value in a
     sealed variable and a sealed value in another variable are refused by
     the policy."""
-    import base64
     import agentpod
     import test_kbs
     s = t.prog("sealpod")
-    meas = "00" * 48
-    state = t.path("sealed-psp-state")
-    os.makedirs(state, exist_ok=True)
-    t.run([s, "sim-psp", "--state", state, "--measurement", meas, "--out", t.path("warm.bin")],
-          check=True, timeout=300)
-    t.admin_token = "sealed-test-admin-token-0123456789"
-    t.admin_file = t.path("admin.token")
-    with open(t.admin_file, "w") as f:
-        f.write(t.admin_token + "\n")
-    url, port = test_kbs.start_kbs(t, "kbs", ["--allow-sim", "--sim-root",
-                                              os.path.join(state, "ark.pem"),
-                                              "--allow-measurement", meas])
-
-    def seal(res):
-        return t.run([s, "kbs", "seal", "kbs:///" + res], check=True).stdout.strip()
-    good, other = seal("r/t/sealed"), seal("r/t/other")
-    unlisted = seal("r/t/unlisted")
+    url, port, state, meas = sealed_broker(t, "sealed-test-admin-token-0123456789")
+    good, other, unlisted = [sealed_value(t, "r/t/" + n) for n in ("sealed", "other", "unlisted")]
     pod = agentpod.Pod(t, gen_args=["--kbs", url], yaml_text=sealed_pod_yaml(good),
                        prefix="sealed")
     pol = json.loads(pod.policy)
@@ -1021,22 +1029,8 @@ def test_sealed_volume_native(t):
     import agentpod
     import test_kbs
     s = t.prog("sealpod")
-    meas = "00" * 48
-    state = t.path("sealed-psp-state")
-    os.makedirs(state, exist_ok=True)
-    t.run([s, "sim-psp", "--state", state, "--measurement", meas, "--out", t.path("warm.bin")],
-          check=True, timeout=300)
-    t.admin_token = "sealed-vol-admin-token-0123456789"
-    t.admin_file = t.path("admin.token")
-    with open(t.admin_file, "w") as f:
-        f.write(t.admin_token + "\n")
-    url, port = test_kbs.start_kbs(t, "kbs", ["--allow-sim", "--sim-root",
-                                              os.path.join(state, "ark.pem"),
-                                              "--allow-measurement", meas])
-
-    def seal(res):
-        return t.run([s, "kbs", "seal", "kbs:///" + res], check=True).stdout.strip()
-    good, other, unlisted = seal("r/t/sealed"), seal("r/t/other"), seal("r/t/unlisted")
+    url, port, state, meas = sealed_broker(t, "sealed-vol-admin-token-0123456789")
+    good, other, unlisted = [sealed_value(t, "r/t/" + n) for n in ("sealed", "other", "unlisted")]
     pod = agentpod.Pod(t, gen_args=["--kbs", url], yaml_text=sealed_volume_pod_yaml(),
                        prefix="sealedvol")
     pol = json.loads(pod.policy)
