@@ -332,3 +332,19 @@ def sanitizer_reports(path):
     marks = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
     hits = [line for line in text.splitlines() if any(m in line for m in marks)]
     return "\n".join(hits)
+
+
+def atomic_writer_dir(path, files):
+    """A volume directory as kubelet's atomic writer leaves it: the files in
+    a timestamped directory, ..data linking to it, and each key a link
+    through ..data. Returns path."""
+    ts = "..2026_01_02_03_04_05.000000001"
+    os.makedirs(os.path.join(path, ts))
+    for key, value in files.items():
+        with open(os.path.join(path, ts, key), "w") as f:
+            f.write(value)
+        os.chmod(os.path.join(path, ts, key), 0o644)
+    os.symlink(ts, os.path.join(path, "..data"))
+    for key in files:
+        os.symlink(os.path.join("..data", key), os.path.join(path, key))
+    return path

@@ -214,21 +214,6 @@ def _check_running_pod(t, rs, ids, logdir):
             "side reads what web wrote into the shared emptyDir", _read(side))
 
 
-def _atomic_writer_dir(path, files):
-    """A volume directory as kubelet's atomic writer leaves it: the files in
-    a timestamped directory, ..data linking to it, and each key a link
-    through ..data."""
-    ts = "..2024_01_02_03_04_05.000000001"
-    os.makedirs(os.path.join(path, ts))
-    for key, value in files.items():
-        with open(os.path.join(path, ts, key), "w") as f:
-            f.write(value)
-        os.chmod(os.path.join(path, ts, key), 0o644)
-    os.symlink(ts, os.path.join(path, "..data"))
-    for key in files:
-        os.symlink(os.path.join("..data", key), os.path.join(path, key))
-
-
 def _kubelet_volumes(root, uid):
     """Host directories laid out as kubelet's pod volumes (CRI has no
     ConfigMap API) and each container's CRI mounts of them."""
@@ -237,8 +222,8 @@ def _kubelet_volumes(root, uid):
     conf = os.path.join(vols, "kubernetes.io~configmap", "conf")
     creds = os.path.join(vols, "kubernetes.io~secret", "creds")
     scratch = os.path.join(vols, "kubernetes.io~empty-dir", "scratch")
-    _atomic_writer_dir(conf, {"greeting": CONF_VALUE})
-    _atomic_writer_dir(creds, {"password": SECRET_VALUE})
+    shimtest.atomic_writer_dir(conf, {"greeting": CONF_VALUE})
+    shimtest.atomic_writer_dir(creds, {"password": SECRET_VALUE})
     os.makedirs(scratch)
     shared = cri.msg("Mount", container_path="/shared", host_path=scratch)
     return {
@@ -257,7 +242,7 @@ def _check_hostile_volume(t, rs, sid, sandbox_config):
     m = t.module
     trap = os.path.join(m.path("kubelet"), "pods", sandbox_config.metadata.uid, "volumes",
                         "kubernetes.io~configmap", "trap")
-    _atomic_writer_dir(trap, {"ok": "fine"})
+    shimtest.atomic_writer_dir(trap, {"ok": "fine"})
     os.symlink("/etc/hostname", os.path.join(trap, "leak"))
     cfg = cri.msg("ContainerConfig", metadata=cri.msg("ContainerMetadata", name="trapped"),
                   image=cri.msg("ImageSpec", image=IMAGE), log_path="trapped.log",

@@ -548,17 +548,8 @@ def kubelet_secret_volume(root, uid, name, files):
     """A Secret volume as kubelet's atomic writer leaves it on the host:
     the files in a timestamped directory, ..data linking to it, each key a
     link through ..data. Returns its directory."""
-    path = os.path.join(root, "pods", uid, "volumes", "kubernetes.io~secret", name)
-    ts = "..2026_01_02_03_04_05.000000001"
-    os.makedirs(os.path.join(path, ts))
-    for key, value in files.items():
-        with open(os.path.join(path, ts, key), "w") as f:
-            f.write(value)
-        os.chmod(os.path.join(path, ts, key), 0o644)
-    os.symlink(ts, os.path.join(path, "..data"))
-    for key in files:
-        os.symlink(os.path.join("..data", key), os.path.join(path, key))
-    return path
+    return shimtest.atomic_writer_dir(
+        os.path.join(root, "pods", uid, "volumes", "kubernetes.io~secret", name), files)
 
 
 def start_broker(t, m):
