@@ -84,18 +84,27 @@ def usage(pid):
     return rss, len(os.listdir("/proc/%d/fd" % pid))
 
 
-def flat(t, samples, what):
+def flat(t, samples, what, more=None):
     """samples: (RSS KiB, fds) before and after each quarter of the run.
     The allocator settles over the first few hundred requests, slower on a
     loaded machine (seen: +3 MiB in the first quarter, then +1.2, +1.1,
     +0.3; alone, 2,000 cycles end flat at the same level); a leak grows
     every quarter alike. So: fds never grow, the whole run adds < 8 MiB
     (a stream buffer leaked per request, 64 KiB, is 64 MiB), and the last
-    quarter adds < 512 KiB (a leak of 2 KiB per request fails it)."""
+    quarter adds < 512 KiB (a leak of 2 KiB per request fails it). Under
+    heavy load the settling can still reach the fourth quarter (seen once:
+    +696 KiB): more(), when given, runs up to two more quarters, and the
+    last of them must add < 512 KiB; a steady leak fails every one."""
     rss = [s[0] for s in samples]
+    t.check(rss[-1] - rss[0] < 8192, "resident memory grows < 8 MiB over " + what, rss)
+    for _ in range(2 if more else 0):
+        if rss[-1] - rss[-2] < 512:
+            break
+        samples.append(more())
+        rss.append(samples[-1][0])
+        print("one more quarter of %s: RSS %s KiB" % (what, rss))
     t.check(max(s[1] for s in samples) <= samples[0][1], "open fds stay flat over " + what,
             samples)
-    t.check(rss[-1] - rss[0] < 8192, "resident memory grows < 8 MiB over " + what, rss)
     t.check(rss[-1] - rss[-2] < 512, "the last quarter of %s adds < 512 KiB" % what, rss)
 
 
@@ -140,7 +149,14 @@ def test_thousand_execs_keep_the_agent_flat(t):
     print("%d execs in %.1f s; agent RSS %d -> %d KiB, fds %d -> %d" % (
         EXECS, took, before[0], after[0], before[1], after[1]))
     t.check(after[1] <= before[1], "open fds stay flat", (before, after))
-    flat(t, samples, "%d execs" % EXECS)
+    extra = [WARM + EXECS]
+
+    def more():
+        for i in range(extra[0], extra[0] + EXECS // 4):
+            one(i)
+        extra[0] += EXECS // 4
+        return usage(a.proc.pid)
+    flat(t, samples, "%d execs" % EXECS, more)
     t.check(a.alive(), "agent alive", a.log_text())
     a.c.call("RemoveContainer", container_id="app", timeout=1, timeout_s=60)
     a.c.call("DestroySandbox", timeout_s=60)
@@ -213,7 +229,14 @@ def test_thousand_create_remove_cycles_keep_the_agent_flat(t):
     print("%d create/start/wait/remove cycles in %.1f s; agent RSS %d -> %d KiB, fds %d -> %d"
           % (CYCLES, took, before[0], after[0], before[1], after[1]))
     t.check(after[1] <= before[1], "open fds stay flat", (before, after))
-    flat(t, samples, "%d cycles" % CYCLES)
+    extra = [WARM + CYCLES]
+
+    def more():
+        for i in range(extra[0], extra[0] + CYCLES // 4):
+            one(i)
+        extra[0] += CYCLES // 4
+        return usage(a.proc.pid)
+    flat(t, samples, "%d cycles" % CYCLES, more)
     left = os.listdir(a.t.path("state", "containers")) \
         if os.path.isdir(a.t.path("state", "containers")) else []
     t.eq(left, [], "no container state left behind")
