@@ -18,9 +18,11 @@
 #include "sealpod/hash.h"
 #include "sealpod/json.h"
 #include "sealpod/log.h"
+#include "sealpod/ttrpc.h"
 #include "shim.h"
 
 #define SPEC_MAX (8u << 20)
+#define SHIM_PROBE_NS (1000ull * 1000 * 1000)
 
 int shim_read_spec(json_t **out, const char *bundle, sp_err **err)
 {
@@ -78,16 +80,28 @@ static char *group_of(const json_t *spec, const char *id)
 	return sp_xstrdup(sid && *sid ? sid : id);
 }
 
+/* Whether a shim serves on path: a Task call answered within a second.
+ * A bare connect() is not enough: the kernel queues connections on a
+ * listening socket that some other process still holds open (seen after a
+ * SIGKILLed shim, under load), and nobody would ever answer them. */
 static bool socket_answers(const char *path)
 {
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
+	_cleanup_free_ char *addr = sp_xasprintf("unix:%s", path);
+	int fd = -1;
+	if (sp_ttrpc_dial(&fd, addr, SHIM_PROBE_NS, NULL) < 0)
 		return false;
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	bool ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-	close(fd);
-	return ok;
+	sp_ttrpc_client *c = sp_ttrpc_client_new(fd);
+	int code = SP_RPC_UNAVAILABLE;
+	uint8_t *resp = NULL;
+	size_t len = 0;
+	_cleanup_err_ sp_err *err = NULL;
+	/* An empty ConnectRequest: any status but a transport failure or
+	 * the deadline means a shim read it and answered. */
+	int r = sp_ttrpc_client_call(c, "containerd.task.v2.Task", "Connect", NULL, 0, NULL, 0,
+				     SHIM_PROBE_NS, &resp, &len, &code, &err);
+	free(resp);
+	sp_ttrpc_client_free(c);
+	return r == 0 || (code != SP_RPC_UNAVAILABLE && code != SP_RPC_DEADLINE_EXCEEDED);
 }
 
 /* Runtime options on stdin (a protobuf Any): the runtime configuration

@@ -41,6 +41,14 @@ def example(name):
     return os.path.join(ROOT, "examples", name)
 
 
+def gone_or_zombie(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
 def qemu_pids(pod):
     """QEMU processes of this pod's sandboxes (their run directory is
     /run/sealpod/<pod>-<random>/); other modules' VMs run in parallel."""
@@ -366,6 +374,9 @@ def test_detached_pod_whose_supervisor_died(t):
     t.check(qemu_pids(n), "its UVM runs")
     os.kill(int(sup[0]), signal.SIGKILL)
     t.wait_for(lambda: not qemu_pids(n), 30, "the UVM to go with its supervisor")
+    # SIGKILL is delivered at once but a process exits thread by thread:
+    # its lock goes only when the last one has (seen under load).
+    t.wait_for(lambda: gone_or_zombie(int(sup[0])), 30, "the supervisor to be gone")
     t.check(os.path.isdir(os.path.join(PODS, n)), "the state directory outlived it (stale)")
     ps = sealpod(t, "ps")
     t.eq(ps.returncode, 0, "ps exit code\n" + ps.stderr)
