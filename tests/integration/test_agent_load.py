@@ -108,6 +108,19 @@ def flat(t, samples, what, more=None):
     t.check(rss[-1] - rss[-2] < 512, "the last quarter of %s adds < 512 KiB" % what, rss)
 
 
+def quarters(a, one, first_i, n):
+    """flat()'s more(): each call runs one(i) for the next n values of i
+    and returns the agent's usage after them."""
+    nxt = [first_i]
+
+    def more():
+        for i in range(nxt[0], nxt[0] + n):
+            one(i)
+        nxt[0] += n
+        return usage(a.proc.pid)
+    return more
+
+
 def start_pod(t):
     m = t.module
     a = test_agent.Agent(t, image_store=m.layout)
@@ -149,14 +162,7 @@ def test_thousand_execs_keep_the_agent_flat(t):
     print("%d execs in %.1f s; agent RSS %d -> %d KiB, fds %d -> %d" % (
         EXECS, took, before[0], after[0], before[1], after[1]))
     t.check(after[1] <= before[1], "open fds stay flat", (before, after))
-    extra = [WARM + EXECS]
-
-    def more():
-        for i in range(extra[0], extra[0] + EXECS // 4):
-            one(i)
-        extra[0] += EXECS // 4
-        return usage(a.proc.pid)
-    flat(t, samples, "%d execs" % EXECS, more)
+    flat(t, samples, "%d execs" % EXECS, quarters(a, one, WARM + EXECS, EXECS // 4))
     t.check(a.alive(), "agent alive", a.log_text())
     a.c.call("RemoveContainer", container_id="app", timeout=1, timeout_s=60)
     a.c.call("DestroySandbox", timeout_s=60)
@@ -229,14 +235,7 @@ def test_thousand_create_remove_cycles_keep_the_agent_flat(t):
     print("%d create/start/wait/remove cycles in %.1f s; agent RSS %d -> %d KiB, fds %d -> %d"
           % (CYCLES, took, before[0], after[0], before[1], after[1]))
     t.check(after[1] <= before[1], "open fds stay flat", (before, after))
-    extra = [WARM + CYCLES]
-
-    def more():
-        for i in range(extra[0], extra[0] + CYCLES // 4):
-            one(i)
-        extra[0] += CYCLES // 4
-        return usage(a.proc.pid)
-    flat(t, samples, "%d cycles" % CYCLES, more)
+    flat(t, samples, "%d cycles" % CYCLES, quarters(a, one, WARM + CYCLES, CYCLES // 4))
     left = os.listdir(a.t.path("state", "containers")) \
         if os.path.isdir(a.t.path("state", "containers")) else []
     t.eq(left, [], "no container state left behind")
