@@ -17,6 +17,7 @@
 #include "sealpod/kbs.h"
 #include "sealpod/sealed.h"
 #include "sealpod/snp.h"
+#include "vectors.h"
 
 #define VEC SP_SOURCE_ROOT "/tests/vectors/snp/"
 
@@ -373,25 +374,6 @@ static void test_sessions(void **state)
 
 /* ---- The sev crate's object form of a report (guest-components) ---- */
 
-static uint8_t *load_vec(const char *path, size_t *len)
-{
-	uint8_t *d = NULL;
-	sp_err *err = NULL;
-	if (sp_read_file(&d, len, path, 1 << 20, &err) < 0)
-		fail_msg("%s", sp_err_msg(err));
-	if (strstr(path, ".hex")) {
-		uint8_t *raw = NULL;
-		size_t n = 0;
-		char *s = (char *)d;
-		s[strcspn(s, "\r\n")] = '\0';
-		assert_int_equal(sp_hex_decode_alloc(&raw, &n, s, &err), 0);
-		free(d);
-		*len = n;
-		return raw;
-	}
-	return d;
-}
-
 struct sevcase {
 	const char *report, *vek, *chain;
 	time_t at;
@@ -443,9 +425,9 @@ static void test_sev_report_json(void **state)
 	for (size_t i = 0; i < SP_ARRAY_LEN(sevcases); i++) {
 		const struct sevcase *c = &sevcases[i];
 		size_t len, vl, cl;
-		_cleanup_free_ uint8_t *rep = load_vec(c->report, &len);
-		_cleanup_free_ uint8_t *vek = load_vec(c->vek, &vl);
-		_cleanup_free_ uint8_t *chain = load_vec(c->chain, &cl);
+		_cleanup_free_ uint8_t *rep = load_vector(c->report, &len);
+		_cleanup_free_ uint8_t *vek = load_vector(c->vek, &vl);
+		_cleanup_free_ uint8_t *chain = load_vector(c->chain, &cl);
 		_cleanup_err_ sp_err *err = NULL;
 		_cleanup_json_ json_t *o = NULL;
 		if (sp_kbs_sev_report_to_json(&o, rep, len, &err) < 0)
@@ -502,7 +484,7 @@ static void test_sev_report_json(void **state)
 static void test_sev_report_json_refused(void **state)
 {
 	size_t len;
-	_cleanup_free_ uint8_t *rep = load_vec(sevcases[1].report, &len);
+	_cleanup_free_ uint8_t *rep = load_vector(sevcases[1].report, &len);
 	_cleanup_json_ json_t *o = NULL;
 	uint8_t back[SP_SNP_REPORT_LEN];
 	sp_err *err = NULL;

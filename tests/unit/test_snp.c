@@ -17,35 +17,17 @@
 #include "sealpod/file.h"
 #include "sealpod/hash.h"
 #include "sealpod/snp.h"
+#include "vectors.h"
 #include "sealpod/tee.h"
 #include "snp/tee-abi.h"
 
 #define VEC SP_SOURCE_ROOT "/tests/vectors/snp/"
 #define MVEC SP_SOURCE_ROOT "/tests/vectors/measure/"
 
-static uint8_t *load(const char *path, size_t *len)
-{
-	uint8_t *d = NULL;
-	sp_err *err = NULL;
-	if (sp_read_file(&d, len, path, 1 << 20, &err) < 0)
-		fail_msg("%s", sp_err_msg(err));
-	if (strstr(path, ".hex")) {
-		uint8_t *raw = NULL;
-		size_t n = 0;
-		char *s = (char *)d;
-		s[strcspn(s, "\r\n")] = '\0';
-		assert_int_equal(sp_hex_decode_alloc(&raw, &n, s, &err), 0);
-		free(d);
-		*len = n;
-		return raw;
-	}
-	return d;
-}
-
 static void add_file(sp_snp_verifier *v, const char *path)
 {
 	size_t n;
-	uint8_t *d = load(path, &n);
+	uint8_t *d = load_vector(path, &n);
 	sp_err *err = NULL;
 	if (sp_snp_verifier_add_certs(v, d, n, &err) < 0)
 		fail_msg("%s: %s", path, sp_err_msg(err));
@@ -128,7 +110,7 @@ static void test_vectors_verify(void **state)
 	for (size_t i = 0; i < SP_ARRAY_LEN(cases); i++) {
 		const struct vcase *c = &cases[i];
 		size_t len;
-		uint8_t *rep = load(c->report, &len);
+		uint8_t *rep = load_vector(c->report, &len);
 		sp_snp_verifier *v = verifier_for(c);
 		sp_err *err = NULL;
 		if (verify_case(v, c, rep, len, &err) < 0)
@@ -149,7 +131,7 @@ static void test_vector_facts(void **state)
 	size_t len;
 	sp_snp_report r;
 	sp_snp_tcb t;
-	uint8_t *rep = load(cases[0].report, &len);
+	uint8_t *rep = load_vector(cases[0].report, &len);
 	assert_int_equal(sp_snp_report_parse(&r, rep, len, NULL), 0);
 	assert_int_equal(r.version, 2);
 	assert_int_equal(r.policy, 0xb0000);
@@ -162,7 +144,7 @@ static void test_vector_facts(void **state)
 	assert_int_equal(t.ucode, 68);
 	free(rep);
 
-	rep = load(cases[1].report, &len);
+	rep = load_vector(cases[1].report, &len);
 	assert_int_equal(sp_snp_report_parse(&r, rep, len, NULL), 0);
 	sp_snp_tcb_decode(r.reported_tcb, SP_SNP_CPU_MILAN, &t);
 	assert_int_equal(t.bl, 3);
@@ -176,7 +158,7 @@ static void test_vector_facts(void **state)
 	json_decref(j);
 	free(rep);
 
-	rep = load(cases[3].report, &len);
+	rep = load_vector(cases[3].report, &len);
 	assert_int_equal(sp_snp_report_parse(&r, rep, len, NULL), 0);
 	assert_int_equal(r.version, 3);
 	assert_int_equal(sp_snp_signing_key(&r), SP_SNP_KEY_VLEK);
@@ -203,7 +185,7 @@ static void test_every_bit_flip_fails(void **state)
 {
 	const struct vcase *c = &cases[2];
 	size_t len;
-	uint8_t *rep = load(c->report, &len);
+	uint8_t *rep = load_vector(c->report, &len);
 	sp_snp_verifier *v = verifier_for(c);
 	assert_int_equal(verify_case(v, c, rep, len, NULL), 0);
 	size_t failures = 0;
@@ -233,7 +215,7 @@ static void test_upstream_mutations(void **state)
 	sp_err *err = NULL;
 	size_t len;
 	/* virtee: byte 21 bit 7 */
-	uint8_t *rep = load(cases[1].report, &len);
+	uint8_t *rep = load_vector(cases[1].report, &len);
 	sp_snp_verifier *v = verifier_for(&cases[1]);
 	rep[21] ^= 0x80;
 	assert_int_equal(verify_case(v, &cases[1], rep, len, &err),
@@ -243,7 +225,7 @@ static void test_upstream_mutations(void **state)
 	free(rep);
 
 	/* trustee: byte 42 + 1 -> signature; byte 0x180 + 1 -> TCB */
-	rep = load(cases[2].report, &len);
+	rep = load_vector(cases[2].report, &len);
 	v = verifier_for(&cases[2]);
 	rep[42]++;
 	assert_int_equal(verify_case(v, &cases[2], rep, len, &err),
@@ -271,7 +253,7 @@ static void test_vlek_time_window(void **state)
 {
 	const struct vcase *c = &cases[3];
 	size_t len;
-	uint8_t *rep = load(c->report, &len);
+	uint8_t *rep = load_vector(c->report, &len);
 	sp_snp_verifier *v = verifier_for(c);
 	struct vcase k = *c;
 	sp_err *err = NULL;
@@ -313,10 +295,10 @@ static void test_invalid_certs(void **state)
 		VEC "trustee/deps_verifier_test_data_snp_test-vcek-invalid-new.der",
 	};
 	size_t len;
-	uint8_t *rep = load(cases[2].report, &len);
+	uint8_t *rep = load_vector(cases[2].report, &len);
 	for (size_t i = 0; i < 2; i++) {
 		size_t n;
-		uint8_t *der = load(files[i], &n);
+		uint8_t *der = load_vector(files[i], &n);
 		/* The hwID parses in both encodings ... */
 		sp_snp_vek_info info;
 		assert_int_equal(sp_snp_vek_info_parse(&info, der, n, NULL), 0);
@@ -333,7 +315,7 @@ static void test_invalid_certs(void **state)
 	free(rep);
 	/* Turin VCEK: FMC SPL and an 8-byte hwID. */
 	size_t n;
-	uint8_t *der = load(VEC "virtee-sev/tests_certs_data_vcek_turin.der", &n);
+	uint8_t *der = load_vector(VEC "virtee-sev/tests_certs_data_vcek_turin.der", &n);
 	sp_snp_vek_info info;
 	assert_int_equal(sp_snp_vek_info_parse(&info, der, n, NULL), 0);
 	assert_string_equal(info.product, "Turin");
@@ -350,7 +332,7 @@ static void test_appraisal(void **state)
 	sp_err *err = NULL;
 	size_t len;
 	/* debug refused unless allowed */
-	uint8_t *rep = load(cases[0].report, &len);
+	uint8_t *rep = load_vector(cases[0].report, &len);
 	sp_snp_verifier *v = verifier_for(&cases[0]);
 	sp_snp_appraisal a;
 	sp_snp_appraisal_init(&a);
@@ -398,10 +380,10 @@ static void test_appraisal(void **state)
 	free(rep);
 
 	/* ms-aci: HOST_DATA is the SHA-256 of the decoded policy. */
-	rep = load(cases[4].report, &len);
+	rep = load_vector(cases[4].report, &len);
 	v = verifier_for(&cases[4]);
 	size_t pn;
-	uint8_t *pol64 = load(VEC "ms-aci/pkg_attest_test_data_uvm_security_policy.base64", &pn);
+	uint8_t *pol64 = load_vector(VEC "ms-aci/pkg_attest_test_data_uvm_security_policy.base64", &pn);
 	while (pn && (pol64[pn - 1] == '\n' || pol64[pn - 1] == '\r'))
 		pn--;
 	uint8_t *pol = NULL;
@@ -423,7 +405,7 @@ static void test_appraisal(void **state)
 	free(rep);
 
 	/* No VEK: the refusal says what is missing. */
-	rep = load(cases[2].report, &len);
+	rep = load_vector(cases[2].report, &len);
 	v = sp_snp_verifier_new();
 	sp_snp_appraisal_init(&a);
 	assert_int_equal(sp_snp_verify(v, rep, len, &a, NULL, &err),
@@ -437,7 +419,7 @@ static void test_appraisal(void **state)
 static void test_report_parse_refusals(void **state)
 {
 	size_t len;
-	uint8_t *rep = load(cases[2].report, &len);
+	uint8_t *rep = load_vector(cases[2].report, &len);
 	sp_snp_report r;
 	sp_err *err = NULL;
 	assert_int_equal(sp_snp_report_parse(&r, rep, len - 1, &err), SP_ERR_PARSE);
@@ -483,7 +465,7 @@ static void test_report_parse_refusals(void **state)
 static void test_cert_table_and_kds_cache(void **state)
 {
 	size_t vn;
-	uint8_t *vcek = load(cases[2].vek, &vn);
+	uint8_t *vcek = load_vector(cases[2].vek, &vn);
 	int kinds[1] = {SP_SNP_CERT_VCEK};
 	const uint8_t *ders[1] = {vcek};
 	size_t lens[1] = {vn};
@@ -533,7 +515,7 @@ static void test_cert_table_and_kds_cache(void **state)
 	char *dir = NULL;
 	assert_int_equal(sp_mkdtemp(&dir, "snp-kds", NULL), 0);
 	size_t len;
-	uint8_t *rep = load(cases[2].report, &len);
+	uint8_t *rep = load_vector(cases[2].report, &len);
 	sp_snp_report r;
 	sp_snp_report_parse(&r, rep, len, NULL);
 	sp_snp_tcb_decode(r.reported_tcb, SP_SNP_CPU_MILAN, &t);
@@ -620,7 +602,7 @@ static sp_simpsp *new_sim(void)
 static void trust_sim(sp_snp_verifier *v, sp_simpsp *p)
 {
 	size_t n;
-	uint8_t *pem = load(sp_simpsp_root_path(p), &n);
+	uint8_t *pem = load_vector(sp_simpsp_root_path(p), &n);
 	assert_int_equal(sp_snp_verifier_trust_sim_root(v, pem, n, NULL), 0);
 	free(pem);
 }
@@ -667,11 +649,11 @@ static void test_sim_report_verifies_only_when_trusted(void **state)
 	 * root as AMD's. */
 	v = sp_snp_verifier_new();
 	size_t n;
-	uint8_t *pem = load(VEC "virtee-sev/src_certs_snp_builtin_milan_ark.pem", &n);
+	uint8_t *pem = load_vector(VEC "virtee-sev/src_certs_snp_builtin_milan_ark.pem", &n);
 	assert_int_not_equal(sp_snp_verifier_trust_sim_root(v, pem, n, &err), 0);
 	sp_err_clear(&err);
 	free(pem);
-	pem = load(sp_simpsp_root_path(p), &n);
+	pem = load_vector(sp_simpsp_root_path(p), &n);
 	assert_int_equal(sp_snp_verifier_add_certs(v, pem, n, NULL), 0);
 	assert_int_equal(sp_snp_verifier_add_cert_table(v, certs, cl, NULL), 0);
 	rep[0x90] ^= 1;
