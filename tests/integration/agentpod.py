@@ -55,10 +55,13 @@ class Pod:
     """The policy (and its SHA-256, the HOST_DATA), each container's
     allowed spec, the image reference and the image disk (a tar)."""
 
-    def __init__(self, m, gen_args=(), edit=None, yaml_text=POD, prefix="pod2"):
+    def __init__(self, m, gen_args=(), edit=None, yaml_text=POD, prefix="pod2",
+                 containers=("writer", "reader"), hostname=HOSTNAME, disk=True):
         """gen_args: more `sealpod policy gen` flags; edit: a function
         changing the generated policy (a dict) before it is fixed;
-        yaml_text: another pod of the same shape; prefix: its file names."""
+        yaml_text: another pod (containers: its containers' names,
+        hostname: the HOSTNAME its specs get); prefix: its file names;
+        disk: whether to pack the image disk."""
         lay = images.busybox_layout()
         self.digest = images.manifest_digest(lay)
         self.image = images.NAME + "@" + self.digest
@@ -86,14 +89,17 @@ class Pod:
             if r.returncode != 0 or r.stdout.strip() != self.host_data:
                 raise harness.Failure("edited policy not canonical: %s %s" % (r.stdout, r.stderr))
         with open(m.path(prefix + "-values.json"), "w") as f:
-            json.dump({"HOSTNAME": HOSTNAME}, f)
+            json.dump({"HOSTNAME": hostname}, f)
         self.specs = {}
-        for name in ("writer", "reader"):
+        for name in containers:
             r = m.run([m.prog("sealpod"), "policy", "spec", m.path(prefix + "-policy.json"), name,
                        "--values", m.path(prefix + "-values.json")])
             if r.returncode != 0:
                 raise harness.Failure("policy spec: " + r.stderr)
             self.specs[name] = json.loads(r.stdout)
+        self.layout = lay
+        if not disk:
+            return
         # The image disk: the layout imported into a store, packed.
         store = m.path(prefix + "-store")
         r = m.run([m.prog("sealpod"), "image", "import", lay, "--store", store,

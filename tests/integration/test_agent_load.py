@@ -4,12 +4,10 @@ a container in one pod. The agent's resident memory and its open file
 descriptors are read from /proc before and after (after a warm-up, so
 allocator pools are already there): both must stay flat, or the agent (PID 1
 of the UVM, with a fixed memory budget) would die of a long-lived pod."""
-import base64
-import json
 import os
 import time
 
-import harness
+import agentpod
 import images
 import test_agent
 from test_agent import first
@@ -46,29 +44,9 @@ WARM = 200
 
 
 def setup_module(m):
-    import yaml
-    lay = images.busybox_layout()
-    m.layout = lay
-    m.digest = images.manifest_digest(lay)
-    with open(m.path("pod.yaml"), "w") as f:
-        f.write(POD)
-    r = m.run([m.prog("sealpod"), "policy", "gen", m.path("pod.yaml"), "--image-dir", lay,
-               "--output", m.path("pod-policy.yaml")])
-    if r.returncode != 0:
-        raise harness.Failure("policy gen: " + r.stderr)
-    doc = yaml.safe_load(open(m.path("pod-policy.yaml")))
-    m.policy = base64.b64decode(doc["metadata"]["annotations"]["io.sealpod.policy"])
-    with open(m.path("policy.json"), "wb") as f:
-        f.write(m.policy)
-    with open(m.path("values.json"), "w") as f:
-        json.dump({"HOSTNAME": "load"}, f)
-    m.specs = {}
-    for name in ("app", "churn"):
-        r = m.run([m.prog("sealpod"), "policy", "spec", m.path("policy.json"), name,
-                   "--values", m.path("values.json")])
-        if r.returncode != 0:
-            raise harness.Failure("policy spec: " + r.stderr)
-        m.specs[name] = json.loads(r.stdout)
+    pod = agentpod.Pod(m, yaml_text=POD, prefix="load", containers=("app", "churn"),
+                       hostname="load", disk=False)
+    m.layout, m.digest, m.policy, m.specs = pod.layout, pod.digest, pod.policy, pod.specs
     m.psp = test_agent.start_psp(m, "psp", m.policy)
     test_agent.wait_path(m.psp, 120, "the sim PSP socket")
     # test_agent.Agent reads its rootfs and sim PSP from that module's M.
