@@ -29,7 +29,9 @@ static bool agent_changed(const char *manifest, const char *agent)
 	json_t *f;
 	json_array_foreach(json_object_get(m, "files"), i, f) {
 		const char *path = json_string_value(json_object_get(f, "path"));
-		const char *want = json_string_value(json_object_get(f, "sha256"));
+		/* A stripped agent records the hash of the file it came from. */
+		json_t *src = json_object_get(f, "unstripped_sha256");
+		const char *want = json_string_value(src ? src : json_object_get(f, "sha256"));
 		if (!path || !want || strcmp(path, "/sbin/sealpod-agent"))
 			continue;
 		uint8_t d[SP_SHA256_LEN];

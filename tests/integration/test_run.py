@@ -640,3 +640,28 @@ def test_publish_needs_network(t):
     r = run(t, y, "--publish", "80:99999", timeout=60)
     t.check(r.returncode != 0 and "--publish `80:99999`" in r.stderr, "bad --publish", r.stderr)
     t.check(not qemu_pids("it-nonet"), "no UVM was started")
+
+
+def test_default_guest_image_is_built_once(t):
+    """Without --guest-dir, `sealpod run` uses the default guest image and
+    rebuilds it only when the agent next to it differs from the one the
+    image was built from (the image holds the agent stripped; the manifest
+    records the hash of the unstripped file). --tee snp stops the run right
+    after the image step on any host (SNP needs KVM, --accel tcg)."""
+    d = t.path("guest")
+    agent = t.prog("sealpod-agent")
+    env = dict(os.environ, SEALPOD_GUEST_DIR=d)
+    argv = [t.prog("sealpod"), "run", "--image-dir", t.module.images, "--tee", "snp",
+            "--accel", "tcg", example("hello.yaml")]
+    other = t.path("agent")
+    with open(agent, "rb") as f, open(other, "wb") as g:
+        g.write(f.read() + b"\0")
+    os.chmod(other, 0o755)
+    t.run([t.prog("sealpod"), "image", "build", "--output", d, "--agent", other],
+          check=True, timeout=120)
+    r = t.run(argv, env=env, timeout=120)
+    t.check("building the guest image" in r.stderr, "another agent: rebuilt", r.stderr)
+    t.check("SEV-SNP needs KVM" in r.stderr, "then stopped at the UVM", r.stderr)
+    r = t.run(argv, env=env, timeout=120)
+    t.check("building the guest image" not in r.stderr, "same agent: not rebuilt", r.stderr)
+    t.check("SEV-SNP needs KVM" in r.stderr, "stopped at the UVM again", r.stderr)

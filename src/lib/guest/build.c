@@ -55,6 +55,7 @@ typedef struct entry {
 	char *host_path;
 	char *package, *pkg_version;
 	bool stripped;
+	char *unstripped_sha256; /* the file as given, before strip */
 } entry;
 
 typedef struct image {
@@ -123,6 +124,13 @@ static int add_host_file(image *im, const char *path, const char *host,
 	return 0;
 }
 
+static char *hex_sha256(const void *data, size_t len)
+{
+	uint8_t d[SP_SHA256_LEN];
+	sp_sha256(d, data, len);
+	return sp_hex_dup(d, sizeof(d));
+}
+
 static void image_free(image *im)
 {
 	for (size_t i = 0; i < im->n; i++) {
@@ -133,6 +141,7 @@ static void image_free(image *im)
 		free(e->host_path);
 		free(e->package);
 		free(e->pkg_version);
+		free(e->unstripped_sha256);
 	}
 	free(im->v);
 }
@@ -239,6 +248,7 @@ static int strip_agent(entry *e, sp_err **err)
 	if (r < 0)
 		return sp_error_wrap(err, "stripping the agent (install binutils, or "
 				     "build with --debug)");
+	e->unstripped_sha256 = hex_sha256(e->data, e->len);
 	free(e->data);
 	e->data = data;
 	e->len = len;
@@ -501,12 +511,6 @@ static void lookup_packages(image *im)
 	free(qv);
 }
 
-static char *hex_sha256(const void *data, size_t len)
-{
-	uint8_t d[SP_SHA256_LEN];
-	sp_sha256(d, data, len);
-	return sp_hex_dup(d, sizeof(d));
-}
 
 /* A JSON string that takes over a malloc'ed C string. */
 static json_t *take_string(char *s)
@@ -539,8 +543,10 @@ static json_t *file_json(const entry *e)
 	json_object_set_new(j, "origin", json_string(e->origin));
 	if (!strcmp(e->origin, "sealpod"))
 		json_object_set_new(j, "sealpod_version", json_string(SEALPOD_VERSION));
-	if (e->stripped)
+	if (e->stripped) {
 		json_object_set_new(j, "stripped", json_true());
+		json_object_set_new(j, "unstripped_sha256", json_string(e->unstripped_sha256));
+	}
 	if (e->package) {
 		json_object_set_new(j, "package", json_string(e->package));
 		if (e->pkg_version)
