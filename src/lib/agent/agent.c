@@ -405,6 +405,7 @@ int sp_agent_dispatch(sp_agent *a, const char *service, const char *method,
 					   m->name, m->req->short_name);
 		return SP_RPC_INVALID_ARGUMENT;
 	}
+	uint64_t t0 = sp_now_ns();
 	pthread_mutex_lock(&a->lock);
 	int rc;
 	/* Decide, act, then commit: the handler commits the policy's
@@ -421,6 +422,9 @@ int sp_agent_dispatch(sp_agent *a, const char *service, const char *method,
 	gate_drop(&change);
 	pthread_mutex_unlock(&a->lock);
 	protobuf_c_message_free_unpacked(msg, NULL);
+	if (m->id != M_HEALTH_CHECK) /* what a slow pod start spends its time on */
+		sp_log_debug("%s: %s in %llu ms", m->name, rpc_name(rc),
+			     (unsigned long long)((sp_now_ns() - t0) / 1000000u));
 	if (rc == SP_RPC_OK) {
 		free(r.msg);
 		*out = r.out;
