@@ -35,14 +35,16 @@ SP_PUBLIC uint8_t *sp_cpio_finish(sp_cpio *c, size_t *len);
 SP_PUBLIC void sp_cpio_free(sp_cpio *c);
 
 enum sp_guest_compress {
-	SP_GUEST_COMPRESS_AUTO = 0, /* zstd if the kernel's config has RD_ZSTD */
+	SP_GUEST_COMPRESS_AUTO = 0, /* the kernel's config decides: lz4, zstd, gzip */
 	SP_GUEST_COMPRESS_GZIP = 1,
 	SP_GUEST_COMPRESS_ZSTD = 2,
 	SP_GUEST_COMPRESS_NONE = 3,
+	SP_GUEST_COMPRESS_LZ4 = 4,
 };
 
 /* Compresses deterministically: gzip with no name and mtime 0 at level 9,
- * or zstd level 19 single-threaded with a content size. */
+ * zstd level 19 single-threaded with a content size, or LZ4 HC at its
+ * highest level in the kernel's legacy framing (8 MiB chunks). */
 SP_PUBLIC int sp_guest_compress(uint8_t **out, size_t *out_len, const void *in,
 				size_t in_len, int kind, sp_err **err);
 

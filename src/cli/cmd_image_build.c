@@ -13,7 +13,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: sealpod image build [--output DIR] [--kernel sealpod|debian|PATH]\n"
 		"         [--modules DIR]\n"
-		"         [--agent PATH] [--debug] [--compress auto|gzip|zstd|none]\n"
+		"         [--agent PATH] [--debug] [--compress auto|lz4|zstd|gzip|none]\n"
 		"         [--append ARGS] [--ovmf FILE --vcpus N] [--ca-bundle PEM] [--sign KEY]\n"
 		"Writes vmlinuz, initrd.img, cmdline and manifest.json into DIR\n"
 		"(default: $SEALPOD_GUEST_DIR, else guest/ next to the sealpod program).\n"
@@ -68,11 +68,13 @@ int cmd_image_build(int argc, char **argv)
 				o.compress = SP_GUEST_COMPRESS_GZIP;
 			else if (!strcmp(optarg, "zstd"))
 				o.compress = SP_GUEST_COMPRESS_ZSTD;
+			else if (!strcmp(optarg, "lz4"))
+				o.compress = SP_GUEST_COMPRESS_LZ4;
 			else if (!strcmp(optarg, "none"))
 				o.compress = SP_GUEST_COMPRESS_NONE;
 			else {
 				fprintf(stderr, "sealpod image build: --compress `%s` is not "
-					"auto, gzip, zstd or none\n", optarg);
+					"auto, lz4, zstd, gzip or none\n", optarg);
 				return 2;
 			}
 			break;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Deterministic compression of the initramfs. Both encoders are run with
+/* Deterministic compression of the initramfs. Every encoder is run with
  * fixed parameters and no timestamps or names, so the output depends only
  * on the input bytes and the library version (recorded in the manifest). */
+#include <lz4hc.h>
 #include <string.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -63,6 +64,48 @@ static int zstd(uint8_t **out, size_t *out_len, const void *in, size_t in_len,
 	return 0;
 }
 
+/* LZ4 in the "legacy" framing, the one the kernel's initramfs unpacker
+ * reads (lib/decompress_unlz4.c): a little-endian magic, then each 8 MiB
+ * chunk of input as a little-endian 32-bit compressed size and an LZ4
+ * block. */
+#define LZ4_LEGACY_MAGIC 0x184C2102u
+#define LZ4_LEGACY_CHUNK (8u << 20)
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+static int lz4_legacy(uint8_t **out, size_t *out_len, const uint8_t *in,
+		      size_t in_len, sp_err **err)
+{
+	size_t chunks = in_len / LZ4_LEGACY_CHUNK + 1;
+	size_t cap = 4 + chunks * (4 + (size_t)LZ4_compressBound(LZ4_LEGACY_CHUNK));
+	uint8_t *buf = sp_xmalloc(cap);
+	size_t n = 0;
+	put_le32(buf, LZ4_LEGACY_MAGIC);
+	n += 4;
+	for (size_t off = 0; off < in_len; off += LZ4_LEGACY_CHUNK) {
+		int len = (int)(in_len - off < LZ4_LEGACY_CHUNK ? in_len - off
+							       : LZ4_LEGACY_CHUNK);
+		int z = LZ4_compress_HC((const char *)in + off, (char *)buf + n + 4, len,
+					(int)(cap - n - 4), LZ4HC_CLEVEL_MAX);
+		if (z <= 0) {
+			free(buf);
+			return sp_error(err, SP_ERR_SYSTEM,
+					"lz4: compressing the chunk at %zu failed", off);
+		}
+		put_le32(buf + n, (uint32_t)z);
+		n += 4 + (size_t)z;
+	}
+	*out = buf;
+	*out_len = n;
+	return 0;
+}
+
 int sp_guest_compress(uint8_t **out, size_t *out_len, const void *in,
 		      size_t in_len, int kind, sp_err **err)
 {
@@ -74,6 +117,8 @@ int sp_guest_compress(uint8_t **out, size_t *out_len, const void *in,
 		return gzip(out, out_len, in, in_len, err);
 	case SP_GUEST_COMPRESS_ZSTD:
 		return zstd(out, out_len, in, in_len, err);
+	case SP_GUEST_COMPRESS_LZ4:
+		return lz4_legacy(out, out_len, in, in_len, err);
 	case SP_GUEST_COMPRESS_NONE:
 		*out = sp_xmemdup(in, in_len);
 		*out_len = in_len;
