@@ -198,15 +198,16 @@ static int iface_apply(sp_agent *a, const agent_net_iface *want, sp_err **err)
 					  want->mtu);
 			goto out;
 		}
-		static __thread struct rtnl_addr_list l;
-		if ((r = rtnl_addr_list_get(&pod, &l, f.index)) < 0) {
+		_cleanup_free_ struct rtnl_addr_list *lp = sp_xzalloc(sizeof(*lp));
+		struct rtnl_addr_list *l = lp;
+		if ((r = rtnl_addr_list_get(&pod, l, f.index)) < 0) {
 			rc = sp_error_sys(err, -r, "interface %s (%s): list its addresses", want->name,
 					  macs);
 			goto out;
 		}
-		for (size_t i = 0; i < l.n; i++) {
-			r = rtnl_addr(&pod, RTM_DELADDR, 0, f.index, l.a[i].ifa.ifa_family, l.a[i].addr,
-				     l.a[i].ifa.ifa_prefixlen);
+		for (size_t i = 0; i < l->n; i++) {
+			r = rtnl_addr(&pod, RTM_DELADDR, 0, f.index, l->a[i].ifa.ifa_family,
+				      l->a[i].addr, l->a[i].ifa.ifa_prefixlen);
 			if (r < 0 && r != -EADDRNOTAVAIL) {
 				rc = sp_error_sys(err, -r, "interface %s (%s): remove an old address",
 						  want->name, macs);

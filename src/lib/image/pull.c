@@ -203,10 +203,10 @@ static int apply_layer(sp_image_store *s, const sp_image_ref *ref,
 		return sp_error_wrap(err, "layer %s", d->digest);
 	/* Drain what follows the end-of-archive so that both digests
 	 * cover the whole blob. */
-	static __thread uint8_t sink[65536];
+	_cleanup_free_ uint8_t *sink = sp_xmalloc(65536);
 	uint64_t extra = 0;
 	ssize_t n;
-	while ((n = v->read(v, sink, sizeof(sink), err)) > 0)
+	while ((n = v->read(v, sink, 65536, err)) > 0)
 		if ((extra += (uint64_t)n) > MAX_TRAILER)
 			return sp_error(err, SP_ERR_LIMIT,
 					"layer %s: more than %u bytes after its end-of-archive",

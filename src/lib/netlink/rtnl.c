@@ -106,9 +106,11 @@ int rtnl_talk(rtnl *n, rtnl_msg *m, rtnl_cb cb, void *ctx)
 		m->h.nlmsg_flags |= NLM_F_ACK;
 	if (send(n->fd, m->buf, m->h.nlmsg_len, 0) < 0)
 		return -errno;
-	static __thread uint8_t rbuf[32768];
+	/* On the heap, not in thread-local storage: every thread of the
+	 * agent would carry (and zero at its start) a copy. */
+	_cleanup_free_ uint8_t *rbuf = sp_xmalloc(RTNL_RECV_BUF);
 	for (;;) {
-		ssize_t got = recv(n->fd, rbuf, sizeof(rbuf), 0);
+		ssize_t got = recv(n->fd, rbuf, RTNL_RECV_BUF, 0);
 		if (got < 0) {
 			if (errno == EINTR)
 				continue;
@@ -365,26 +367,26 @@ static int route_cb(const struct nlmsghdr *h, void *ctx)
 
 int rtnl_routes_flush(rtnl *n, const int *indexes, size_t n_indexes)
 {
-	static __thread struct route_list l;
-	memset(&l, 0, sizeof(l));
-	l.indexes = indexes;
-	l.n_indexes = n_indexes;
+	_cleanup_free_ struct route_list *lp = sp_xzalloc(sizeof(*lp));
+	struct route_list *l = lp;
+	l->indexes = indexes;
+	l->n_indexes = n_indexes;
 	for (int fam = 0; fam < 2; fam++) {
 		rtnl_msg m;
 		rtnl_msg_init(&m, RTM_GETROUTE, NLM_F_DUMP, sizeof(struct rtmsg));
 		((struct rtmsg *)rtnl_body(&m))->rtm_family = fam ? AF_INET6 : AF_INET;
-		int r = rtnl_talk(n, &m, route_cb, &l);
+		int r = rtnl_talk(n, &m, route_cb, l);
 		if (r < 0)
 			return r;
 	}
-	for (size_t i = 0; i < l.n; i++) {
+	for (size_t i = 0; i < l->n; i++) {
 		rtnl_msg m;
 		rtnl_msg_init(&m, RTM_DELROUTE, 0, sizeof(struct rtmsg));
 		struct rtmsg *rt = rtnl_body(&m);
-		*rt = l.r[i].rt;
+		*rt = l->r[i].rt;
 		if (rt->rtm_dst_len)
-			rtnl_attr(&m, RTA_DST, l.r[i].dst, rt->rtm_family == AF_INET ? 4 : 16);
-		rtnl_attr_u32(&m, RTA_OIF, (uint32_t)l.r[i].oif);
+			rtnl_attr(&m, RTA_DST, l->r[i].dst, rt->rtm_family == AF_INET ? 4 : 16);
+		rtnl_attr_u32(&m, RTA_OIF, (uint32_t)l->r[i].oif);
 		int r = rtnl_talk(n, &m, NULL, NULL);
 		if (r < 0 && r != -ESRCH)
 			return r;

@@ -13,6 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* What one recv() of a reply may hold. */
+#define RTNL_RECV_BUF 32768
+
 typedef struct rtnl {
 	int fd;
 	uint32_t seq;
