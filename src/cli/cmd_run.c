@@ -42,7 +42,8 @@ static void usage(FILE *f)
 		"  --accel auto|kvm|tcg accelerator (default auto: KVM if it can run guests)\n"
 		"  --attest             fetch a report over a fresh nonce, verify it, print the claims\n"
 		"  --guest-dir DIR      the guest image (default: built on first use)\n"
-		"  --vcpus N, --memory MiB  UVM size (default 1, 512)\n"
+		"  --vcpus N           UVM vCPUs (default 1)\n"
+		"  --memory MiB        UVM memory (default 256 plus the containers' memory limits)\n"
 		"  --grace SECONDS      SIGTERM-to-SIGKILL grace on Ctrl-C (default: the pod's\n"
 		"                       terminationGracePeriodSeconds, else 30)\n"
 		"  --name NAME          the pod's name here (default: metadata.name)\n"
@@ -314,7 +315,7 @@ int cmd_run(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
-	struct run_opts ro = {.tee = "sim", .accel = "auto", .vcpus = 1, .memory_mib = 512,
+	struct run_opts ro = {.tee = "sim", .accel = "auto", .vcpus = 1, .memory_mib = 0,
 			      .grace_s = -1, .backend = "vm", .network = "user"};
 	_cleanup_free_ const char **publish = sp_xcalloc((size_t)argc + 1, sizeof(char *));
 	ro.publish = publish;
@@ -333,7 +334,13 @@ int cmd_run(int argc, char **argv)
 		case O_ATTEST: ro.attest = true; break;
 		case O_GUEST: ro.guest_dir = optarg; break;
 		case O_VCPUS: ro.vcpus = (unsigned)strtoul(optarg, NULL, 10); break;
-		case O_MEMORY: ro.memory_mib = strtoull(optarg, NULL, 10); break;
+		case O_MEMORY:
+			ro.memory_mib = strtoull(optarg, NULL, 10);
+			if (ro.memory_mib < 64) {
+				fprintf(stderr, "sealpod run: --memory must be at least 64\n");
+				return 2;
+			}
+			break;
 		case O_GRACE: ro.grace_s = atoi(optarg); break;
 		case O_NAME: ro.name = optarg; break;
 		case O_BACKEND: ro.backend = optarg; break;
@@ -382,8 +389,8 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "sealpod run: --network must be user or none, not `%s`\n", ro.network);
 		return 2;
 	}
-	if (ro.vcpus == 0 || ro.memory_mib < 64) {
-		fprintf(stderr, "sealpod run: --vcpus must be at least 1 and --memory at least 64\n");
+	if (ro.vcpus == 0) {
+		fprintf(stderr, "sealpod run: --vcpus must be at least 1\n");
 		return 2;
 	}
 
@@ -428,6 +435,8 @@ int cmd_run(int argc, char **argv)
 	}
 	/* The images the policy pins, for the UVM's image disk. */
 	const json_t *pcs = json_object_get(sp_policy_json(rp.policy), "containers");
+	if (!ro.memory_mib)
+		ro.memory_mib = run_uvm_memory_mib(pcs);
 	_cleanup_free_ const char **images = sp_xcalloc(json_array_size(pcs) + 1, sizeof(char *));
 	for (size_t k = 0; k < json_array_size(pcs); k++)
 		images[k] = json_string_value(json_object_get(json_array_get(pcs, k), "image"));

@@ -60,6 +60,12 @@ void run_pod_clear(struct run_pod *rp);
 int run_config(struct sp_runtime_config **out, const struct run_opts *o, const char *tmp,
 	       const char *const *images, sp_err **err);
 
+/* The UVM's memory when --memory is not given: a base for the kernel, the
+ * agent and unpacked images, plus the containers' memory limits (the
+ * policy's containers[].resources.limits.memory), as Kata sizes its VMs. */
+#define RUN_UVM_BASE_MIB 256
+uint64_t run_uvm_memory_mib(const json_t *policy_containers);
+
 /* The default image store: examples' OCI layout, if `make demo` built it. */
 char *run_default_image_dir(void);
 /* Credentials for ref's registry, or for the mirror `registry` (a URL)

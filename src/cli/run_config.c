@@ -114,6 +114,21 @@ static int run_images_registry(char **out, const char *const *images, sp_err **e
 	return 0;
 }
 
+uint64_t run_uvm_memory_mib(const json_t *pcs)
+{
+	uint64_t mib = RUN_UVM_BASE_MIB;
+	for (size_t i = 0; i < json_array_size(pcs); i++) {
+		json_t *lim = json_object_get(json_array_get(pcs, i), "resources");
+		json_int_t bytes = json_integer_value(
+			json_object_get(json_object_get(lim, "limits"), "memory"));
+		if (bytes <= 0)
+			continue; /* no limit */
+		uint64_t m = ((uint64_t)bytes + (1u << 20) - 1) >> 20;
+		mib += m < (1u << 20) ? m : (1u << 20); /* QEMU refuses beyond anyway */
+	}
+	return mib;
+}
+
 char *run_default_image_dir(void)
 {
 	const char *env = getenv("SEALPOD_IMAGE_DIR");

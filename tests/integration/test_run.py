@@ -254,6 +254,8 @@ def test_detached_pods_ps_logs_exec_stop(t):
         y = t.path(n + ".yaml")
         with open(y, "w") as f:
             f.write(DETACHED % (n, n))
+            if n == names[1]:  # sized by its limit
+                f.write("    resources: {limits: {memory: 100Mi}}\n")
         yamls.append(y)
         t.cleanup(lambda n=n: sealpod(t, "stop", n, "--grace", "0", timeout=120))
     a, b = names
@@ -272,6 +274,11 @@ def test_detached_pods_ps_logs_exec_stop(t):
 
     r = run(t, yamls[1], "--detach")
     t.eq(r.returncode, 0, "second pod\n" + r.stderr)
+    # The UVM's memory: 256 MiB, plus the containers' memory limits.
+    for n, mib in ((a, "256"), (b, "356")):
+        with open("/proc/%s/cmdline" % min(qemu_pids(n))) as f:
+            argv = f.read().split("\0")
+        t.eq(argv[argv.index("-m") + 1], mib, "QEMU -m of %s" % n)
 
     ps = sealpod(t, "ps")
     t.eq(ps.returncode, 0, "ps exit code")

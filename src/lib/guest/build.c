@@ -25,8 +25,13 @@
 
 #define MAX_INPUT_FILE (256u << 20)
 /* no_timer_check: skips the boot-time check that the timer interrupt
- * ticks (a 10-tick busy wait; QEMU's timer works). */
-#define CMDLINE_BASE "console=ttyS0 panic=-1 oops=panic no_timer_check"
+ * ticks (a 10-tick busy wait; QEMU's timer works).
+ * page_reporting_order=4: free page reporting hands back free blocks of
+ * 64 KiB and up, not only whole 2 MiB pageblocks, which a guest's
+ * scattered frees seldom leave (11 MiB less host memory per idle pod;
+ * docs/launcher.md). Inert under SNP, which has no balloon device. */
+#define CMDLINE_BASE \
+	"console=ttyS0 panic=-1 oops=panic no_timer_check page_reporting.page_reporting_order=4"
 
 static const char *const default_modules[] = {
 	"virtio_pci", "virtio_mmio", "virtio_console", "virtio_blk", "virtio_net",
