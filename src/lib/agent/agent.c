@@ -422,8 +422,10 @@ int sp_agent_dispatch(sp_agent *a, const char *service, const char *method,
 	gate_drop(&change);
 	pthread_mutex_unlock(&a->lock);
 	protobuf_c_message_free_unpacked(msg, NULL);
-	if (m->id != M_HEALTH_CHECK) /* what a slow pod start spends its time on */
-		sp_log_debug("%s: %s in %llu ms", m->name, rpc_name(rc),
+	/* What a slow pod start spends its time on (failures are logged
+	 * below, at info level). */
+	if (rc == SP_RPC_OK && m->id != M_HEALTH_CHECK)
+		sp_log_debug("%s: OK in %llu ms", m->name,
 			     (unsigned long long)((sp_now_ns() - t0) / 1000000u));
 	if (rc == SP_RPC_OK) {
 		free(r.msg);
