@@ -108,7 +108,8 @@ typedef struct sp_ttrpc_server sp_ttrpc_server;
 
 typedef struct sp_ttrpc_server_opts {
 	unsigned version;        /* 1 */
-	unsigned workers;        /* handler threads; 0 = 4 */
+	unsigned workers;        /* at most this many handler threads (started
+				  * as jobs wait); 0 = 4 */
 	/* Called when a connection opens/closes; the return value of
 	 * on_connect becomes call->conn_data. Both optional. */
 	void *(*on_connect)(void *user, int fd);

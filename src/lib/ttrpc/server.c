@@ -23,6 +23,7 @@
 #include "ttrpc/wire.h"
 
 #define DEFAULT_WORKERS 4u
+#define INITIAL_WORKERS 4u /* started with the server; more on demand */
 #define DEFAULT_MAX_INFLIGHT 128u
 /* Stop reading a connection whose peer leaves this much unread. */
 #define MAX_PENDING_OUT (8u << 20)
@@ -106,6 +107,7 @@ struct sp_ttrpc_server {
 	pthread_cond_t job_cond;
 	pthread_cond_t idle_cond;
 	job *jq_head, *jq_tail;
+	unsigned queued;          /* jobs in the queue */
 	unsigned running;         /* jobs in handlers */
 	unsigned running_plain;   /* of which not SP_TTRPC_CONTROL */
 	unsigned live_workers;
@@ -495,6 +497,7 @@ static job *take_job(sp_ttrpc_server *s)
 		if (s->jq_tail == j)
 			s->jq_tail = prev;
 		j->next = NULL;
+		s->queued--;
 		return j;
 	}
 	return NULL;
@@ -538,6 +541,8 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+static int spawn_worker(sp_ttrpc_server *s);
+
 static void enqueue(sp_ttrpc_server *s, job *j)
 {
 	pthread_mutex_lock(&s->mu);
@@ -546,6 +551,17 @@ static void enqueue(sp_ttrpc_server *s, job *j)
 	else
 		s->jq_head = j;
 	s->jq_tail = j;
+	s->queued++;
+	/* Workers start as they are needed, up to opts.workers: one more
+	 * when the queue holds more jobs than there are workers not in a
+	 * handler (each thread costs the guest memory; docs/ttrpc.md). */
+	if (s->queued > s->live_workers - s->running && s->live_workers < s->opts.workers &&
+	    !s->stop_workers) {
+		int r = spawn_worker(s);
+		if (r)
+			sp_log_warn("ttrpc server: starting a worker thread: %s (%u running)",
+				    strerror(r), s->live_workers);
+	}
 	pthread_cond_signal(&s->job_cond);
 	pthread_mutex_unlock(&s->mu);
 }
@@ -832,29 +848,34 @@ static bool all_idle(sp_ttrpc_server *s)
 	return true;
 }
 
-static int start_workers(sp_ttrpc_server *s, sp_err **err)
+/* One more worker (s->mu held). 0 or an errno. */
+static int spawn_worker(sp_ttrpc_server *s)
 {
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	for (unsigned i = 0; i < s->opts.workers; i++) {
-		pthread_t t;
-		atomic_fetch_add(&s->refs, 1);
-		pthread_mutex_lock(&s->mu);
-		s->live_workers++;
-		pthread_mutex_unlock(&s->mu);
-		int r = pthread_create(&t, &attr, worker_main, s);
-		if (r) {
-			pthread_mutex_lock(&s->mu);
-			s->live_workers--;
-			pthread_mutex_unlock(&s->mu);
-			atomic_fetch_sub(&s->refs, 1);
-			pthread_attr_destroy(&attr);
-			return sp_error_sys(err, r, "ttrpc server: starting worker threads");
-		}
+	pthread_t t;
+	atomic_fetch_add(&s->refs, 1);
+	s->live_workers++;
+	int r = pthread_create(&t, &attr, worker_main, s);
+	if (r) {
+		s->live_workers--;
+		atomic_fetch_sub(&s->refs, 1);
 	}
 	pthread_attr_destroy(&attr);
-	return 0;
+	return r;
+}
+
+/* The first few workers; the others start when jobs wait (enqueue). */
+static int start_workers(sp_ttrpc_server *s, sp_err **err)
+{
+	unsigned n = s->opts.workers < INITIAL_WORKERS ? s->opts.workers : INITIAL_WORKERS;
+	pthread_mutex_lock(&s->mu);
+	int r = 0;
+	for (unsigned i = 0; i < n && !r; i++)
+		r = spawn_worker(s);
+	pthread_mutex_unlock(&s->mu);
+	return r ? sp_error_sys(err, r, "ttrpc server: starting worker threads") : 0;
 }
 
 /* Tells the workers to finish and waits for them until deadline; a
@@ -874,6 +895,7 @@ static void stop_workers(sp_ttrpc_server *s, uint64_t deadline)
 		free(j);
 	}
 	s->jq_tail = NULL;
+	s->queued = 0;
 	pthread_cond_broadcast(&s->job_cond);
 	while (s->live_workers > 0) {
 		if (pthread_cond_timedwait(&s->idle_cond, &s->mu, &ts) == ETIMEDOUT)
