@@ -14,7 +14,8 @@
 #define RUN "/run/sp/vm1"
 
 /* q35 outside SNP: without the devices the guest does not use. */
-#define Q35 "q35,sata=off,smbus=off,vmport=off,i8042=off"
+#define Q35 "q35,sata=off,smbus=off,vmport=off,i8042=off", "-global", \
+	"ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off"
 /* Firmware outside SNP. */
 #define QBOOT "-bios", "qboot.rom"
 /* Free page reporting, last (not under SNP). */
