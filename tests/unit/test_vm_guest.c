@@ -350,7 +350,7 @@ static void test_build_sealpod_kernel(void **state)
 	write_text(p, k, klen);
 	free(p);
 	free(k);
-	const char cfg[] = "CONFIG_RD_LZ4=y\nCONFIG_RD_ZSTD=y\n# CONFIG_MODULES is not set\n";
+	const char cfg[] = "CONFIG_RD_LZ4=y\nCONFIG_RD_ZSTD=y\nCONFIG_HZ=100\n# CONFIG_MODULES is not set\n";
 	p = sp_xasprintf("%s/config-6.12.118-sealpod", entry);
 	write_text(p, cfg, strlen(cfg));
 	free(p);
@@ -386,6 +386,8 @@ static void test_build_sealpod_kernel(void **state)
 	assert_true(json_is_false(json_object_get(jk, "modules_supported")));
 	assert_string_equal(json_str(jk, "config"), SP_GUEST_KERNEL_CONFIG);
 	assert_int_equal(json_array_size(json_object_get(m, "modules")), 0);
+	/* sealpod's kernel learns the APIC timer's period: 1 GHz / HZ */
+	assert_non_null(strstr(json_str(m, "cmdline"), " lapic_timer_period=10000000 "));
 	/* auto: the fastest the kernel unpacks */
 	assert_non_null(strstr(json_str(json_object_get(m, "initrd"), "compression"), "lz4 legacy"));
 	bool list = false;
