@@ -133,10 +133,20 @@ int main(int argc, char **argv)
 			sp_log_set_level(sp_log_level_parse(optarg));
 			break;
 		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		default:
+			/* As PID 1 the arguments are the kernel command line's
+			 * words the kernel did not know: exiting would panic
+			 * the guest over a typo in `image build --append`. */
+			if (pid1)
+				break;
+			usage(stderr);
+			return 2;
 		}
 	}
-	if (optind != argc || (!pid1 && n_listen == 0)) {
+	for (int i = optind; pid1 && i < argc; i++)
+		fprintf(stderr, "sealpod-agent: ignoring `%s` from the kernel command line\n",
+			argv[i]);
+	if ((!pid1 && optind != argc) || (!pid1 && n_listen == 0)) {
 		usage(stderr);
 		return 2;
 	}
