@@ -355,7 +355,8 @@ static void test_build_sealpod_kernel(void **state)
 	write_text(p, cfg, strlen(cfg));
 	free(p);
 	const char info[] = "source_package=linux-source-6.12\nsource_version=6.12.118-1~deb12u1\n"
-			    "config_sha256=abc\noptions_enabled=321\nunknown_key=x\nno equals\n";
+			    "config_sha256=abc\nadditions_sha256=def\noptions_enabled=321\nunknown_key=x\n"
+			    "no equals\n";
 	p = sp_xasprintf("%s/build-info", entry);
 	write_text(p, info, strlen(info));
 	free(p);
@@ -382,6 +383,7 @@ static void test_build_sealpod_kernel(void **state)
 	assert_string_equal(json_str(jk, "source_package"), "linux-source-6.12");
 	assert_string_equal(json_str(jk, "source_version"), "6.12.118-1~deb12u1");
 	assert_int_equal(json_integer_value(json_object_get(jk, "options_enabled")), 321);
+	assert_string_equal(json_str(jk, "additions_sha256"), "def");
 	assert_null(json_object_get(jk, "unknown_key"));
 	assert_true(json_is_false(json_object_get(jk, "modules_supported")));
 	assert_string_equal(json_str(jk, "config"), SP_GUEST_KERNEL_CONFIG);

@@ -388,8 +388,8 @@ static void add_build_info(json_t *jk, const char *dir)
 	if (sp_read_file(&data, &len, p, 64 << 10, NULL) < 0)
 		return;
 	static const char *const keys[] = {"source_package", "source_version",
-					   "fragment_sha256", "config_sha256",
-					   "toolchain", "options_enabled"};
+					   "fragment_sha256", "additions_sha256",
+					   "config_sha256", "toolchain", "options_enabled"};
 	char *save = NULL;
 	for (char *line = strtok_r((char *)data, "\n", &save); line;
 	     line = strtok_r(NULL, "\n", &save)) {
