@@ -146,7 +146,7 @@ int main(int argc, char **argv)
 	for (int i = optind; pid1 && i < argc; i++)
 		fprintf(stderr, "sealpod-agent: ignoring `%s` from the kernel command line\n",
 			argv[i]);
-	if ((!pid1 && optind != argc) || (!pid1 && n_listen == 0)) {
+	if (!pid1 && (optind != argc || n_listen == 0)) {
 		usage(stderr);
 		return 2;
 	}

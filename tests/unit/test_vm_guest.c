@@ -12,6 +12,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "sealpod/bytes.h"
 #include "sealpod/file.h"
 #include "sealpod/guest.h"
 #include "sealpod/hash.h"
@@ -95,11 +96,6 @@ static void test_compress_deterministic(void **state)
 	free(z);
 }
 
-static uint32_t le32(const uint8_t *p)
-{
-	return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* LZ4 in the kernel's legacy framing: the magic, then a size-prefixed
  * block per 8 MiB of input; the same bytes twice. */
 static void test_compress_lz4_legacy(void **state)
@@ -115,11 +111,11 @@ static void test_compress_lz4_legacy(void **state)
 	assert_int_equal(an, bn);
 	assert_memory_equal(a, b, an);
 	assert_true(an < n);
-	assert_int_equal(le32(a), 0x184C2102u);
+	assert_int_equal(sp_le32(a), 0x184C2102u);
 	uint8_t *out = sp_xmalloc(8u << 20);
 	size_t off = 4, done = 0, chunks = 0;
 	while (off < an) {
-		uint32_t z = le32(a + off);
+		uint32_t z = sp_le32(a + off);
 		off += 4;
 		assert_true(off + z <= an);
 		int got = LZ4_decompress_safe((const char *)a + off, (char *)out, (int)z, 8 << 20);

@@ -198,8 +198,7 @@ static int iface_apply(sp_agent *a, const agent_net_iface *want, sp_err **err)
 					  want->mtu);
 			goto out;
 		}
-		_cleanup_free_ struct rtnl_addr_list *lp = sp_xzalloc(sizeof(*lp));
-		struct rtnl_addr_list *l = lp;
+		_cleanup_free_ struct rtnl_addr_list *l = sp_xzalloc(sizeof(*l));
 		if ((r = rtnl_addr_list_get(&pod, l, f.index)) < 0) {
 			rc = sp_error_sys(err, -r, "interface %s (%s): list its addresses", want->name,
 					  macs);

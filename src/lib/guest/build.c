@@ -9,8 +9,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <zlib.h>
 #include <lz4hc.h>
+#include <zlib.h>
 #include <zstd.h>
 
 #include "sealpod/bytes.h"
@@ -339,32 +339,40 @@ static uint8_t *read_kernel_config(const char *kernel, const char *release,
 	return data;
 }
 
-static bool config_has(const uint8_t *cfg, size_t len, const char *line)
+/* The rest of the first line starting with `prefix` (NULL if none), its
+ * length in *rest. */
+static const uint8_t *config_line(const uint8_t *cfg, size_t len, const char *prefix,
+				  size_t *rest)
 {
-	if (!cfg)
-		return false;
-	size_t n = strlen(line);
-	for (size_t i = 0; i + n <= len; i++)
-		if ((i == 0 || cfg[i - 1] == '\n') && !memcmp(cfg + i, line, n) &&
-		    (i + n == len || cfg[i + n] == '\n'))
-			return true;
-	return false;
+	size_t n = strlen(prefix);
+	for (size_t i = 0; cfg && i + n <= len; i++) {
+		if ((i && cfg[i - 1] != '\n') || memcmp(cfg + i, prefix, n))
+			continue;
+		const uint8_t *v = cfg + i + n, *nl = memchr(v, '\n', len - i - n);
+		*rest = nl ? (size_t)(nl - v) : len - i - n;
+		return v;
+	}
+	return NULL;
 }
 
-/* The number after `name` (e.g. "CONFIG_HZ=") on a line of its own, or 0. */
+static bool config_has(const uint8_t *cfg, size_t len, const char *line)
+{
+	size_t rest;
+	return config_line(cfg, len, line, &rest) && rest == 0;
+}
+
+/* The decimal value of `name` (e.g. "CONFIG_HZ="), or 0. */
 static unsigned long config_number(const uint8_t *cfg, size_t len, const char *name)
 {
-	size_t n = strlen(name);
-	for (size_t i = 0; cfg && i + n < len; i++) {
-		if ((i && cfg[i - 1] != '\n') || memcmp(cfg + i, name, n))
-			continue;
-		unsigned long v = 0;
-		size_t k = i + n;
-		for (; k < len && cfg[k] >= '0' && cfg[k] <= '9' && v < 1000000000ul; k++)
-			v = v * 10 + (unsigned long)(cfg[k] - '0');
-		return k < len && cfg[k] == '\n' ? v : 0;
+	size_t rest;
+	const uint8_t *v = config_line(cfg, len, name, &rest);
+	unsigned long n = 0;
+	for (size_t k = 0; v && k < rest; k++) {
+		if (v[k] < '0' || v[k] > '9' || n >= 1000000000ul)
+			return 0;
+		n = n * 10 + (unsigned long)(v[k] - '0');
 	}
-	return 0;
+	return n;
 }
 
 /* What the kernel unpacks, fastest first under TCG: LZ4 unpacks in a
@@ -535,7 +543,6 @@ static void lookup_packages(image *im)
 	}
 	free(qv);
 }
-
 
 /* A JSON string that takes over a malloc'ed C string. */
 static json_t *take_string(char *s)

@@ -7,6 +7,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "sealpod/bytes.h"
 #include "sealpod/guest.h"
 
 #define ZSTD_LEVEL 19
@@ -71,14 +72,6 @@ static int zstd(uint8_t **out, size_t *out_len, const void *in, size_t in_len,
 #define LZ4_LEGACY_MAGIC 0x184C2102u
 #define LZ4_LEGACY_CHUNK (8u << 20)
 
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
 static int lz4_legacy(uint8_t **out, size_t *out_len, const uint8_t *in,
 		      size_t in_len, sp_err **err)
 {
@@ -86,7 +79,7 @@ static int lz4_legacy(uint8_t **out, size_t *out_len, const uint8_t *in,
 	size_t cap = 4 + chunks * (4 + (size_t)LZ4_compressBound(LZ4_LEGACY_CHUNK));
 	uint8_t *buf = sp_xmalloc(cap);
 	size_t n = 0;
-	put_le32(buf, LZ4_LEGACY_MAGIC);
+	sp_put_le32(buf, LZ4_LEGACY_MAGIC);
 	n += 4;
 	for (size_t off = 0; off < in_len; off += LZ4_LEGACY_CHUNK) {
 		int len = (int)(in_len - off < LZ4_LEGACY_CHUNK ? in_len - off
@@ -98,7 +91,7 @@ static int lz4_legacy(uint8_t **out, size_t *out_len, const uint8_t *in,
 			return sp_error(err, SP_ERR_SYSTEM,
 					"lz4: compressing the chunk at %zu failed", off);
 		}
-		put_le32(buf + n, (uint32_t)z);
+		sp_put_le32(buf + n, (uint32_t)z);
 		n += 4 + (size_t)z;
 	}
 	*out = buf;

@@ -367,8 +367,7 @@ static int route_cb(const struct nlmsghdr *h, void *ctx)
 
 int rtnl_routes_flush(rtnl *n, const int *indexes, size_t n_indexes)
 {
-	_cleanup_free_ struct route_list *lp = sp_xzalloc(sizeof(*lp));
-	struct route_list *l = lp;
+	_cleanup_free_ struct route_list *l = sp_xzalloc(sizeof(*l));
 	l->indexes = indexes;
 	l->n_indexes = n_indexes;
 	for (int fam = 0; fam < 2; fam++) {
