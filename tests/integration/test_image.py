@@ -4,9 +4,12 @@ in for the guest's block device), a docker-archive, the local store
 bearer token), plus tampering and path-escape archives that must be
 refused with nothing written outside. Native for now; pulls inside a
 running UVM come with the agent and launcher."""
+import gzip
 import json
 import os
+import shutil
 import subprocess
+import tarfile
 
 import images
 
@@ -104,6 +107,58 @@ def test_docker_archive_import_pack_pull(t):
     t.eq(json.loads(r.stdout)["digest"], t.module.digest, "config resolves the tag")
     r = sealpod(t, "import", t.module.layout, "--store", store)
     t.check(r.returncode != 0 and "--tag" in r.stderr, "bare tag needs --tag", r.stderr)
+
+
+def flip_member_byte(disk, member):
+    with tarfile.open(disk) as tf:
+        m = tf.getmember(member)
+    with open(disk, "r+b") as f:
+        f.seek(m.offset_data + m.size // 2)
+        b = f.read(1)
+        f.seek(m.offset_data + m.size // 2)
+        f.write(bytes([b[0] ^ 1]))
+
+
+def test_pack_holds_layers_uncompressed(t):
+    # pack adds each gzip layer uncompressed, under its diff_id: the guest
+    # reads that copy (no inflating, one hash) and verifies it against the
+    # config's diff_id like any other blob.
+    store = t.path("store")
+    r = sealpod(t, "import", t.module.layout, "--store", store, "--tag", "example.com/bb:v1")
+    t.eq(r.returncode, 0, "import: " + r.stderr)
+    disk = t.path("pack.tar")
+    r = sealpod(t, "pack", "--store", store, "--output", disk, "example.com/bb:v1")
+    t.eq(r.returncode, 0, "pack: " + r.stderr)
+    man = json.loads(images.read_blob(t.module.layout, t.module.digest))
+    cfg = json.loads(images.read_blob(t.module.layout, man["config"]["digest"]))
+    with tarfile.open(disk) as tf:
+        names = tf.getnames()
+        for layer, diff_id in zip(man["layers"], cfg["rootfs"]["diff_ids"]):
+            t.check(layer["mediaType"].endswith("+gzip"), "the test image's layers are gzip")
+            member = "blobs/sha256/" + diff_id[7:]
+            t.check(member in names, "uncompressed copy of " + layer["digest"], names)
+            plain = tf.extractfile(member).read()
+            t.eq(plain, gzip.decompress(images.read_blob(t.module.layout, layer["digest"])),
+                 "the copy is the layer uncompressed")
+    dest = t.path("root")
+    r = pull(t, "tar:" + disk, "example.com/bb:v1", t.module.digest, dest)
+    t.eq(r.returncode, 0, "pull from the packed disk: " + r.stderr)
+    check_busybox(t, dest)
+    # The compressed layer is no longer read at all...
+    first = man["layers"][0]["digest"]
+    bad = t.path("bad-compressed.tar")
+    shutil.copy(disk, bad)
+    flip_member_byte(bad, "blobs/sha256/" + first[7:])
+    r = pull(t, "tar:" + bad, "example.com/bb:v1", t.module.digest, t.path("root2"))
+    t.eq(r.returncode, 0, "the uncompressed copy is what the pull reads: " + r.stderr)
+    # ...and a tampered uncompressed copy is refused, nothing left behind.
+    diff_id = cfg["rootfs"]["diff_ids"][0]
+    flip_member_byte(disk, "blobs/sha256/" + diff_id[7:])
+    dest = t.path("root3")
+    r = pull(t, "tar:" + disk, "example.com/bb:v1", t.module.digest, dest)
+    t.check(r.returncode != 0 and "uncompressed layer" in r.stderr,
+            "a tampered uncompressed copy refused", r.stderr)
+    no_leftovers(t, dest)
 
 
 def test_tampered_layer_refused(t):

@@ -128,6 +128,9 @@ struct img_store_ops {
 	int (*open_blob)(sp_image_store *s, const sp_image_ref *ref,
 			 const char *digest, int64_t size, img_stream **out,
 			 sp_err **err);
+	/* Whether the store holds a blob, without reading it (NULL: a
+	 * remote store, where asking would cost a request). */
+	bool (*has_blob)(sp_image_store *s, const char *digest);
 	void (*close)(sp_image_store *s);
 };
 
@@ -155,6 +158,10 @@ struct img_manifest {
 	size_t nlayers;
 	struct img_desc *layers;
 };
+/* The manifest's layers and the config's diff_ids of the image ref_s
+ * whose manifest (or index) has digest pin, each verified. */
+int img_layers(sp_image_store *s, const char *ref_s, const char *pin,
+	       struct img_manifest *m, char ***diff_ids, sp_err **err);
 enum img_kind { IMG_KIND_MANIFEST = 1, IMG_KIND_INDEX = 2 };
 /* Classifies a manifest or index by its mediaType (field or header). */
 int img_manifest_kind(const uint8_t *data, size_t len, const char *hdr_type,

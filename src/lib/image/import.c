@@ -265,6 +265,101 @@ static int tar_put_mem(int fd, const char *name, const void *data, size_t len,
 	return r;
 }
 
+/* A compressed layer is also packed uncompressed, under its diff_id,
+ * unless it unpacks to more than this (the disk grows by the whole
+ * size). The guest then reads those bytes and skips inflating. */
+#define PLAIN_LAYER_MAX (256ull << 20)
+
+/* Appends layer d, decompressed, to the tar at fd as blobs/sha256/<diff_id
+ * hex>. The size goes into the header once known; a layer over
+ * PLAIN_LAYER_MAX is taken back out (*added false). */
+static int pack_plain_layer(sp_image_store *s, int fd, const struct img_desc *d,
+			    const char *algo, const char *diff_id, bool *added,
+			    sp_err **err)
+{
+	*added = false;
+	off_t at = lseek(fd, 0, SEEK_CUR);
+	_cleanup_free_ char *name = sp_xasprintf("blobs/sha256/%s", diff_id + 7);
+	if (at < 0)
+		return sp_error_sys(err, errno, "seek");
+	int r = img_tar_write_header(fd, name, '0', 0, 0644, err);
+	if (r < 0)
+		return r;
+	sp_image_ref none = {0};
+	img_stream *raw = NULL;
+	if ((r = s->ops->open_blob(s, &none, d->digest, d->size, &raw, err)) < 0)
+		return r;
+	img_stream *comp = img_verify_stream(raw, d->digest, d->size, "layer");
+	_cleanup_stream_ img_stream *v = img_verify_stream(img_decompress_stream(comp, algo),
+							   diff_id, -1, "uncompressed layer");
+	static uint8_t buf[1 << 16];
+	uint64_t total = 0;
+	ssize_t n;
+	while ((n = v->read(v, buf, sizeof(buf), err)) > 0) {
+		if ((total += (uint64_t)n) > PLAIN_LAYER_MAX)
+			break;
+		if (sp_write_all(fd, buf, (size_t)n) < 0)
+			return sp_error_sys(err, errno, "write layer %s", diff_id);
+	}
+	if (n < 0)
+		return sp_error_wrap(err, "layer %s", d->digest);
+	if (total > PLAIN_LAYER_MAX) {
+		if (ftruncate(fd, at) < 0 || lseek(fd, at, SEEK_SET) < 0)
+			return sp_error_sys(err, errno, "truncate");
+		return 0;
+	}
+	if ((r = img_tar_write_pad(fd, total, err)) < 0)
+		return r;
+	off_t end = lseek(fd, 0, SEEK_CUR);
+	if (end < 0 || lseek(fd, at, SEEK_SET) < 0)
+		return sp_error_sys(err, errno, "seek");
+	if ((r = img_tar_write_header(fd, name, '0', total, 0644, err)) < 0)
+		return r;
+	if (lseek(fd, end, SEEK_SET) < 0)
+		return sp_error_sys(err, errno, "seek");
+	*added = true;
+	return 0;
+}
+
+static bool strv_has(char *const *v, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(v[i], s))
+			return true;
+	return false;
+}
+
+/* Every compressed layer of the images, uncompressed, once each. */
+static int pack_plain_layers(sp_image_store *s, int fd, const char *const *refs,
+			     char *const *pins, const struct blobset *bs, sp_err **err)
+{
+	_cleanup_strv_ char **done = NULL;
+	size_t ndone = 0;
+	int r = 0;
+	for (size_t i = 0; r == 0 && refs[i]; i++) {
+		struct img_manifest m = {0};
+		_cleanup_strv_ char **diff_ids = NULL;
+		if ((r = img_layers(s, refs[i], pins[i], &m, &diff_ids, err)) < 0)
+			break;
+		for (size_t k = 0; r == 0 && k < m.nlayers; k++) {
+			const char *algo = NULL;
+			if (img_layer_compression(m.layers[k].media_type, &algo, NULL) < 0 ||
+			    !algo || strv_has(done, ndone, diff_ids[k]) ||
+			    strv_has(bs->digests, bs->n, diff_ids[k]))
+				continue;
+			bool added;
+			r = pack_plain_layer(s, fd, &m.layers[k], algo, diff_ids[k], &added, err);
+			if (r == 0 && added) {
+				done = sp_xrealloc(done, (ndone + 2) * sizeof(char *));
+				done[ndone++] = sp_xstrdup(diff_ids[k]);
+				done[ndone] = NULL;
+			}
+		}
+		img_manifest_clear(&m);
+	}
+	return r;
+}
+
 int sp_image_pack(const char *store_dir, const char *output,
 		  const char *const *refs, sp_err **err)
 {
@@ -276,6 +371,10 @@ int sp_image_pack(const char *store_dir, const char *output,
 	_cleanup_json_ json_t *index = json_pack("{s:i,s:s,s:[]}", "schemaVersion", 2,
 						 "mediaType", IMG_MT_OCI_INDEX, "manifests");
 	json_t *ms = json_object_get(index, "manifests");
+	size_t nrefs = 0;
+	while (refs[nrefs])
+		nrefs++;
+	_cleanup_strv_ char **pins = sp_xcalloc(nrefs + 1, sizeof(char *));
 	for (size_t i = 0; r == 0 && refs[i]; i++) {
 		_cleanup_image_ref_ sp_image_ref *ref = NULL;
 		if ((r = sp_image_ref_parse(&ref, refs[i], err)) < 0)
@@ -285,7 +384,8 @@ int sp_image_pack(const char *store_dir, const char *output,
 		size_t len;
 		if ((r = s->ops->get_manifest(s, ref, &data, &len, &mt, err)) < 0)
 			break;
-		_cleanup_free_ char *digest = sp_sha256_digest_str(data, len);
+		pins[i] = sp_sha256_digest_str(data, len);
+		const char *digest = pins[i];
 		_cleanup_free_ char *tmt = NULL;
 		int64_t size;
 		if ((r = collect(s, ref, digest, &bs, &tmt, &size, err)) < 0)
@@ -330,6 +430,8 @@ int sp_image_pack(const char *store_dir, const char *output,
 		    (r = copy_blob(s, &none, bs.digests[i], fd, NULL, err)) == 0)
 			r = img_tar_write_pad(fd, (uint64_t)size, err);
 	}
+	if (r == 0)
+		r = pack_plain_layers(s, fd, refs, pins, &bs, err);
 	if (r == 0)
 		r = img_tar_write_end(fd, err);
 	if (r == 0 && (fchmod(fd, 0644) < 0 || rename(tmp, output) < 0))

@@ -248,6 +248,25 @@ static int layout_open_blob(sp_image_store *s, const sp_image_ref *ref,
 	return open_file(l, p, out, &size, err);
 }
 
+static bool has_file(struct layout *l, const char *name)
+{
+	if (l->dirfd >= 0)
+		return faccessat(l->dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+	struct tar_file *f;
+	return file_find(l, name, &f) == 0;
+}
+
+/* A docker-archive keys its layers by diff_id already; an OCI layout
+ * that sealpod packed may hold a compressed layer's diff_id as well. */
+static bool layout_has_blob(sp_image_store *s, const char *digest)
+{
+	struct layout *l = (struct layout *)s;
+	if (l->docker || !sp_image_digest_valid(digest))
+		return false;
+	_cleanup_free_ char *p = blob_path(digest);
+	return has_file(l, p);
+}
+
 static void dimage_clear(struct dimage *d)
 {
 	sp_strv_freep(&d->tags);
@@ -280,16 +299,9 @@ static void layout_close(sp_image_store *s)
 static const struct img_store_ops layout_ops = {
 	.get_manifest = layout_get_manifest,
 	.open_blob = layout_open_blob,
+	.has_blob = layout_has_blob,
 	.close = layout_close,
 };
-
-static bool has_file(struct layout *l, const char *name)
-{
-	if (l->dirfd >= 0)
-		return faccessat(l->dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
-	struct tar_file *f;
-	return file_find(l, name, &f) == 0;
-}
 
 /* docker-archive: manifest.json is [{Config, RepoTags, Layers}]. */
 static int docker_load(struct layout *l, sp_err **err)
