@@ -18,11 +18,18 @@ struct blobset {
 	size_t n;
 };
 
-static void blobset_add(struct blobset *b, const char *digest)
+static bool blobset_has(const struct blobset *b, const char *digest)
 {
 	for (size_t i = 0; i < b->n; i++)
 		if (!strcmp(b->digests[i], digest))
-			return;
+			return true;
+	return false;
+}
+
+static void blobset_add(struct blobset *b, const char *digest)
+{
+	if (blobset_has(b, digest))
+		return;
 	b->digests = sp_xrealloc(b->digests, (b->n + 2) * sizeof(char *));
 	b->digests[b->n++] = sp_xstrdup(digest);
 	b->digests[b->n] = NULL;
@@ -321,20 +328,11 @@ static int pack_plain_layer(sp_image_store *s, int fd, const struct img_desc *d,
 	return 0;
 }
 
-static bool strv_has(char *const *v, size_t n, const char *s)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!strcmp(v[i], s))
-			return true;
-	return false;
-}
-
 /* Every compressed layer of the images, uncompressed, once each. */
 static int pack_plain_layers(sp_image_store *s, int fd, const char *const *refs,
 			     char *const *pins, const struct blobset *bs, sp_err **err)
 {
-	_cleanup_strv_ char **done = NULL;
-	size_t ndone = 0;
+	struct blobset done = {0};
 	int r = 0;
 	for (size_t i = 0; r == 0 && refs[i]; i++) {
 		struct img_manifest m = {0};
@@ -344,19 +342,16 @@ static int pack_plain_layers(sp_image_store *s, int fd, const char *const *refs,
 		for (size_t k = 0; r == 0 && k < m.nlayers; k++) {
 			const char *algo = NULL;
 			if (img_layer_compression(m.layers[k].media_type, &algo, NULL) < 0 ||
-			    !algo || strv_has(done, ndone, diff_ids[k]) ||
-			    strv_has(bs->digests, bs->n, diff_ids[k]))
+			    !algo || blobset_has(&done, diff_ids[k]) || blobset_has(bs, diff_ids[k]))
 				continue;
 			bool added;
 			r = pack_plain_layer(s, fd, &m.layers[k], algo, diff_ids[k], &added, err);
-			if (r == 0 && added) {
-				done = sp_xrealloc(done, (ndone + 2) * sizeof(char *));
-				done[ndone++] = sp_xstrdup(diff_ids[k]);
-				done[ndone] = NULL;
-			}
+			if (r == 0 && added)
+				blobset_add(&done, diff_ids[k]);
 		}
 		img_manifest_clear(&m);
 	}
+	sp_strv_freep(&done.digests);
 	return r;
 }
 

@@ -206,24 +206,21 @@ static int apply_layer(sp_image_store *s, const sp_image_ref *ref,
 	int r = img_layer_compression(d->media_type, &algo, err);
 	if (r < 0)
 		return r;
+	/* The disk the host packed may hold the layer uncompressed too,
+	 * under its diff_id (sp_image_pack). The config's diff_id pins those
+	 * bytes as the manifest pins the compressed ones, and reading them
+	 * costs no inflating and one hash instead of two. */
+	bool plain = algo && s->ops->has_blob && s->ops->has_blob(s, diff_id);
 	img_stream *raw = NULL;
-	_cleanup_stream_ img_stream *v = NULL;
-	if (algo && s->ops->has_blob && s->ops->has_blob(s, diff_id)) {
-		/* The disk the host packed holds the layer uncompressed too
-		 * (sp_image_pack). The config's diff_id pins those bytes as
-		 * the manifest pins the compressed ones, and reading them
-		 * costs no inflating and one hash instead of two. */
-		if ((r = s->ops->open_blob(s, ref, diff_id, -1, &raw, err)) < 0)
-			return r;
-		v = img_verify_stream(img_readahead_stream(raw), diff_id, -1,
-				      "uncompressed layer");
-	} else {
-		if ((r = s->ops->open_blob(s, ref, d->digest, d->size, &raw, err)) < 0)
-			return r;
-		img_stream *comp = img_verify_stream(raw, d->digest, d->size, "layer");
-		img_stream *plain = img_readahead_stream(img_decompress_stream(comp, algo));
-		v = img_verify_stream(plain, diff_id, -1, "uncompressed layer");
-	}
+	if ((r = s->ops->open_blob(s, ref, plain ? diff_id : d->digest, plain ? -1 : d->size,
+				   &raw, err)) < 0)
+		return r;
+	img_stream *in = plain ? raw
+			       : img_decompress_stream(img_verify_stream(raw, d->digest, d->size,
+									 "layer"),
+						       algo);
+	_cleanup_stream_ img_stream *v = img_verify_stream(img_readahead_stream(in), diff_id, -1,
+							   "uncompressed layer");
 	img_tar *t = img_tar_new(v);
 	r = img_unpack_layer(u, t, err);
 	img_tar_free(t);
